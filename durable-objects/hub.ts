@@ -1,0 +1,214 @@
+import { DurableObject } from "cloudflare:workers";
+import type { AgentEvent, LoggedEvent } from "../src/domain/events";
+import { planReplay, trimBelow } from "../src/domain/replay";
+import { SSE_HEADERS, parseLastEventId, sseComment, sseEvent, sseRetry } from "../src/lib/sse";
+
+/** Applied event ids are kept this long: longer than a queue retains a message (4 days). */
+export const APPLIED_TTL_MS = 14 * 24 * 3600 * 1000;
+/** A subscriber with this many unsent chunks is too slow and is dropped, never waited on. */
+const MAX_QUEUED_CHUNKS = 512;
+const RETRY_MS = 2000;
+
+export type ApplyResult = { event_id: string; status: "applied"; seq: number } | { event_id: string; status: "duplicate" } | { event_id: string; status: "rejected"; reason: string };
+
+export interface ApplyReport<Summary> {
+  results: ApplyResult[];
+  summary: Summary;
+  /** Grows with every change to the state: the D1 index keeps the row with the highest. */
+  version: number;
+}
+
+interface Subscriber {
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+}
+
+type Outcome<S> = { accepted: true; state: S } | { accepted: false; state: S; reason: string };
+
+/**
+ * The event log and SSE fan-out shared by SessionHub and TopicHub. State is one small row;
+ * the log and the applied ids are tables, so replay works after eviction or a deploy.
+ * Subclasses supply the reducer and the summary.
+ */
+export abstract class Hub<S, Summary> extends DurableObject<Env> {
+  protected state: S | null = null;
+  protected version = 0;
+  protected lastSeq = 0;
+  private subscribers = new Set<Subscriber>();
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      this.migrate();
+      this.load();
+    });
+  }
+
+  protected abstract reduce(state: S, event: AgentEvent, now: string): Outcome<S>;
+  protected abstract summarize(state: S): Summary;
+
+  private migrate(): void {
+    const sql = this.ctx.storage.sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS hub_state (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL, version INTEGER NOT NULL, last_seq INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS hub_events (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS hub_applied (event_id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`);
+    sql.exec(`CREATE INDEX IF NOT EXISTS hub_applied_at ON hub_applied (applied_at)`);
+  }
+
+  private load(): void {
+    const row = this.ctx.storage.sql.exec<{ json: string; version: number; last_seq: number }>(`SELECT json, version, last_seq FROM hub_state WHERE id = 1`).toArray()[0];
+    if (row) {
+      this.state = JSON.parse(row.json) as S;
+      this.version = row.version;
+      this.lastSeq = row.last_seq;
+    }
+  }
+
+  protected save(state: S): void {
+    this.state = state;
+    this.version += 1;
+    this.ctx.storage.sql.exec(
+      `INSERT INTO hub_state (id, json, version, last_seq) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json, version = excluded.version, last_seq = excluded.last_seq`,
+      JSON.stringify(state),
+      this.version,
+      this.lastSeq,
+    );
+  }
+
+  /** The current state's summary, or null when this hub was never created. */
+  async summary(): Promise<{ summary: Summary; version: number } | null> {
+    return this.state ? { summary: this.summarize(this.state), version: this.version } : null;
+  }
+
+  /**
+   * Applies events in the order given, each exactly once: an id seen before is a duplicate
+   * and changes nothing. Accepted events are logged with the next sequence number and sent
+   * to every subscriber; rejected ones are neither logged nor sent.
+   */
+  protected applyEvents(events: AgentEvent[], onRejected?: (state: S, event: AgentEvent, reason: string, now: string) => S): ApplyReport<Summary> {
+    if (!this.state) throw new Error("hub is not created");
+    const results: ApplyResult[] = [];
+    const toSend: Uint8Array[] = [];
+    const sql = this.ctx.storage.sql;
+    this.ctx.storage.transactionSync(() => {
+      for (const event of events) {
+        const nowMs = Date.now();
+        const now = new Date(nowMs).toISOString();
+        const seen = sql.exec(`SELECT 1 FROM hub_applied WHERE event_id = ?`, event.id).toArray().length > 0;
+        if (seen) {
+          results.push({ event_id: event.id, status: "duplicate" });
+          continue;
+        }
+        sql.exec(`INSERT INTO hub_applied (event_id, applied_at) VALUES (?, ?)`, event.id, nowMs);
+        const outcome = this.reduce(this.state as S, event, now);
+        if (!outcome.accepted) {
+          const recorded = onRejected ? onRejected(outcome.state, event, outcome.reason, now) : outcome.state;
+          this.save(recorded);
+          results.push({ event_id: event.id, status: "rejected", reason: outcome.reason });
+          continue;
+        }
+        this.lastSeq += 1;
+        const logged: LoggedEvent = { ...event, received_at: now };
+        sql.exec(`INSERT INTO hub_events (seq, event_id, type, body) VALUES (?, ?, ?, ?)`, this.lastSeq, event.id, event.type, JSON.stringify(logged));
+        this.save(outcome.state);
+        results.push({ event_id: event.id, status: "applied", seq: this.lastSeq });
+        toSend.push(sseEvent({ id: this.lastSeq, event: event.type, data: logged }));
+      }
+      sql.exec(`DELETE FROM hub_events WHERE seq <= ?`, trimBelow(this.lastSeq, this.history()));
+    });
+    for (const chunk of toSend) this.broadcast(chunk);
+    void this.ensureAlarm();
+    return { results, summary: this.summarize(this.state), version: this.version };
+  }
+
+  private history(): number {
+    const n = Number(this.env.STREAM_HISTORY);
+    return Number.isFinite(n) && n > 0 ? n : 1000;
+  }
+
+  /** Streams: `retry`, then a snapshot or the replay after Last-Event-ID, then live events. */
+  override async fetch(request: Request): Promise<Response> {
+    if (!this.state) return new Response("not found", { status: 404 });
+    const url = new URL(request.url);
+    const lastId = parseLastEventId(request.headers.get("Last-Event-ID") ?? url.searchParams.get("last_event_id"));
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    const sub: Subscriber = { writer: writable.getWriter() };
+
+    // Everything from here to the subscription is synchronous (SQLite calls are), so no
+    // event can be applied in between: the replay and the live events meet with no gap.
+    const sql = this.ctx.storage.sql;
+    const oldest = sql.exec<{ s: number | null }>(`SELECT MIN(seq) AS s FROM hub_events`).one().s ?? this.lastSeq + 1;
+    const plan = planReplay(lastId, oldest, this.lastSeq);
+    const first: Uint8Array[] = [sseRetry(RETRY_MS)];
+    if (plan.kind === "replay") {
+      for (const row of sql.exec<{ seq: number; type: string; body: string }>(`SELECT seq, type, body FROM hub_events WHERE seq > ? ORDER BY seq`, plan.after)) {
+        first.push(sseEvent({ id: row.seq, event: row.type, data: row.body }));
+      }
+    } else {
+      if (plan.kind === "reset") first.push(sseEvent({ event: "reset", data: { reason: plan.reason, last_event_id: lastId === "invalid" ? null : lastId, current: this.lastSeq } }));
+      first.push(sseEvent({ id: this.lastSeq, event: "snapshot", data: this.summarize(this.state) }));
+    }
+    for (const chunk of first) this.send(sub, chunk);
+    this.subscribers.add(sub);
+    this.startHeartbeat();
+    request.signal?.addEventListener("abort", () => this.drop(sub));
+    return new Response(readable, { headers: SSE_HEADERS });
+  }
+
+  /** How many streams are open: for tests and the status page. */
+  async subscriberCount(): Promise<number> {
+    return this.subscribers.size;
+  }
+
+  private broadcast(chunk: Uint8Array): void {
+    for (const sub of this.subscribers) this.send(sub, chunk);
+  }
+
+  /** Never awaited: one stalled reader must not hold up the others. */
+  private send(sub: Subscriber, chunk: Uint8Array): void {
+    const desired = sub.writer.desiredSize;
+    if (desired !== null && desired < -MAX_QUEUED_CHUNKS) {
+      this.drop(sub);
+      return;
+    }
+    sub.writer.write(chunk).catch(() => this.drop(sub));
+  }
+
+  private drop(sub: Subscriber): void {
+    if (!this.subscribers.delete(sub)) return;
+    sub.writer.abort().catch(() => {});
+    if (this.subscribers.size === 0) this.stopHeartbeat();
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeat) return;
+    const ms = Number(this.env.HEARTBEAT_MS);
+    this.heartbeat = setInterval(() => this.broadcast(sseComment("heartbeat")), Number.isFinite(ms) && ms > 0 ? ms : 15_000);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  private async ensureAlarm(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + 24 * 3600 * 1000);
+  }
+
+  /** Forgets applied event ids after APPLIED_TTL_MS; runs daily while any are kept. */
+  override async alarm(): Promise<void> {
+    this.ctx.storage.sql.exec(`DELETE FROM hub_applied WHERE applied_at < ?`, Date.now() - APPLIED_TTL_MS);
+    const left = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM hub_applied`).one().n;
+    if (left > 0) await this.ctx.storage.setAlarm(Date.now() + 24 * 3600 * 1000);
+  }
+
+  /** Stored event count and applied-id count: for tests of trimming and the TTL. */
+  async storageCounts(): Promise<{ events: number; applied: number; last_seq: number }> {
+    const sql = this.ctx.storage.sql;
+    return {
+      events: sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM hub_events`).one().n,
+      applied: sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM hub_applied`).one().n,
+      last_seq: this.lastSeq,
+    };
+  }
+}

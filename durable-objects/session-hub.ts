@@ -1,0 +1,41 @@
+import type { AgentEvent } from "../src/domain/events";
+import type { Json } from "../src/domain/json";
+import { type RejectedEvent, type SessionState, applySessionEvent, newSession, reject } from "../src/domain/session";
+import { type ApplyReport, Hub } from "./hub";
+
+export type SessionSummary = Omit<SessionState, "team_id">;
+
+/** One research session (named `{team_id}:{session_id}`): its state, log and session stream. */
+export class SessionHub extends Hub<SessionState, SessionSummary> {
+  protected reduce(state: SessionState, event: AgentEvent, now: string) {
+    return applySessionEvent(state, event, now);
+  }
+
+  protected summarize(state: SessionState): SessionSummary {
+    const { team_id: _team, ...rest } = state;
+    return rest;
+  }
+
+  /** Creates the session; false when it already exists (the caller answers 409). */
+  async create(init: { id: string; team_id: string; title?: string | null; metadata?: Record<string, Json> }): Promise<{ created: boolean; summary: SessionSummary; version: number }> {
+    const created = this.state === null;
+    if (created) this.save(newSession({ ...init, now: new Date().toISOString() }));
+    return { created, summary: this.summarize(this.state as SessionState), version: this.version };
+  }
+
+  async apply(events: AgentEvent[]): Promise<ApplyReport<SessionSummary>> {
+    return this.applyEvents(events, (state, event, reason, now) => reject(state, event, reason, now).state);
+  }
+
+  /** Records events a TopicHub refused, so they are visible on the session. */
+  async recordRejected(rejected: RejectedEvent[]): Promise<void> {
+    if (!this.state || rejected.length === 0) return;
+    let state = this.state;
+    const now = new Date().toISOString();
+    for (const r of rejected) {
+      if (state.rejected_events.some((e) => e.event_id === r.event_id)) continue;
+      state = reject(state, { id: r.event_id, type: r.type }, r.reason, now).state;
+    }
+    this.save(state);
+  }
+}

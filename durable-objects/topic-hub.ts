@@ -1,0 +1,43 @@
+import type { AgentEvent } from "../src/domain/events";
+import type { Step } from "../src/domain/steps";
+import { type TopicState, type TopicSummary, applyTopicEvent, newTopic, topicSummary } from "../src/domain/topic";
+import { type ApplyReport, Hub } from "./hub";
+
+export interface TopicInit {
+  id: string;
+  session_id: string;
+  team_id: string;
+  hypothesis?: string | null;
+  max_turns?: Partial<Record<Step, number>>;
+}
+
+/** One topic of a session (named `{team_id}:{session_id}:{topic_id}`): its steps, alphas and stream. */
+export class TopicHub extends Hub<TopicState, TopicSummary> {
+  protected reduce(state: TopicState, event: AgentEvent, now: string) {
+    return applyTopicEvent(state, event, now);
+  }
+
+  protected summarize(state: TopicState): TopicSummary {
+    return topicSummary(state);
+  }
+
+  /**
+   * Creates the topic if it does not exist yet. A topic is also created by its first event
+   * (queues keep no order, so a step may arrive before `topic_added`); a hypothesis that
+   * arrives later fills in one that is still empty.
+   */
+  async ensure(init: TopicInit): Promise<{ created: boolean; summary: TopicSummary; version: number }> {
+    const created = this.state === null;
+    if (created) {
+      this.save(newTopic({ ...init, now: new Date().toISOString() }));
+    } else if (init.hypothesis && this.state && this.state.hypothesis === null) {
+      this.save({ ...this.state, hypothesis: init.hypothesis });
+    }
+    return { created, summary: this.summarize(this.state as TopicState), version: this.version };
+  }
+
+  async apply(init: TopicInit, events: AgentEvent[]): Promise<ApplyReport<TopicSummary> & { created: boolean }> {
+    const { created } = await this.ensure(init);
+    return { ...this.applyEvents(events), created };
+  }
+}

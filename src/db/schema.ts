@@ -1,0 +1,107 @@
+import type { Json } from "../domain/json";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const teams = sqliteTable("teams", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  // Secrets are AES-GCM ciphertexts under SECRETS_KEY (src/lib/crypto.ts), never plain text.
+  signingSecret: text("signing_secret"),
+  githubWebhookSecret: text("github_webhook_secret"),
+  githubToken: text("github_token"),
+  dailyBudgetUsd: real("daily_budget_usd"),
+  maxRunning: text("max_running", { mode: "json" }).$type<Record<string, number>>(),
+  createdAt: text("created_at").notNull(),
+  updatedAt: text("updated_at").notNull(),
+});
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    teamId: text("team_id").notNull().references(() => teams.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    scopes: text("scopes", { mode: "json" }).notNull().$type<string[]>(),
+    // SHA-256 of the whole key: keys are 192 random bits, so a fast hash is enough.
+    hash: text("hash").notNull(),
+    prefix: text("prefix").notNull(),
+    createdAt: text("created_at").notNull(),
+    lastUsedAt: text("last_used_at"),
+  },
+  (t) => [uniqueIndex("api_keys_hash").on(t.hash), index("api_keys_team").on(t.teamId)],
+);
+
+/** Index rows derived from the SessionHub: versioned, so a stale write never wins. */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    status: text("status").notNull(),
+    title: text("title"),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, Json>>(),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+    version: integer("version").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("sessions_team_created").on(t.teamId, t.createdAt)],
+);
+
+export const topics = sqliteTable(
+  "topics",
+  {
+    teamId: text("team_id").notNull(),
+    sessionId: text("session_id").notNull(),
+    id: text("id").notNull(),
+    status: text("status").notNull(),
+    currentStep: text("current_step"),
+    hypothesis: text("hypothesis"),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+    version: integer("version").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.sessionId, t.id] })],
+);
+
+export const alphas = sqliteTable(
+  "alphas",
+  {
+    teamId: text("team_id").notNull(),
+    sessionId: text("session_id").notNull(),
+    topicId: text("topic_id").notNull(),
+    id: text("id").notNull(),
+    name: text("name"),
+    expression: text("expression"),
+    metrics: text("metrics", { mode: "json" }).$type<Record<string, number>>(),
+    passed: integer("passed", { mode: "boolean" }),
+    registeredAt: text("registered_at"),
+    evaluatedAt: text("evaluated_at"),
+    version: integer("version").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.sessionId, t.topicId, t.id] })],
+);
+
+/** Callback messages that exhausted their retries, kept for people to inspect. */
+export const deadLetters = sqliteTable(
+  "dead_letters",
+  {
+    id: text("id").primaryKey(),
+    teamId: text("team_id").notNull(),
+    queue: text("queue").notNull(),
+    messageId: text("message_id").notNull(),
+    body: text("body", { mode: "json" }).notNull(),
+    attempts: integer("attempts").notNull(),
+    receivedAt: text("received_at").notNull(),
+  },
+  (t) => [index("dead_letters_team").on(t.teamId, t.receivedAt), uniqueIndex("dead_letters_message").on(t.messageId)],
+);
+
+/** Standard Webhooks ids seen within the tolerance window: a second use is a replay. */
+export const webhookIds = sqliteTable(
+  "webhook_ids",
+  {
+    teamId: text("team_id").notNull(),
+    webhookId: text("webhook_id").notNull(),
+    seenAt: integer("seen_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.webhookId] }), index("webhook_ids_seen").on(t.seenAt)],
+);

@@ -1,0 +1,120 @@
+import { z } from "zod";
+
+/**
+ * The event envelope agents send to `POST /v1/callbacks` and browsers receive over SSE.
+ * Each type's `data` has its own schema; unknown fields are kept (`loose`), not refused,
+ * so agents can carry extra context through to the stream.
+ */
+const id = z.string().min(1).max(200);
+// Step names are validated by the reducer, not here: an unknown step is a rejected event
+// recorded on the session (the issue says so), not a 400 for the whole request.
+const stepName = z.string().min(1).max(64);
+const nonNegInt = z.number().int().nonnegative();
+const nonNeg = z.number().nonnegative();
+
+export const toolUsageSchema = z.looseObject({
+  name: z.string().min(1).max(200),
+  calls: nonNegInt,
+  duration_ms: nonNeg.default(0),
+  errors: nonNegInt.default(0),
+});
+
+export const eventDataSchemas = {
+  topic_added: z.looseObject({ topic_id: id, hypothesis: z.string().max(10_000).optional() }),
+  update_status: z.looseObject({
+    status: z.enum(["created", "running", "completed", "failed"]),
+    reason: z.string().max(10_000).optional(),
+  }),
+  insight_started: z.looseObject({ insight_id: id, title: z.string().max(1000).optional() }),
+  insight_failed: z.looseObject({ insight_id: id, error: z.string().max(10_000) }),
+  step_started: z.looseObject({ step: stepName, max_turns: z.number().int().positive().optional() }),
+  step_completed: z.looseObject({
+    step: stepName,
+    turns: nonNegInt,
+    cost_usd: nonNeg.optional(),
+    duration_ms: nonNeg.optional(),
+  }),
+  step_failed: z.looseObject({
+    step: stepName,
+    error: z.string().max(10_000),
+    turns: nonNegInt.optional(),
+    duration_ms: nonNeg.optional(),
+  }),
+  "alpha.registered": z.looseObject({
+    alpha_id: id,
+    name: z.string().max(1000).optional(),
+    expression: z.string().max(10_000).optional(),
+  }),
+  "alpha.evaluated": z.looseObject({
+    alpha_id: id,
+    metrics: z.record(z.string(), z.number()),
+    passed: z.boolean(),
+  }),
+  "workspace.sync": z.looseObject({
+    files: z.array(z.looseObject({ path: z.string().min(1).max(1024), size: nonNegInt, etag: z.string().optional() })).max(1000),
+  }),
+  "usage.reported": z.looseObject({
+    step: stepName,
+    tools: z.array(toolUsageSchema).max(500),
+    turns: nonNegInt.optional(),
+    cost_usd: nonNeg.optional(),
+  }),
+} as const;
+
+export type EventType = keyof typeof eventDataSchemas;
+export const EVENT_TYPES = Object.keys(eventDataSchemas) as EventType[];
+export const SESSION_EVENT_TYPES = ["topic_added", "update_status", "insight_started", "insight_failed"] as const;
+
+export function isSessionLevel(type: EventType): boolean {
+  return (SESSION_EVENT_TYPES as readonly string[]).includes(type);
+}
+
+const envelopeBase = z.object({
+  id: id.describe("client-chosen, unique per team; the idempotency key"),
+  type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
+  session_id: id,
+  topic_id: id.optional(),
+  occurred_at: z.iso.datetime({ offset: true }).optional(),
+  data: z.record(z.string(), z.unknown()),
+});
+
+/** One event as validated at the edge: envelope plus the type's own `data` schema. */
+export const eventSchema = envelopeBase.superRefine((event, ctx) => {
+  const parsed = eventDataSchemas[event.type].safeParse(event.data);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      ctx.addIssue({ code: "custom", message: issue.message, path: ["data", ...issue.path] });
+    }
+  }
+  if (!isSessionLevel(event.type) && !event.topic_id) {
+    ctx.addIssue({ code: "custom", message: `${event.type} is a topic-level event and needs topic_id`, path: ["topic_id"] });
+  }
+});
+
+export type AgentEvent = z.infer<typeof envelopeBase>;
+
+/** What is stored in a hub's log and sent over SSE: the event as received, plus when it was applied. */
+export interface LoggedEvent extends AgentEvent {
+  received_at: string;
+}
+
+/** `POST /v1/callbacks` takes one event or `{events: [...]}` with at most 100. */
+export const callbackBatchSchema = z.object({ events: z.array(eventSchema).min(1).max(100) });
+export const callbackBodySchema = z.union([callbackBatchSchema, eventSchema]);
+
+/**
+ * Picks the schema by shape before validating, so a bad event inside a batch gets a field
+ * error at `events.N…` rather than zod's opaque "no union member matched".
+ */
+export function parseCallbackBody(body: unknown) {
+  const isBatch = typeof body === "object" && body !== null && "events" in body;
+  const result = isBatch ? callbackBatchSchema.safeParse(body) : eventSchema.safeParse(body);
+  if (!result.success) return { success: false as const, error: result.error };
+  const events: AgentEvent[] = "events" in result.data ? result.data.events : [result.data];
+  return { success: true as const, events };
+}
+
+/** Typed view of an event's data, for reducers (the edge already validated it). */
+export function dataOf<T extends EventType>(event: AgentEvent & { type: T }): z.infer<(typeof eventDataSchemas)[T]> {
+  return eventDataSchemas[event.type].parse(event.data) as z.infer<(typeof eventDataSchemas)[T]>;
+}

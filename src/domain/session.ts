@@ -1,0 +1,106 @@
+import { type AgentEvent, dataOf } from "./events";
+import type { Json } from "./json";
+
+export const SESSION_STATUSES = ["created", "running", "completed", "failed"] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+
+export interface RejectedEvent {
+  event_id: string;
+  type: string;
+  reason: string;
+}
+
+export interface Insight {
+  id: string;
+  title?: string;
+  status: "started" | "failed";
+  error?: string;
+}
+
+/** The state a SessionHub keeps: small, rewritten as one row per change. */
+export interface SessionState {
+  id: string;
+  team_id: string;
+  status: SessionStatus;
+  status_reason?: string;
+  title: string | null;
+  metadata: Record<string, Json>;
+  created_at: string;
+  updated_at: string;
+  insights: Record<string, Insight>;
+  /** Bounded: the newest REJECTED_KEEP are kept, so a misbehaving agent cannot grow the row forever. */
+  rejected_events: RejectedEvent[];
+}
+
+export const REJECTED_KEEP = 100;
+
+export type Outcome<S> = { accepted: true; state: S } | { accepted: false; state: S; reason: string };
+
+export function isTerminal(status: SessionStatus): boolean {
+  return status === "completed" || status === "failed";
+}
+
+/**
+ * The session state machine: `created → running → completed | failed`.
+ * Terminal states are never left; setting the current status again is a harmless no-op.
+ */
+export function transitionSession(from: SessionStatus, to: SessionStatus): { ok: true } | { ok: false; reason: string } {
+  if (from === to) return { ok: true };
+  if (isTerminal(from)) return { ok: false, reason: `session is ${from}; it cannot become ${to}` };
+  if (to === "created") return { ok: false, reason: `session is ${from}; it cannot go back to created` };
+  return { ok: true };
+}
+
+export function newSession(init: { id: string; team_id: string; title?: string | null; metadata?: Record<string, Json>; now: string }): SessionState {
+  return {
+    id: init.id,
+    team_id: init.team_id,
+    status: "created",
+    title: init.title ?? null,
+    metadata: init.metadata ?? {},
+    created_at: init.now,
+    updated_at: init.now,
+    insights: {},
+    rejected_events: [],
+  };
+}
+
+/** Applies one session-level event. Pure: the hub persists and broadcasts what it returns. */
+export function applySessionEvent(state: SessionState, event: AgentEvent, now: string): Outcome<SessionState> {
+  const touched = { ...state, updated_at: now };
+  switch (event.type) {
+    case "update_status": {
+      const data = dataOf({ ...event, type: "update_status" });
+      const t = transitionSession(state.status, data.status);
+      if (!t.ok) return reject(state, event, t.reason, now);
+      return { accepted: true, state: { ...touched, status: data.status, status_reason: data.reason ?? state.status_reason } };
+    }
+    case "topic_added": {
+      // The topic itself is created by the queue consumer (TopicHub + index row); the
+      // session's log records that it was added, for the session stream.
+      dataOf({ ...event, type: "topic_added" });
+      return { accepted: true, state: touched };
+    }
+    case "insight_started": {
+      const data = dataOf({ ...event, type: "insight_started" });
+      const prior = state.insights[data.insight_id];
+      // A late start never undoes a failure that was already recorded.
+      const insight: Insight = prior?.status === "failed" ? { ...prior, title: data.title ?? prior.title } : { id: data.insight_id, title: data.title, status: "started" };
+      return { accepted: true, state: { ...touched, insights: { ...state.insights, [data.insight_id]: insight } } };
+    }
+    case "insight_failed": {
+      const data = dataOf({ ...event, type: "insight_failed" });
+      const prior = state.insights[data.insight_id];
+      const insight: Insight = { id: data.insight_id, title: prior?.title, status: "failed", error: data.error };
+      return { accepted: true, state: { ...touched, insights: { ...state.insights, [data.insight_id]: insight } } };
+    }
+    default:
+      return reject(state, event, `${event.type} is not a session-level event`, now);
+  }
+}
+
+/** Records a refused event on the session (visible in its summary) without changing anything else. */
+export function reject(state: SessionState, event: { id: string; type: string }, reason: string, now: string): Outcome<SessionState> {
+  const rejected_events = [...state.rejected_events, { event_id: event.id, type: event.type, reason }].slice(-REJECTED_KEEP);
+  return { accepted: false, reason, state: { ...state, rejected_events, updated_at: now } };
+}

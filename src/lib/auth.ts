@@ -1,0 +1,88 @@
+import { eq } from "drizzle-orm";
+import { getCookie } from "hono/cookie";
+import { createMiddleware } from "hono/factory";
+import { dbOf } from "../db/client";
+import { apiKeys } from "../db/schema";
+import { SCOPES, type Scope } from "../domain/scopes";
+import type { AppEnv } from "./app-env";
+import { sha256Hex, timingSafeEqual, verifyToken } from "./crypto";
+import { ApiError } from "./errors";
+
+export const SESSION_COOKIE = "sb_session";
+export const STREAM_TOKEN_TTL_MS = 10 * 60 * 1000;
+export const SESSION_TTL_MS = 12 * 3600 * 1000;
+
+export interface StreamTokenPayload {
+  team: string;
+  key: string;
+  path: string;
+  exp: number;
+}
+
+export interface SessionCookiePayload {
+  team: string;
+  key: string;
+  exp: number;
+}
+
+/**
+ * Who is calling: a Bearer API key, the browser's signed session cookie, or a stream token
+ * valid for one stream path (EventSource cannot send headers). Every later query is scoped
+ * to `auth.team_id`.
+ */
+export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
+  const db = dbOf(c.env);
+  const header = c.req.header("Authorization");
+  let keyId: string | null = null;
+  let teamId: string | null = null;
+  if (header) {
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match?.[1]) throw new ApiError("unauthorized", "Authorization must be `Bearer <api key>`.");
+    const row = await db.select().from(apiKeys).where(eq(apiKeys.hash, await sha256Hex(match[1]))).get();
+    if (!row) throw new ApiError("unauthorized", "The API key is not valid.");
+    c.set("auth", { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] });
+    return next();
+  }
+  const token = c.req.query("access_token");
+  if (token) {
+    const payload = await verifyToken<StreamTokenPayload>(c.env.SECRETS_KEY, "stream", token);
+    if (!payload || c.req.method !== "GET" || payload.path !== new URL(c.req.url).pathname) {
+      throw new ApiError("unauthorized", "The stream token is not valid for this path, or has expired.");
+    }
+    keyId = payload.key;
+    teamId = payload.team;
+  } else {
+    const cookie = getCookie(c, SESSION_COOKIE);
+    if (!cookie) throw new ApiError("unauthorized", "Send `Authorization: Bearer <api key>`.");
+    const payload = await verifyToken<SessionCookiePayload>(c.env.SECRETS_KEY, "session", cookie);
+    if (!payload) throw new ApiError("unauthorized", "The session has expired; sign in again.");
+    keyId = payload.key;
+    teamId = payload.team;
+  }
+  // Tokens and cookies stand for a key: a deleted key ends them at once.
+  const row = await db.select().from(apiKeys).where(eq(apiKeys.id, keyId)).get();
+  if (!row || row.teamId !== teamId) throw new ApiError("unauthorized", "The key behind this token was deleted.");
+  c.set("auth", { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] });
+  return next();
+});
+
+/** Allows the request when the caller's key has a scope that grants `needed`. */
+export function requireScope(needed: Scope) {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const auth = c.get("auth");
+    if (!auth) throw new ApiError("unauthorized", "Send `Authorization: Bearer <api key>`.");
+    if (!auth.scopes.some((s) => (SCOPES[s].grants as readonly Scope[]).includes(needed))) {
+      throw new ApiError("forbidden", `This needs a key with the ${needed} scope (or one that includes it).`);
+    }
+    return next();
+  });
+}
+
+/** The deployment's admin token, for creating teams. */
+export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
+  const match = /^Bearer\s+(\S+)$/i.exec(c.req.header("Authorization") ?? "");
+  if (!c.env.ADMIN_TOKEN || !match?.[1] || !timingSafeEqual(match[1], c.env.ADMIN_TOKEN)) {
+    throw new ApiError("unauthorized", "This needs the deployment's ADMIN_TOKEN.");
+  }
+  return next();
+});

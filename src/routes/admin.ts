@@ -1,0 +1,33 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { dbOf } from "../db/client";
+import { teams } from "../db/schema";
+import { requireAdmin } from "../lib/auth";
+import { newId } from "../lib/crypto";
+import { newRouter, problemResponses } from "../lib/openapi";
+import { createKey } from "./keys";
+
+export const adminRoutes = newRouter();
+
+export const createdTeamSchema = z.object({ team_id: z.string(), name: z.string(), api_key: z.string().describe("an operator key, shown once") });
+export type CreatedTeam = z.infer<typeof createdTeamSchema>;
+
+adminRoutes.use("/v1/admin/*", requireAdmin);
+adminRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/admin/teams",
+    summary: "Create a team and its first operator key (needs ADMIN_TOKEN)",
+    security: [{ bearer: [] }],
+    request: { body: { required: true, content: { "application/json": { schema: z.object({ name: z.string().min(1).max(200) }) } } } },
+    responses: { 201: { description: "Created", content: { "application/json": { schema: createdTeamSchema } } }, ...problemResponses },
+  }),
+  async (c) => {
+    const { name } = c.req.valid("json");
+    const db = dbOf(c.env);
+    const now = new Date().toISOString();
+    const teamId = newId("team");
+    await db.insert(teams).values({ id: teamId, name, createdAt: now, updatedAt: now });
+    const key = await createKey(db, teamId, "initial operator key", ["operator"]);
+    return c.json({ team_id: teamId, name, api_key: key.key }, 201);
+  },
+);

@@ -1,0 +1,75 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { eq } from "drizzle-orm";
+import { dbOf } from "../db/client";
+import { existingSessionIds } from "../db/index-rows";
+import { teams, webhookIds } from "../db/schema";
+import { callbackBodySchema, parseCallbackBody } from "../domain/events";
+import { authenticate, requireScope } from "../lib/auth";
+import { decryptSecret } from "../lib/crypto";
+import { utf8 } from "../lib/encoding";
+import { ApiError, fieldErrors } from "../lib/errors";
+import { newRouter, problemResponses, security } from "../lib/openapi";
+import { verifyPayload } from "../lib/standard-webhooks";
+import { type CallbackMessage, INLINE_LIMIT_BYTES, oversizeKey } from "../queue/messages";
+
+export const callbackRoutes = newRouter();
+
+export const acceptedSchema = z.object({ accepted: z.number().int(), request_id: z.string() });
+export type Accepted = z.infer<typeof acceptedSchema>;
+
+// Documented here; handled by a plain route below, because a signature is checked over the
+// raw bytes, which a validator that parses first would no longer have.
+callbackRoutes.openAPIRegistry.registerPath(
+  createRoute({
+    method: "post",
+    path: "/v1/callbacks",
+    summary: "Report one event or up to 100 ({events: [...]}); applied in order, exactly once per event id",
+    description: "With a team signing secret, Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature) are required.",
+    security,
+    request: { body: { required: true, content: { "application/json": { schema: callbackBodySchema } } } },
+    responses: { 202: { description: "Accepted for the queue", content: { "application/json": { schema: acceptedSchema } } }, ...problemResponses },
+  }),
+);
+
+callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async (c) => {
+  const raw = await c.req.text();
+  const team = c.get("auth").team_id;
+  const db = dbOf(c.env);
+
+  const row = await db.select({ signingSecret: teams.signingSecret }).from(teams).where(eq(teams.id, team)).get();
+  if (row?.signingSecret) {
+    const secret = await decryptSecret(c.env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`);
+    const headers = { id: c.req.header("webhook-id") ?? null, timestamp: c.req.header("webhook-timestamp") ?? null, signature: c.req.header("webhook-signature") ?? null };
+    const verdict = await verifyPayload(secret, headers, raw, Math.floor(Date.now() / 1000));
+    if (!verdict.ok) throw new ApiError("bad_signature", `The callback signature is not valid (${verdict.reason}).`);
+    // A webhook-id is good once: a captured request sent again within the window is refused.
+    const fresh = await db.insert(webhookIds).values({ teamId: team, webhookId: headers.id as string, seenAt: Date.now() }).onConflictDoNothing().returning().all();
+    if (fresh.length === 0) throw new ApiError("bad_signature", "This webhook-id was already used: a replayed request.");
+  }
+
+  let body: unknown;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    throw new ApiError("validation", "The body is not valid JSON.");
+  }
+  const parsed = parseCallbackBody(body);
+  if (!parsed.success) throw new ApiError("validation", "The callback is not valid.", fieldErrors(parsed.error));
+  const events = parsed.events;
+
+  const ids = [...new Set(events.map((e) => e.session_id))];
+  const known = await existingSessionIds(db, team, ids);
+  const missing = ids.filter((id) => !known.has(id));
+  if (missing.length > 0) throw new ApiError("not_found", `No session ${missing.join(", ")}.`);
+
+  const requestId = c.get("requestId");
+  let message: CallbackMessage = { kind: "callbacks", team_id: team, request_id: requestId, events };
+  const serialized = JSON.stringify(message);
+  if (utf8.encode(serialized).byteLength > INLINE_LIMIT_BYTES) {
+    const key = oversizeKey(team, requestId);
+    await c.env.BUCKET.put(key, JSON.stringify(events), { httpMetadata: { contentType: "application/json" } });
+    message = { kind: "callbacks", team_id: team, request_id: requestId, r2_key: key };
+  }
+  await c.env.CALLBACKS.send(message, { contentType: "json" });
+  return c.json({ accepted: events.length, request_id: requestId }, 202);
+});

@@ -1,0 +1,239 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, asc, desc, eq, gt, lt, or } from "drizzle-orm";
+import type { SessionSummary } from "../../durable-objects/session-hub";
+import { dbOf } from "../db/client";
+import { indexTopic, upsertSessionRow } from "../db/index-rows";
+import { alphas, sessions, topics } from "../db/schema";
+import { jsonSchema } from "../domain/json";
+import { SESSION_STATUSES } from "../domain/session";
+import { STEPS } from "../domain/steps";
+import type { AppEnv } from "../lib/app-env";
+import { authenticate, requireScope } from "../lib/auth";
+import { ApiError } from "../lib/errors";
+import { sessionHub, topicHub } from "../lib/hubs";
+import { clientId } from "../lib/ids";
+import { newRouter, problemResponses, security } from "../lib/openapi";
+import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
+import { alphaListItemSchema, sessionListItemSchema, sessionSchema, topicSchema } from "./schemas";
+import type { Context } from "hono";
+
+export const sessionRoutes = newRouter();
+
+sessionRoutes.use("/v1/sessions", authenticate);
+sessionRoutes.use("/v1/sessions/*", authenticate);
+
+const sid = z.object({ sid: clientId });
+const sidTid = z.object({ sid: clientId, tid: clientId });
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+
+/** The summary shape of shared/DESIGN.md: the session hub's state plus each topic hub's. */
+async function loadSession(c: Context<AppEnv>, sessionId: string) {
+  const team = c.get("auth").team_id;
+  const found = await sessionHub(c.env, team, sessionId).summary();
+  if (!found) throw new ApiError("not_found", `No session ${sessionId}.`);
+  const topicIds = await dbOf(c.env)
+    .select({ id: topics.id })
+    .from(topics)
+    .where(and(eq(topics.teamId, team), eq(topics.sessionId, sessionId)))
+    .orderBy(asc(topics.createdAt), asc(topics.id))
+    .all();
+  const topicSummaries = await Promise.all(topicIds.map((t) => topicHub(c.env, team, sessionId, t.id).summary()));
+  const s = found.summary;
+  return { ...s, topics: topicSummaries.flatMap((t) => (t ? [t.summary] : [])) };
+}
+
+sessionRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/sessions",
+    summary: "Create a research session",
+    security,
+    middleware: [requireScope("agent")] as const,
+    request: { body: { required: false, ...json(z.object({ id: clientId.optional(), title: z.string().max(500).optional(), metadata: z.record(z.string(), jsonSchema).optional() })) } },
+    responses: { 201: { description: "Created", ...json(sessionSchema) }, 409: { description: "The id is taken" }, ...problemResponses },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const team = c.get("auth").team_id;
+    const id = body.id ?? crypto.randomUUID();
+    const db = dbOf(c.env);
+    const now = new Date().toISOString();
+    // The index row claims the id first (primary key), so two creates cannot both win.
+    const claimed = await db
+      .insert(sessions)
+      .values({ teamId: team, id, status: "created", title: body.title ?? null, metadata: body.metadata ?? {}, createdAt: now, updatedAt: now, version: 0 })
+      .onConflictDoNothing()
+      .returning({ id: sessions.id })
+      .all();
+    if (claimed.length === 0) throw new ApiError("conflict", `Session ${id} already exists.`);
+    const created = await sessionHub(c.env, team, id).create({ id, team_id: team, title: body.title ?? null, metadata: body.metadata ?? {} });
+    await upsertSessionRow(db, team, created.summary, created.version);
+    return c.json({ ...(created.summary), topics: [] }, 201);
+  },
+);
+
+sessionRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/sessions",
+    summary: "The team's sessions, newest first",
+    security,
+    middleware: [requireScope("read")] as const,
+    request: { query: listQuery.extend({ status: z.enum(SESSION_STATUSES).optional() }) },
+    responses: { 200: { description: "Sessions", ...json(listSchema(sessionListItemSchema)) }, ...problemResponses },
+  }),
+  async (c) => {
+    const { limit, cursor, status } = c.req.valid("query");
+    const after = decodeCursor(cursor, 2) as [string, string] | null;
+    const team = c.get("auth").team_id;
+    const rows = await dbOf(c.env)
+      .select()
+      .from(sessions)
+      .where(
+        and(
+          eq(sessions.teamId, team),
+          status ? eq(sessions.status, status) : undefined,
+          after ? or(lt(sessions.createdAt, after[0]), and(eq(sessions.createdAt, after[0]), lt(sessions.id, after[1]))) : undefined,
+        ),
+      )
+      .orderBy(desc(sessions.createdAt), desc(sessions.id))
+      .limit(limit + 1)
+      .all();
+    const items = rows.map((r) => ({ id: r.id, status: r.status, title: r.title, metadata: r.metadata, created_at: r.createdAt, updated_at: r.updatedAt }));
+    return c.json(page(items, limit, (s) => [s.created_at, s.id]), 200);
+  },
+);
+
+sessionRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/sessions/{sid}",
+    summary: "A session's summary: status, rejected events, topics with per-step turns, budget, cost and duration",
+    security,
+    middleware: [requireScope("read")] as const,
+    request: { params: sid },
+    responses: { 200: { description: "Summary", ...json(sessionSchema) }, ...problemResponses },
+  }),
+  async (c) => c.json(await loadSession(c, c.req.valid("param").sid), 200),
+);
+
+sessionRoutes.openapi(
+  createRoute({
+    method: "patch",
+    path: "/v1/sessions/{sid}",
+    summary: "End (or start) a session by hand; a terminal session answers 409",
+    security,
+    middleware: [requireScope("operator")] as const,
+    request: { params: sid, body: { required: true, ...json(z.object({ status: z.enum(SESSION_STATUSES), reason: z.string().max(10_000).optional() })) } },
+    responses: { 200: { description: "Summary", ...json(sessionSchema) }, 409: { description: "Forbidden state change" }, ...problemResponses },
+  }),
+  async (c) => {
+    const { sid: sessionId } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const team = c.get("auth").team_id;
+    const hub = sessionHub(c.env, team, sessionId);
+    if (!(await hub.summary())) throw new ApiError("not_found", `No session ${sessionId}.`);
+    // Applied as an event, so watchers see it on the stream like an agent's update.
+    const report = await hub.apply([
+      { id: `operator:${crypto.randomUUID()}`, type: "update_status", session_id: sessionId, occurred_at: new Date().toISOString(), data: { status: body.status, ...(body.reason ? { reason: body.reason } : {}) } },
+    ]);
+    const result = report.results[0];
+    if (result?.status === "rejected") throw new ApiError("conflict", result.reason);
+    await upsertSessionRow(dbOf(c.env), team, report.summary, report.version);
+    return c.json(await loadSession(c, sessionId), 200);
+  },
+);
+
+const maxTurnsSchema = z
+  .object(Object.fromEntries(STEPS.map((s) => [s, z.number().int().positive().max(10_000).optional()])) as Record<(typeof STEPS)[number], z.ZodOptional<z.ZodNumber>>)
+  .strict();
+
+sessionRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/sessions/{sid}/topics",
+    summary: "Add a topic to a session (also announced as topic_added on the session stream)",
+    security,
+    middleware: [requireScope("agent")] as const,
+    request: { params: sid, body: { required: false, ...json(z.object({ id: clientId.optional(), hypothesis: z.string().max(10_000).optional(), max_turns: maxTurnsSchema.optional() })) } },
+    responses: { 201: { description: "Created", ...json(topicSchema) }, 409: { description: "The id is taken" }, ...problemResponses },
+  }),
+  async (c) => {
+    const { sid: sessionId } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const team = c.get("auth").team_id;
+    const db = dbOf(c.env);
+    const session = await sessionHub(c.env, team, sessionId).summary();
+    if (!session) throw new ApiError("not_found", `No session ${sessionId}.`);
+    const id = body.id ?? crypto.randomUUID();
+    const now = new Date().toISOString();
+    const claimed = await db
+      .insert(topics)
+      .values({ teamId: team, sessionId, id, status: "created", currentStep: null, hypothesis: body.hypothesis ?? null, createdAt: now, updatedAt: now, version: 0 })
+      .onConflictDoNothing()
+      .returning({ id: topics.id })
+      .all();
+    if (claimed.length === 0) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
+    const created = await topicHub(c.env, team, sessionId, id).ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns });
+    await indexTopic(db, team, sessionId, created.summary, created.version);
+    await sessionHub(c.env, team, sessionId).apply([
+      { id: `api:topic_added:${id}`, type: "topic_added", session_id: sessionId, occurred_at: now, data: { topic_id: id, ...(body.hypothesis ? { hypothesis: body.hypothesis } : {}) } },
+    ]);
+    return c.json(created.summary, 201);
+  },
+);
+
+sessionRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/sessions/{sid}/topics/{tid}",
+    summary: "A topic: status, current step, per-step records, alphas",
+    security,
+    middleware: [requireScope("read")] as const,
+    request: { params: sidTid },
+    responses: { 200: { description: "Topic", ...json(topicSchema) }, ...problemResponses },
+  }),
+  async (c) => {
+    const { sid: sessionId, tid } = c.req.valid("param");
+    const found = await topicHub(c.env, c.get("auth").team_id, sessionId, tid).summary();
+    if (!found) throw new ApiError("not_found", `No topic ${tid} in session ${sessionId}.`);
+    return c.json(found.summary, 200);
+  },
+);
+
+sessionRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/sessions/{sid}/alphas",
+    summary: "The alphas registered in a session, with their latest evaluation",
+    security,
+    middleware: [requireScope("read")] as const,
+    request: { params: sid, query: listQuery.extend({ passed: z.enum(["true", "false"]).optional() }) },
+    responses: { 200: { description: "Alphas", ...json(listSchema(alphaListItemSchema)) }, ...problemResponses },
+  }),
+  async (c) => {
+    const { sid: sessionId } = c.req.valid("param");
+    const { limit, cursor, passed } = c.req.valid("query");
+    const team = c.get("auth").team_id;
+    const db = dbOf(c.env);
+    const exists = await db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.teamId, team), eq(sessions.id, sessionId))).get();
+    if (!exists) throw new ApiError("not_found", `No session ${sessionId}.`);
+    const after = decodeCursor(cursor, 2) as [string, string] | null;
+    const rows = await db
+      .select()
+      .from(alphas)
+      .where(
+        and(
+          eq(alphas.teamId, team),
+          eq(alphas.sessionId, sessionId),
+          passed ? eq(alphas.passed, passed === "true") : undefined,
+          after ? or(gt(alphas.topicId, after[0]), and(eq(alphas.topicId, after[0]), gt(alphas.id, after[1]))) : undefined,
+        ),
+      )
+      .orderBy(asc(alphas.topicId), asc(alphas.id))
+      .limit(limit + 1)
+      .all();
+    const items = rows.map((a) => ({ id: a.id, topic_id: a.topicId, name: a.name, expression: a.expression, metrics: a.metrics, passed: a.passed, registered_at: a.registeredAt, evaluated_at: a.evaluatedAt }));
+    return c.json(page(items, limit, (a) => [a.topic_id, a.id]), 200);
+  },
+);

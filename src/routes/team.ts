@@ -1,0 +1,92 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { eq } from "drizzle-orm";
+import { dbOf } from "../db/client";
+import { teams } from "../db/schema";
+import { authenticate, requireScope } from "../lib/auth";
+import { encryptSecret } from "../lib/crypto";
+import { ApiError } from "../lib/errors";
+import { newRouter, problemResponses, security } from "../lib/openapi";
+import { SECRET_PATTERN } from "../lib/standard-webhooks";
+
+export const teamRoutes = newRouter();
+
+/** Team fields that hold secrets: write-only, stored encrypted, read back only as `{set}`. */
+export const SECRET_FIELDS = { signing_secret: "signingSecret", github_webhook_secret: "githubWebhookSecret", github_token: "githubToken" } as const;
+
+const secretState = z.object({ set: z.boolean() });
+export const teamSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  signing_secret: secretState,
+  github_webhook_secret: secretState,
+  github_token: secretState,
+  daily_budget_usd: z.number().nullable(),
+  max_running: z.record(z.string(), z.number().int()),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type Team = z.infer<typeof teamSchema>;
+
+const patchSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    signing_secret: z.string().regex(SECRET_PATTERN, "a Standard Webhooks secret: whsec_ followed by at least 24 bytes of base64").nullable(),
+    github_webhook_secret: z.string().min(16).max(500).nullable(),
+    github_token: z.string().min(10).max(500).nullable(),
+    daily_budget_usd: z.number().nonnegative().nullable(),
+    max_running: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "a lowercase role name"), z.number().int().nonnegative()),
+  })
+  .partial()
+  .strict();
+
+function present(row: typeof teams.$inferSelect): Team {
+  return {
+    id: row.id,
+    name: row.name,
+    signing_secret: { set: row.signingSecret !== null },
+    github_webhook_secret: { set: row.githubWebhookSecret !== null },
+    github_token: { set: row.githubToken !== null },
+    daily_budget_usd: row.dailyBudgetUsd,
+    max_running: row.maxRunning ?? {},
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
+}
+
+teamRoutes.use("/v1/team", authenticate, requireScope("operator"));
+
+teamRoutes.openapi(
+  createRoute({ method: "get", path: "/v1/team", summary: "The team's settings (secrets show only whether they are set)", security, responses: { 200: { description: "Settings", content: { "application/json": { schema: teamSchema } } }, ...problemResponses } }),
+  async (c) => {
+    const row = await dbOf(c.env).select().from(teams).where(eq(teams.id, c.get("auth").team_id)).get();
+    if (!row) throw new ApiError("not_found", "The team no longer exists.");
+    return c.json(present(row), 200);
+  },
+);
+
+teamRoutes.openapi(
+  createRoute({
+    method: "patch",
+    path: "/v1/team",
+    summary: "Change settings; a secret set to null is removed",
+    security,
+    request: { body: { required: true, content: { "application/json": { schema: patchSchema } } } },
+    responses: { 200: { description: "Settings", content: { "application/json": { schema: teamSchema } } }, ...problemResponses },
+  }),
+  async (c) => {
+    const patch = c.req.valid("json");
+    const teamId = c.get("auth").team_id;
+    const update: Partial<typeof teams.$inferInsert> = { updatedAt: new Date().toISOString() };
+    if (patch.name !== undefined) update.name = patch.name;
+    if (patch.daily_budget_usd !== undefined) update.dailyBudgetUsd = patch.daily_budget_usd;
+    if (patch.max_running !== undefined) update.maxRunning = patch.max_running;
+    for (const [field, column] of Object.entries(SECRET_FIELDS) as [keyof typeof SECRET_FIELDS, (typeof SECRET_FIELDS)[keyof typeof SECRET_FIELDS]][]) {
+      const value = patch[field];
+      if (value === undefined) continue;
+      update[column] = value === null ? null : await encryptSecret(c.env.SECRETS_KEY, value, `${teamId}:${field}`);
+    }
+    const row = await dbOf(c.env).update(teams).set(update).where(eq(teams.id, teamId)).returning().get();
+    if (!row) throw new ApiError("not_found", "The team no longer exists.");
+    return c.json(present(row), 200);
+  },
+);

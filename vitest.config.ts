@@ -1,0 +1,31 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations(new URL("./migrations", import.meta.url).pathname);
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            ADMIN_TOKEN: "test-admin-token",
+            SECRETS_KEY: "test-secrets-key-0123456789abcdef",
+            TEST_MIGRATIONS: migrations,
+            // Small enough for tests to reach the history bound and see heartbeats.
+            STREAM_HISTORY: "20",
+            HEARTBEAT_MS: "300",
+          },
+        },
+      }),
+    ],
+    test: {
+      include: ["test/**/*.test.ts"],
+      exclude: ["test/node/**"],
+      setupFiles: ["./test/apply-migrations.ts"],
+      testTimeout: 20_000,
+      // The Worker logs a JSON line per request; show them only for failing tests.
+      silent: "passed-only",
+    },
+  };
+});
