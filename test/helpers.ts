@@ -101,7 +101,7 @@ export class SseReader {
           timer = setTimeout(() => r("timeout"), left);
         }),
       ]);
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
       if (chunk === "timeout") continue;
       if (chunk.done) throw new Error("stream ended");
       const text = this.decoder.decode(chunk.value, { stream: true });
