@@ -4,7 +4,10 @@ import { teams } from "../db/schema";
 import { requireAdmin } from "../lib/auth";
 import { newId } from "../lib/crypto";
 import { newRouter, problemResponses } from "../lib/openapi";
-import { createKey } from "./keys";
+import { createKey, createdKeySchema } from "./keys";
+import { eq } from "drizzle-orm";
+import { SCOPE_NAMES } from "../domain/scopes";
+import { ApiError } from "../lib/errors";
 
 export const adminRoutes = newRouter();
 
@@ -29,5 +32,27 @@ adminRoutes.openapi(
     await db.insert(teams).values({ id: teamId, name, createdAt: now, updatedAt: now });
     const key = await createKey(db, teamId, "initial operator key", ["operator"]);
     return c.json({ team_id: teamId, name, api_key: key.key }, 201);
+  },
+);
+
+adminRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/admin/teams/{team_id}/keys",
+    summary: "Mint a key for a team (needs ADMIN_TOKEN): recovery when a team lost its operator keys",
+    security: [{ bearer: [] }],
+    request: {
+      params: z.object({ team_id: z.string().max(100) }),
+      body: { required: true, content: { "application/json": { schema: z.object({ name: z.string().min(1).max(200), scopes: z.array(z.enum(SCOPE_NAMES)).min(1) }) } } },
+    },
+    responses: { 201: { description: "Created", content: { "application/json": { schema: createdKeySchema } } }, ...problemResponses },
+  }),
+  async (c) => {
+    const { team_id } = c.req.valid("param");
+    const { name, scopes } = c.req.valid("json");
+    const db = dbOf(c.env);
+    const team = await db.select({ id: teams.id }).from(teams).where(eq(teams.id, team_id)).get();
+    if (!team) throw new ApiError("not_found", `No team ${team_id}.`);
+    return c.json(await createKey(db, team_id, name, [...new Set(scopes)]), 201);
   },
 );
