@@ -83,9 +83,10 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
   /**
    * Applies events in the order given, each exactly once: an id seen before is a duplicate
    * and changes nothing. Accepted events are logged with the next sequence number and sent
-   * to every subscriber; rejected ones are neither logged nor sent.
+   * to every subscriber; rejected ones are neither logged nor sent (their id is still
+   * remembered, so a re-sent refused event is not refused and recorded twice).
    */
-  protected applyEvents(events: AgentEvent[], onRejected?: (state: S, event: AgentEvent, reason: string, now: string) => S): ApplyReport<Summary> {
+  protected applyEvents(events: AgentEvent[]): ApplyReport<Summary> {
     if (!this.state) throw new Error("hub is not created");
     const results: ApplyResult[] = [];
     const toSend: Uint8Array[] = [];
@@ -102,8 +103,8 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
         sql.exec(`INSERT INTO hub_applied (event_id, applied_at) VALUES (?, ?)`, event.id, nowMs);
         const outcome = this.reduce(this.state as S, event, now);
         if (!outcome.accepted) {
-          const recorded = onRejected ? onRejected(outcome.state, event, outcome.reason, now) : outcome.state;
-          this.save(recorded);
+          // The reducer may record the refusal in its state (the session lists them).
+          this.save(outcome.state);
           results.push({ event_id: event.id, status: "rejected", reason: outcome.reason });
           continue;
         }

@@ -24,7 +24,7 @@ export class SessionHub extends Hub<SessionState, SessionSummary> {
   }
 
   async apply(events: AgentEvent[]): Promise<ApplyReport<SessionSummary>> {
-    return this.applyEvents(events, (state, event, reason, now) => reject(state, event, reason, now).state);
+    return this.applyEvents(events);
   }
 
   /** Records events a TopicHub refused, so they are visible on the session. */

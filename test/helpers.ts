@@ -150,3 +150,22 @@ export function uid(prefix = "id"): string {
   counter += 1;
   return `${prefix}-${Date.now().toString(36)}-${counter}`;
 }
+
+/** A session with one topic, ready for events. */
+export async function sessionWithTopic(key: string, tid = "t1") {
+  const sid = uid("s");
+  await createSession(key, sid);
+  const res = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key, json: { id: tid } });
+  if (res.status !== 201) throw new Error(`topic create: ${res.status} ${await res.text()}`);
+  await res.json();
+  return { sid, tid };
+}
+
+export function stepEvent(sid: string, tid: string, type: string, data: Record<string, unknown>, id = uid("e")) {
+  return { id, type, session_id: sid, topic_id: tid, occurred_at: new Date().toISOString(), data };
+}
+
+/** Waits until the topic hub has logged `seq` events. */
+export async function waitForTopicSeq(key: string, sid: string, tid: string, check: (topic: any) => boolean) {
+  return eventually(async () => json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key })), check);
+}

@@ -1,0 +1,254 @@
+import { evictDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { sessionHub, topicHub } from "../src/lib/hubs";
+import { SseReader, call, createTeam, eventually, json, postEvents, sessionWithTopic, stepEvent, summary, uid } from "./helpers";
+
+async function openTopic(key: string, sid: string, tid: string, headers: Record<string, string> = {}, query = "") {
+  const res = await call(`/v1/sessions/${sid}/topics/${tid}/stream${query}`, { key, headers });
+  expect(res.status).toBe(200);
+  return new SseReader(res);
+}
+
+/** Posts `n` usage events one request each and waits until the hub has applied them all. */
+async function postUsage(key: string, team: string, sid: string, tid: string, n: number) {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = stepEvent(sid, tid, "usage.reported", { step: "explore", tools: [{ name: "bash", calls: 1, duration_ms: 1, errors: 0 }] });
+    ids.push(e.id);
+    const res = await postEvents(key, [e]);
+    expect(res.status).toBe(202);
+    await res.json();
+  }
+  await eventually(() => topicHub(env, team, sid, tid).storageCounts(), (c) => c.last_seq >= n);
+  return ids;
+}
+
+describe("SSE wire format", () => {
+  it("starts with retry, then a snapshot whose id is the current sequence, exactly as the spec frames it", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const sse = await openTopic(team.api_key, sid, tid);
+    const first = await sse.next();
+    expect(sse.raw.join("").startsWith("retry: 2000\n\n")).toBe(true);
+    expect(first.retry).toBe(2000);
+    const snap = await sse.next();
+    expect(snap).toMatchObject({ id: "0", event: "snapshot" });
+    expect(JSON.parse(snap.data)).toMatchObject({ id: tid, status: "created", current_step: null });
+    expect(sse.raw.join("")).toMatch(/^retry: 2000\n\nid: 0\nevent: snapshot\ndata: \{[^\n]*\}\n\n/);
+    await sse.close();
+  });
+
+  it("sends heartbeat comments while idle", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const sse = await openTopic(team.api_key, sid, tid);
+    await sse.next();
+    await sse.next();
+    const beat = await sse.next(3000);
+    expect(beat.comment).toBe("heartbeat");
+    expect(sse.raw.join("")).toContain("\n\n: heartbeat\n\n");
+    await sse.close();
+  });
+
+  it("answers with identity encoding and no caching, so nothing buffers the stream", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const res = await call(`/v1/sessions/${sid}/topics/${tid}/stream`, { key: team.api_key });
+    expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    expect(res.headers.get("cache-control")).toBe("no-cache, no-transform");
+    await res.body?.cancel();
+  });
+});
+
+describe("replay with Last-Event-ID", () => {
+  it("replays every later event, then goes live, with no gap and no duplicate (header and query forms)", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const ids = await postUsage(team.api_key, team.team_id, sid, tid, 5);
+
+    for (const [headers, query] of [[{ "Last-Event-ID": "2" }, ""], [{}, "?last_event_id=2"]] as const) {
+      const sse = await openTopic(team.api_key, sid, tid, headers, query);
+      expect((await sse.next()).retry).toBe(2000);
+      const replayed = [await sse.nextEvent(), await sse.nextEvent(), await sse.nextEvent()];
+      expect(replayed.map((m) => m.id)).toEqual(["3", "4", "5"]);
+      expect(replayed.map((m) => JSON.parse(m.data).id)).toEqual(ids.slice(2));
+      expect(replayed.every((m) => m.event === "usage.reported")).toBe(true);
+      await sse.close();
+    }
+
+    const sse = await openTopic(team.api_key, sid, tid, { "Last-Event-ID": "5" });
+    await sse.next();
+    const live = stepEvent(sid, tid, "step_started", { step: "review" });
+    await (await postEvents(team.api_key, [live])).json();
+    const next = await sse.nextEvent();
+    expect(next).toMatchObject({ id: "6", event: "step_started" });
+    expect(JSON.parse(next.data).id).toBe(live.id);
+    await sse.close();
+  });
+
+  it("replays from storage after the Durable Object was evicted", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    await postUsage(team.api_key, team.team_id, sid, tid, 3);
+    const teamId = team.team_id;
+    await evictDurableObject(env.TOPIC_HUB.getByName(`${teamId}:${sid}:${tid}`));
+    const sse = await openTopic(team.api_key, sid, tid, { "Last-Event-ID": "1" });
+    await sse.next();
+    expect([(await sse.nextEvent()).id, (await sse.nextEvent()).id]).toEqual(["2", "3"]);
+    await sse.close();
+    const topic = await json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key: team.api_key }));
+    expect(topic.steps.explore.tools[0]).toMatchObject({ name: "bash", calls: 3 });
+  });
+
+  it("keeps a bounded history and answers an id past it, or ahead of it, with reset and a fresh snapshot", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    await postUsage(team.api_key, team.team_id, sid, tid, 25); // STREAM_HISTORY is 20 in tests
+    const teamId = team.team_id;
+    expect(await topicHub(env, teamId, sid, tid).storageCounts()).toMatchObject({ events: 20, last_seq: 25 });
+
+    for (const [lastId, reason] of [["1", "expired"], ["99", "ahead"], ["abc", "invalid"]] as const) {
+      const sse = await openTopic(team.api_key, sid, tid, { "Last-Event-ID": lastId });
+      await sse.next();
+      const reset = await sse.nextEvent();
+      expect(reset.event).toBe("reset");
+      expect(JSON.parse(reset.data)).toMatchObject({ reason, current: 25 });
+      const snap = await sse.nextEvent();
+      expect(snap).toMatchObject({ event: "snapshot", id: "25" });
+      await sse.close();
+    }
+    // The oldest kept event is 6, so an id of 5 can still be served without a gap.
+    const sse = await openTopic(team.api_key, sid, tid, { "Last-Event-ID": "5" });
+    await sse.next();
+    expect((await sse.nextEvent()).id).toBe("6");
+    await sse.close();
+  });
+});
+
+describe("subscribers", () => {
+  it("a closed connection leaves the hub's subscriber set", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const teamId = team.team_id;
+    const hub = topicHub(env, teamId, sid, tid);
+    const a = await openTopic(team.api_key, sid, tid);
+    const b = await openTopic(team.api_key, sid, tid);
+    await a.next();
+    await b.next();
+    expect(await hub.subscriberCount()).toBe(2);
+    await a.close();
+    // The next write (a heartbeat, every 300 ms in tests) fails for the closed one and drops it.
+    await eventually(() => hub.subscriberCount(), (n) => n === 1);
+    await b.close();
+    await eventually(() => hub.subscriberCount(), (n) => n === 0);
+  });
+
+  it("the session stream carries session-level events and the topic stream the topic's", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const sessionRes = await call(`/v1/sessions/${sid}/stream`, { key: team.api_key });
+    const sessionSse = new SseReader(sessionRes);
+    const topicSse = await openTopic(team.api_key, sid, tid);
+    await sessionSse.next();
+    const snap = await sessionSse.nextEvent();
+    expect(snap.event).toBe("snapshot");
+    expect(snap.id).toBe("1"); // the topic_added announced when the topic was created
+    await topicSse.next();
+    await topicSse.nextEvent();
+
+    await (await postEvents(team.api_key, [
+      { id: uid("e"), type: "update_status", session_id: sid, data: { status: "running" } },
+      stepEvent(sid, tid, "step_started", { step: "design" }),
+    ])).json();
+    const s = await sessionSse.nextEvent();
+    const t = await topicSse.nextEvent();
+    expect(s.event).toBe("update_status");
+    expect(t.event).toBe("step_started");
+    // Nothing else arrives on either: only heartbeats.
+    expect((await sessionSse.next(1500)).comment).toBe("heartbeat");
+    expect((await topicSse.next(1500)).comment).toBe("heartbeat");
+    await sessionSse.close();
+    await topicSse.close();
+  });
+
+  it("serves the seed system's stream paths as aliases", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    for (const path of [`/alpha/discovery/${sid}/stream`, `/api/alpha/sessions/${sid}/stream`, `/alpha/discovery/${sid}/${tid}/stream`]) {
+      const res = await call(path, { key: team.api_key });
+      expect(res.status, path).toBe(200);
+      const sse = new SseReader(res);
+      await sse.next();
+      const snap = await sse.nextEvent();
+      expect(snap.event).toBe("snapshot");
+      expect(JSON.parse(snap.data).id).toBe(path.endsWith(`${tid}/stream`) ? tid : sid);
+      await sse.close();
+    }
+  });
+
+  it("a missing topic or session stream is 404", async () => {
+    const team = await createTeam();
+    const { sid } = await sessionWithTopic(team.api_key);
+    for (const path of [`/v1/sessions/${sid}/topics/nope/stream`, `/v1/sessions/nope/stream`]) {
+      const res = await call(path, { key: team.api_key });
+      expect(res.status).toBe(404);
+      expect(res.headers.get("content-type")).toContain("application/problem+json");
+      await res.json();
+    }
+  });
+});
+
+describe("exactly once", () => {
+  it("an event re-sent in the same or another request is applied and streamed once", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const sse = await openTopic(team.api_key, sid, tid);
+    await sse.next();
+    await sse.nextEvent();
+    const e = stepEvent(sid, tid, "usage.reported", { step: "design", tools: [{ name: "bash", calls: 1, duration_ms: 1, errors: 0 }] });
+    await (await postEvents(team.api_key, [e, e])).json();
+    await (await postEvents(team.api_key, [e])).json();
+    const marker = stepEvent(sid, tid, "step_started", { step: "prep" });
+    await (await postEvents(team.api_key, [marker])).json();
+    const first = await sse.nextEvent();
+    const second = await sse.nextEvent();
+    expect([first.id, JSON.parse(first.data).id]).toEqual(["1", e.id]);
+    expect([second.id, JSON.parse(second.data).id]).toEqual(["2", marker.id]);
+    await sse.close();
+    const topic = await json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key: team.api_key }));
+    expect(topic.steps.design.tools).toEqual([{ name: "bash", calls: 1, duration_ms: 1, errors: 0 }]);
+  });
+
+  it("an event that breaks a state machine is recorded on the session and broadcast as nothing", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const sessionSse = new SseReader(await call(`/v1/sessions/${sid}/stream`, { key: team.api_key }));
+    await sessionSse.next();
+    await sessionSse.nextEvent();
+    const done = { id: uid("e"), type: "update_status", session_id: sid, data: { status: "completed" } };
+    const again = { id: uid("bad"), type: "update_status", session_id: sid, data: { status: "running" } };
+    const badStep = stepEvent(sid, tid, "step_started", { step: "deploy" });
+    await (await postEvents(team.api_key, [done, again, badStep])).json();
+    const s = await eventually(() => summary(team.api_key, sid), (x) => x.rejected_events.length === 2);
+    expect(s.status).toBe("completed");
+    expect(s.rejected_events).toEqual([
+      { event_id: again.id, type: "update_status", reason: expect.stringContaining("completed") },
+      { event_id: badStep.id, type: "step_started", reason: expect.stringContaining("unknown step") },
+    ]);
+    expect((await sessionSse.nextEvent()).event).toBe("update_status");
+    expect((await sessionSse.next(1500)).comment).toBe("heartbeat");
+    await sessionSse.close();
+    const counts = await sessionHub(env, team.team_id, sid).storageCounts();
+    expect(counts.last_seq).toBe(2); // topic_added and the completion; the refused event is not logged
+  });
+
+  it("creates a topic from its first event when steps arrive before topic_added", async () => {
+    const team = await createTeam();
+    const { sid } = await sessionWithTopic(team.api_key);
+    await (await postEvents(team.api_key, [stepEvent(sid, "t9", "step_started", { step: "explore" })])).json();
+    await (await postEvents(team.api_key, [{ id: uid("e"), type: "topic_added", session_id: sid, data: { topic_id: "t9", hypothesis: "late" } }])).json();
+    const s = await eventually(() => summary(team.api_key, sid), (x) => x.topics.some((t: any) => t.id === "t9" && t.hypothesis === "late"));
+    expect(s.topics.find((t: any) => t.id === "t9")).toMatchObject({ status: "running", current_step: "explore" });
+  });
+});
