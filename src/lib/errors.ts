@@ -59,6 +59,6 @@ export function problemBody(code: ProblemCode, detail: string, requestId: string
 export function problemResponse(code: ProblemCode, detail: string, requestId: string, errors: FieldError[] = [], headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(problemBody(code, detail, requestId, errors)), {
     status: PROBLEMS[code].status,
-    headers: { "Content-Type": "application/problem+json", ...headers },
+    headers: { "Content-Type": "application/problem+json", ...(requestId ? { "X-Request-Id": requestId } : {}), ...headers },
   });
 }

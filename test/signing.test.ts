@@ -1,0 +1,79 @@
+import { describe, expect, it } from "vitest";
+import { signPayload, verifyPayload } from "../src/lib/standard-webhooks";
+import { call, createSession, createTeam, eventually, json, summary, uid } from "./helpers";
+
+function newSecret(): string {
+  return `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+}
+
+async function signedPost(key: string, secret: string, body: unknown, opts: { id?: string; ts?: number; tamper?: boolean } = {}) {
+  const raw = JSON.stringify(body);
+  const id = opts.id ?? `msg_${uid()}`;
+  const ts = opts.ts ?? Math.floor(Date.now() / 1000);
+  const signature = await signPayload(secret, id, ts, raw);
+  return call("/v1/callbacks", {
+    method: "POST",
+    key,
+    headers: { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": signature },
+    body: opts.tamper ? raw.replace("running", "failed") : raw,
+  });
+}
+
+describe("Standard Webhooks signatures", () => {
+  it("verifies the reference shape: v1,<base64 HMAC-SHA256 of id.timestamp.body>", async () => {
+    const secret = newSecret();
+    const sig = await signPayload(secret, "msg_1", 1700000000, "{}");
+    expect(sig).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+    expect(await verifyPayload(secret, { id: "msg_1", timestamp: "1700000000", signature: `v1,bogus ${sig}` }, "{}", 1700000010)).toEqual({ ok: true });
+    expect(await verifyPayload(secret, { id: "msg_1", timestamp: "1700000000", signature: sig }, "{}", 1700000000 + 301)).toEqual({ ok: false, reason: "expired" });
+    expect(await verifyPayload(secret, { id: "msg_1", timestamp: "1700000000", signature: sig }, "{}", 1700000000 + 10_000, null)).toEqual({ ok: true });
+    expect(await verifyPayload(newSecret(), { id: "msg_1", timestamp: "1700000000", signature: sig }, "{}", 1700000000)).toEqual({ ok: false, reason: "bad_signature" });
+  });
+
+  it("with a signing secret, accepts signed callbacks and refuses unsigned, tampered, stale and replayed ones with 401", async () => {
+    const team = await createTeam();
+    const secret = newSecret();
+    const patch = await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } });
+    expect(patch.status).toBe(200);
+    await patch.json();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const event = { id: uid("e"), type: "update_status", session_id: sid, data: { status: "running" } };
+
+    const unsigned = await call("/v1/callbacks", { method: "POST", key: team.api_key, json: event });
+    expect(unsigned.status).toBe(401);
+    expect((await unsigned.json()).detail).toContain("missing_headers");
+
+    const tampered = await signedPost(team.api_key, secret, event, { tamper: true });
+    expect(tampered.status).toBe(401);
+    await tampered.json();
+
+    const stale = await signedPost(team.api_key, secret, event, { ts: Math.floor(Date.now() / 1000) - 301 });
+    expect(stale.status).toBe(401);
+    expect((await stale.json()).detail).toContain("expired");
+
+    const ok = await signedPost(team.api_key, secret, event, { id: "msg_once" });
+    expect(ok.status).toBe(202);
+    await ok.json();
+    const replay = await signedPost(team.api_key, secret, event, { id: "msg_once" });
+    expect(replay.status).toBe(401);
+    expect((await replay.json()).detail).toContain("replayed");
+
+    await eventually(() => summary(team.api_key, sid), (s) => s.status === "running");
+
+    // Without the secret, unsigned callbacks are accepted again.
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: null } })).json();
+    const plain = await call("/v1/callbacks", { method: "POST", key: team.api_key, json: { ...event, id: uid("e") } });
+    expect(plain.status).toBe(202);
+    await plain.json();
+  });
+
+  it("refuses a signed callback that names an unknown session, and changes nothing", async () => {
+    const team = await createTeam();
+    const secret = newSecret();
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } })).json();
+    const res = await signedPost(team.api_key, secret, { id: uid("e"), type: "update_status", session_id: "nope", data: { status: "running" } });
+    expect(res.status).toBe(404);
+    expect(await json(res)).toMatchObject({ status: 404, title: "Not found" });
+  });
+});
