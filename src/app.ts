@@ -14,6 +14,7 @@ import { keyRoutes } from "./routes/keys";
 import { sessionRoutes } from "./routes/sessions";
 import { streamRoutes } from "./routes/streams";
 import { teamRoutes } from "./routes/team";
+import { workspaceRoutes } from "./routes/workspace";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -48,8 +49,10 @@ export function createApp() {
   });
 
   // JSON API bodies: 415 for another content type, 413 over 1 MiB (also when chunked).
+  // The workspace takes any content type up to 100 MB: it has its own checks.
+  const isWorkspace = (path: string) => /^\/v1\/sessions\/[^/]+\/topics\/[^/]+\/workspace(\/|$)/.test(path);
   app.use("/v1/*", async (c, next) => {
-    if (!["POST", "PUT", "PATCH"].includes(c.req.method)) return next();
+    if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path)) return next();
     const type = c.req.header("Content-Type");
     const length = c.req.header("Content-Length");
     const hasBody = (length !== undefined && length !== "0") || c.req.header("Transfer-Encoding") !== undefined;
@@ -58,15 +61,13 @@ export function createApp() {
     }
     return next();
   });
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: JSON_BODY_LIMIT,
-      onError: () => {
-        throw new ApiError("too_large", `The body is over ${JSON_BODY_LIMIT} bytes.`);
-      },
-    }),
-  );
+  const jsonLimit = bodyLimit({
+    maxSize: JSON_BODY_LIMIT,
+    onError: () => {
+      throw new ApiError("too_large", `The body is over ${JSON_BODY_LIMIT} bytes.`);
+    },
+  });
+  app.use("/v1/*", (c, next) => (isWorkspace(c.req.path) ? next() : jsonLimit(c, next)));
 
   app.route("/", healthRoutes);
   app.route("/", adminRoutes);
@@ -77,6 +78,7 @@ export function createApp() {
   app.route("/", callbackRoutes);
   app.route("/", streamRoutes);
   app.route("/", deadLetterRoutes);
+  app.route("/", workspaceRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });
   app.doc31("/openapi.json", {

@@ -42,7 +42,7 @@ describe("Standard Webhooks signatures", () => {
 
     const unsigned = await call("/v1/callbacks", { method: "POST", key: team.api_key, json: event });
     expect(unsigned.status).toBe(401);
-    expect((await unsigned.json()).detail).toContain("missing_headers");
+    expect((await json(unsigned)).detail).toContain("missing_headers");
 
     const tampered = await signedPost(team.api_key, secret, event, { tamper: true });
     expect(tampered.status).toBe(401);
@@ -50,14 +50,14 @@ describe("Standard Webhooks signatures", () => {
 
     const stale = await signedPost(team.api_key, secret, event, { ts: Math.floor(Date.now() / 1000) - 301 });
     expect(stale.status).toBe(401);
-    expect((await stale.json()).detail).toContain("expired");
+    expect((await json(stale)).detail).toContain("expired");
 
     const ok = await signedPost(team.api_key, secret, event, { id: "msg_once" });
     expect(ok.status).toBe(202);
     await ok.json();
     const replay = await signedPost(team.api_key, secret, event, { id: "msg_once" });
     expect(replay.status).toBe(401);
-    expect((await replay.json()).detail).toContain("replayed");
+    expect((await json(replay)).detail).toContain("replayed");
 
     await eventually(() => summary(team.api_key, sid), (s) => s.status === "running");
 

@@ -105,3 +105,18 @@ export const webhookIds = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.webhookId] }), index("webhook_ids_seen").on(t.seenAt)],
 );
+
+/** One row per workspace file, for per-team storage accounting (R2 has no cheap totals). */
+export const workspaceFiles = sqliteTable(
+  "workspace_files",
+  {
+    teamId: text("team_id").notNull(),
+    sessionId: text("session_id").notNull(),
+    topicId: text("topic_id").notNull(),
+    path: text("path").notNull(),
+    size: integer("size").notNull(),
+    etag: text("etag").notNull(),
+    uploadedAt: text("uploaded_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.sessionId, t.topicId, t.path] })],
+);

@@ -10,7 +10,7 @@ import { log } from "../lib/log";
 import type { CallbackMessage } from "./messages";
 
 /** Dispatches by queue: callbacks are applied; the dead-letter queue is kept in D1. */
-export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?: ExecutionContext): Promise<void> {
   const isDeadLetters = batch.queue.endsWith("-dlq");
   // Messages are acked one by one, so one failure does not redeliver the whole batch.
   for (const message of batch.messages) {

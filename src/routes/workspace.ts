@@ -1,0 +1,182 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, eq, sql } from "drizzle-orm";
+import type { Context } from "hono";
+import { dbOf } from "../db/client";
+import { indexTopic } from "../db/index-rows";
+import { topics, workspaceFiles } from "../db/schema";
+import { WORKSPACE_MAX_BYTES, workspaceKey, workspacePathProblem } from "../domain/workspace-path";
+import type { AppEnv } from "../lib/app-env";
+import { authenticate, requireScope } from "../lib/auth";
+import { ApiError } from "../lib/errors";
+import { topicHub } from "../lib/hubs";
+import { clientId } from "../lib/ids";
+import { newRouter, problemResponses, security } from "../lib/openapi";
+
+/**
+ * A topic's workspace on R2: chat logs and artifacts, any content type, streamed through
+ * (never buffered whole), up to 100 MB a file. Every write or delete is announced on the
+ * topic stream as `workspace.sync`.
+ */
+export const workspaceRoutes = newRouter();
+
+const BASE = "/v1/sessions/:sid/topics/:tid/workspace";
+workspaceRoutes.use(BASE, authenticate);
+workspaceRoutes.use(`${BASE}/*`, authenticate);
+
+export const workspaceFileSchema = z.object({ path: z.string(), size: z.number(), etag: z.string(), uploaded: z.string(), content_type: z.string().nullable() });
+export type WorkspaceFile = z.infer<typeof workspaceFileSchema>;
+
+/** The team's topic, or 404: a file never lands in, or is read from, a topic the team lacks. */
+async function topicOf(c: Context<AppEnv>) {
+  const parsed = z.object({ sid: clientId, tid: clientId }).safeParse({ sid: c.req.param("sid"), tid: c.req.param("tid") });
+  if (!parsed.success) throw new ApiError("not_found", "No such topic.");
+  const { sid, tid } = parsed.data;
+  const team = c.get("auth").team_id;
+  const row = await dbOf(c.env)
+    .select({ id: topics.id })
+    .from(topics)
+    .where(and(eq(topics.teamId, team), eq(topics.sessionId, sid), eq(topics.id, tid)))
+    .get();
+  if (!row) throw new ApiError("not_found", `No topic ${tid} in session ${sid}.`);
+  return { team, sid, tid };
+}
+
+function filePath(c: Context<AppEnv>): string {
+  const marker = "/workspace/";
+  const url = new URL(c.req.url);
+  const raw = url.pathname.slice(url.pathname.indexOf(marker) + marker.length);
+  let path: string;
+  try {
+    path = decodeURIComponent(raw);
+  } catch {
+    throw new ApiError("validation", "The path is not valid percent-encoding.", [{ path: "path", message: "invalid percent-encoding" }]);
+  }
+  const problem = workspacePathProblem(path);
+  if (problem) throw new ApiError("validation", `Invalid workspace path: ${problem}.`, [{ path: "path", message: problem }]);
+  return path;
+}
+
+function present(path: string, o: R2Object): WorkspaceFile {
+  return { path, size: o.size, etag: o.httpEtag, uploaded: o.uploaded.toISOString(), content_type: o.httpMetadata?.contentType ?? null };
+}
+
+/** Applies a workspace.sync to the topic hub (its stream and state), then refreshes the index. */
+async function announce(c: Context<AppEnv>, t: { team: string; sid: string; tid: string }, files: Array<{ path: string; size: number; etag?: string; deleted?: boolean }>) {
+  const hub = topicHub(c.env, t.team, t.sid, t.tid);
+  const report = await hub.apply({ id: t.tid, session_id: t.sid, team_id: t.team }, [
+    { id: `workspace:${crypto.randomUUID()}`, type: "workspace.sync", session_id: t.sid, topic_id: t.tid, occurred_at: new Date().toISOString(), data: { files } },
+  ]);
+  await indexTopic(dbOf(c.env), t.team, t.sid, report.summary, report.version);
+}
+
+// Registered before the file routes: Hono's `/*` also matches the bare folder path.
+const listQuery = z.object({ prefix: z.string().max(1024).optional(), cursor: z.string().max(2000).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) });
+workspaceRoutes.get(BASE, requireScope("read"), async (c) => {
+  const t = await topicOf(c);
+  const q = listQuery.safeParse(c.req.query());
+  if (!q.success) throw new ApiError("validation", "The query is not valid.", q.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+  const base = workspaceKey(t.team, t.sid, t.tid);
+  let listed: R2Objects;
+  try {
+    listed = await c.env.BUCKET.list({ prefix: base + (q.data.prefix ?? ""), cursor: q.data.cursor, limit: q.data.limit, include: ["httpMetadata"] });
+  } catch {
+    throw new ApiError("validation", "The cursor is not one this API gave out.", [{ path: "cursor", message: "invalid cursor" }]);
+  }
+  return c.json({ items: listed.objects.map((o) => present(o.key.slice(base.length), o)), next_cursor: listed.truncated ? listed.cursor : null }, 200);
+});
+
+workspaceRoutes.put(`${BASE}/*`, requireScope("agent"), async (c) => {
+  const t = await topicOf(c);
+  const path = filePath(c);
+  const length = c.req.header("Content-Length");
+  if (length === undefined || !/^\d+$/.test(length)) throw new ApiError("length_required", "Send Content-Length: R2 stores a streamed body only when its length is known.");
+  if (Number(length) > WORKSPACE_MAX_BYTES) throw new ApiError("too_large", `A workspace file is at most ${WORKSPACE_MAX_BYTES} bytes.`);
+  const key = workspaceKey(t.team, t.sid, t.tid, path);
+  const existed = (await c.env.BUCKET.head(key)) !== null;
+  const body = c.req.raw.body ?? new Uint8Array(0);
+  let object: R2Object | null;
+  try {
+    object = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: c.req.header("Content-Type") ?? "application/octet-stream" } });
+  } catch (e) {
+    // A body shorter or longer than its Content-Length is the client's mistake, not ours.
+    throw new ApiError("validation", `The body did not match its Content-Length (${e instanceof Error ? e.message : "upload failed"}).`);
+  }
+  if (!object) throw new ApiError("conflict", "The upload was refused.");
+  const file = present(path, object);
+  await dbOf(c.env)
+    .insert(workspaceFiles)
+    .values({ teamId: t.team, sessionId: t.sid, topicId: t.tid, path, size: file.size, etag: file.etag, uploadedAt: file.uploaded })
+    .onConflictDoUpdate({ target: [workspaceFiles.teamId, workspaceFiles.sessionId, workspaceFiles.topicId, workspaceFiles.path], set: { size: file.size, etag: file.etag, uploadedAt: file.uploaded } });
+  await announce(c, t, [{ path, size: file.size, etag: file.etag }]);
+  return c.json(file, existed ? 200 : 201, { ETag: file.etag });
+});
+
+workspaceRoutes.get(`${BASE}/*`, requireScope("read"), async (c) => {
+  const t = await topicOf(c);
+  const path = filePath(c);
+  const key = workspaceKey(t.team, t.sid, t.tid, path);
+  const headers = c.req.raw.headers;
+  const object = await c.env.BUCKET.get(key, { onlyIf: headers, range: headers.has("Range") ? headers : undefined });
+  if (!object) throw new ApiError("not_found", `No file ${path}.`);
+  const out = new Headers({ ETag: object.httpEtag, "Accept-Ranges": "bytes", "Last-Modified": object.uploaded.toUTCString() });
+  object.writeHttpMetadata(out);
+  // No body: a precondition (If-None-Match) held, so the client's copy is current.
+  if (!("body" in object)) return new Response(null, { status: 304, headers: out });
+  const range = object.range as { offset?: number; length?: number } | undefined;
+  if (headers.has("Range") && range && (range.offset !== undefined || range.length !== undefined)) {
+    const offset = range.offset ?? 0;
+    const length = range.length ?? object.size - offset;
+    out.set("Content-Range", `bytes ${offset}-${offset + length - 1}/${object.size}`);
+    out.set("Content-Length", String(length));
+    return new Response(object.body, { status: 206, headers: out });
+  }
+  out.set("Content-Length", String(object.size));
+  return new Response(object.body, { status: 200, headers: out });
+});
+
+workspaceRoutes.delete(`${BASE}/*`, requireScope("agent"), async (c) => {
+  const t = await topicOf(c);
+  const path = filePath(c);
+  const key = workspaceKey(t.team, t.sid, t.tid, path);
+  if (!(await c.env.BUCKET.head(key))) throw new ApiError("not_found", `No file ${path}.`);
+  await c.env.BUCKET.delete(key);
+  await dbOf(c.env)
+    .delete(workspaceFiles)
+    .where(and(eq(workspaceFiles.teamId, t.team), eq(workspaceFiles.sessionId, t.sid), eq(workspaceFiles.topicId, t.tid), eq(workspaceFiles.path, path)));
+  await announce(c, t, [{ path, size: 0, deleted: true }]);
+  return c.body(null, 204);
+});
+
+/** Per-team storage accounting. */
+workspaceRoutes.use("/v1/usage", authenticate, requireScope("read"));
+workspaceRoutes.get("/v1/usage", async (c) => {
+  const row = await dbOf(c.env)
+    .select({ bytes: sql<number>`coalesce(sum(${workspaceFiles.size}), 0)`, objects: sql<number>`count(*)` })
+    .from(workspaceFiles)
+    .where(eq(workspaceFiles.teamId, c.get("auth").team_id))
+    .get();
+  return c.json({ workspace: { bytes: row?.bytes ?? 0, objects: row?.objects ?? 0 } }, 200);
+});
+
+// Documented in /openapi.json; served by the plain routes above (a wildcard path and raw bodies).
+const wsParams = z.object({ sid: clientId, tid: clientId, path: z.string().describe("file path, may contain /") });
+for (const [method, summary, responses] of [
+  ["put", "Store a file (any content type, Content-Length required, ≤ 100 MB); announces workspace.sync", { 200: { description: "Replaced" }, 201: { description: "Created" }, 411: { description: "No Content-Length" }, 413: { description: "Over 100 MB" } }],
+  ["get", "Read a file; honours If-None-Match (304) and Range (206)", { 200: { description: "The file" }, 206: { description: "A range" }, 304: { description: "Not modified" } }],
+  ["delete", "Delete a file; announces workspace.sync", { 204: { description: "Deleted" } }],
+] as const) {
+  workspaceRoutes.openAPIRegistry.registerPath(createRoute({ method, path: "/v1/sessions/{sid}/topics/{tid}/workspace/{path}", summary, security, request: { params: wsParams }, responses: { ...responses, ...problemResponses } }));
+}
+workspaceRoutes.openAPIRegistry.registerPath(
+  createRoute({
+    method: "get",
+    path: "/v1/sessions/{sid}/topics/{tid}/workspace",
+    summary: "List a topic's files (?prefix=, ?cursor=, ?limit=)",
+    security,
+    request: { params: z.object({ sid: clientId, tid: clientId }), query: listQuery },
+    responses: { 200: { description: "Files", content: { "application/json": { schema: z.object({ items: z.array(workspaceFileSchema), next_cursor: z.string().nullable() }) } } }, ...problemResponses },
+  }),
+);
+workspaceRoutes.openAPIRegistry.registerPath(
+  createRoute({ method: "get", path: "/v1/usage", summary: "The team's storage: workspace bytes and objects", security, responses: { 200: { description: "Usage" }, ...problemResponses } }),
+);
