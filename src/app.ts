@@ -13,6 +13,7 @@ import { healthRoutes } from "./routes/health";
 import { keyRoutes } from "./routes/keys";
 import { sessionRoutes } from "./routes/sessions";
 import { streamRoutes } from "./routes/streams";
+import { sentinelRoutes } from "./routes/sentinels";
 import { teamRoutes } from "./routes/team";
 import { workspaceRoutes } from "./routes/workspace";
 
@@ -79,6 +80,7 @@ export function createApp() {
   app.route("/", streamRoutes);
   app.route("/", deadLetterRoutes);
   app.route("/", workspaceRoutes);
+  app.route("/", sentinelRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });
   app.doc31("/openapi.json", {

@@ -1,0 +1,117 @@
+import { createExecutionContext, createScheduledController } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { sweepSentinels } from "../src/cron/sentinels";
+import { parseSentinelKey, sentinelKey } from "../src/domain/sentinel";
+import worker from "../src/index";
+import { topicHub } from "../src/lib/hubs";
+import { signPayload } from "../src/lib/standard-webhooks";
+import { call, createTeam, eventually, json, postEvents, sessionWithTopic, stepEvent, summary } from "./helpers";
+
+async function writeSentinel(team: string, event: ReturnType<typeof stepEvent> | { id: string; type: string; session_id: string; topic_id?: string; data: unknown }, meta: Record<string, string> = {}, raw?: string) {
+  const key = sentinelKey({ team_id: team, session_id: event.session_id, topic_id: event.topic_id ?? null, event_id: event.id });
+  await env.BUCKET.put(key, raw ?? JSON.stringify(event), { customMetadata: meta });
+  return key;
+}
+
+describe("sentinel keys", () => {
+  it("round-trip, with - for a session-level event", () => {
+    const k = { team_id: "team_1", session_id: "s1", topic_id: null, event_id: "e/1" };
+    expect(sentinelKey(k)).toBe("callback-sentinels/alpha/team_1/s1/-/e%2F1.json");
+    expect(parseSentinelKey(sentinelKey(k))).toEqual(k);
+    expect(parseSentinelKey("callback-sentinels/alpha/team_1/s1/e1.json")).toBeNull();
+  });
+});
+
+describe("sentinel sweep", () => {
+  it("applies sentinels through the callback path, once even when the event also came over HTTPS, and deletes them", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const both = stepEvent(sid, tid, "step_started", { step: "design" });
+    await (await postEvents(team.api_key, [both])).json();
+    await eventually(() => topicHub(env, team.team_id, sid, tid).storageCounts(), (c) => c.last_seq === 1);
+    await writeSentinel(team.team_id, both);
+    const only = stepEvent(sid, tid, "step_completed", { step: "design", turns: 4 });
+    await writeSentinel(team.team_id, only);
+    const sessionLevel = { id: "sess-1", type: "update_status", session_id: sid, data: { status: "running" } };
+    await writeSentinel(team.team_id, sessionLevel);
+
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 3, rejected: 0, truncated: false });
+    // The cron handler runs the sweep.
+    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, createExecutionContext());
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, rejected: 0, truncated: false });
+    expect((await topicHub(env, team.team_id, sid, tid).storageCounts()).last_seq).toBe(2);
+    const s = await summary(team.api_key, sid);
+    expect(s.status).toBe("running");
+    expect(s.topics[0].steps.design).toMatchObject({ status: "completed", turns: 4 });
+  });
+
+  it("two sweeps at once apply nothing twice", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    for (let i = 0; i < 10; i++) await writeSentinel(team.team_id, stepEvent(sid, tid, "usage.reported", { step: "explore", tools: [{ name: "bash", calls: 1, duration_ms: 1, errors: 0 }] }));
+    const [a, b] = await Promise.all([sweepSentinels(env), sweepSentinels(env)]);
+    expect(a.applied + b.applied).toBeGreaterThanOrEqual(10);
+    const topic = await json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key: team.api_key }));
+    expect(topic.steps.explore.tools).toEqual([{ name: "bash", calls: 10, duration_ms: 10, errors: 0 }]);
+    expect((await env.BUCKET.list({ prefix: `callback-sentinels/alpha/${team.team_id}/` })).objects).toEqual([]);
+  });
+
+  it("moves malformed, mismatched, unknown-session and badly signed sentinels to rejected/ with the reason", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const secret = `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } })).json();
+
+    const good = stepEvent(sid, tid, "step_started", { step: "prep" });
+    const raw = JSON.stringify(good);
+    // Signed long ago: sentinels have no time window.
+    const ts = Math.floor(Date.now() / 1000) - 86_400;
+    await writeSentinel(team.team_id, good, { "webhook-id": "w1", "webhook-timestamp": String(ts), "webhook-signature": await signPayload(secret, "w1", ts, raw) }, raw);
+    const unsigned = await writeSentinel(team.team_id, stepEvent(sid, tid, "step_started", { step: "review" }));
+    const notJson = await writeSentinel(team.team_id, stepEvent(sid, tid, "step_started", { step: "x" }), {}, "{not json");
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: null } })).json();
+    const mismatched = sentinelKey({ team_id: team.team_id, session_id: sid, topic_id: tid, event_id: "other-id" });
+    await env.BUCKET.put(mismatched, JSON.stringify(stepEvent(sid, tid, "step_started", { step: "design" })));
+    const unknownSession = await writeSentinel(team.team_id, stepEvent("nope", tid, "step_started", { step: "design" }));
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } })).json();
+
+    const report = await sweepSentinels(env);
+    expect(report).toMatchObject({ applied: 1, rejected: 4 });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, rejected: 4, truncated: false });
+    const reasons = Object.fromEntries(
+      await Promise.all(
+        [unsigned, notJson, mismatched, unknownSession].map(async (k) => {
+          const o = await env.BUCKET.head(k.replace("callback-sentinels/", "callback-sentinels/rejected/"));
+          return [k, o?.customMetadata?.reason ?? "(missing)"];
+        }),
+      ),
+    );
+    expect(reasons[unsigned]).toContain("signature");
+    expect(reasons[notJson]).toMatch(/signature|not JSON/);
+    expect(reasons[mismatched]).toMatch(/signature|does not match/);
+    expect(reasons[unknownSession]).toMatch(/signature|no session/);
+    const topic = await json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key: team.api_key }));
+    expect(topic.steps.prep.status).toBe("running");
+    expect(topic.steps.review.status).toBe("pending");
+    // A second sweep finds nothing left to retry.
+    expect(await sweepSentinels(env)).toMatchObject({ applied: 0, rejected: 0 });
+  });
+
+  it("without a signing secret, names each structural problem", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const notJson = await writeSentinel(team.team_id, stepEvent(sid, tid, "step_started", { step: "x" }), {}, "{not json");
+    const mismatched = sentinelKey({ team_id: team.team_id, session_id: sid, topic_id: tid, event_id: "other-id" });
+    await env.BUCKET.put(mismatched, JSON.stringify(stepEvent(sid, tid, "step_started", { step: "design" })));
+    const unknownSession = await writeSentinel(team.team_id, stepEvent("nope", tid, "step_started", { step: "design" }));
+    const badKey = `callback-sentinels/alpha/${team.team_id}/oops.json`;
+    await env.BUCKET.put(badKey, "{}");
+    await sweepSentinels(env);
+    const reason = async (k: string) => (await env.BUCKET.head(k.replace("callback-sentinels/", "callback-sentinels/rejected/")))?.customMetadata?.reason;
+    expect(await reason(notJson)).toContain("not JSON");
+    expect(await reason(mismatched)).toContain("does not match");
+    expect(await reason(unknownSession)).toContain("no session nope");
+    expect(await reason(badKey)).toContain("key is not");
+  });
+});
