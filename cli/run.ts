@@ -1,0 +1,142 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AgentEvent } from "../src/domain/events";
+import { DEFAULT_MAX_TURNS, STEPS, type Step } from "../src/domain/steps";
+import { applySummary, emptyUsage, readUsageLine } from "./agent-output";
+import type { SwitchboardClient } from "./client";
+import { pickRotatedToken } from "./rotation";
+import type { StepOutcome } from "./summary-table";
+
+export interface RunOptions {
+  sessionId: string;
+  topicId: string;
+  steps: Step[];
+  /** Overrides every step's budget (`-t`); otherwise 15/40/50/15/40/60. */
+  maxTurns?: number;
+  command: string[];
+  env?: NodeJS.ProcessEnv;
+  /** How often the chat log is uploaded while a step runs. */
+  logUploadMs?: number;
+  out?: (text: string) => void;
+  /** Tests pass a signal; the CLI wires SIGINT/SIGTERM to it. */
+  interrupt?: AbortSignal;
+}
+
+/** Runs steps in order, stopping at the first failure; every step is reported as it goes. */
+export async function runSteps(client: SwitchboardClient, options: RunOptions): Promise<StepOutcome[]> {
+  const outcomes: StepOutcome[] = [];
+  const runId = crypto.randomUUID().slice(0, 8);
+  for (const step of options.steps) {
+    const outcome = await runStep(client, options, step, runId);
+    outcomes.push(outcome);
+    if (outcome.status !== "completed") break;
+  }
+  return outcomes;
+}
+
+async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, runId: string): Promise<StepOutcome> {
+  const out = o.out ?? ((t: string) => process.stdout.write(t));
+  const maxTurns = o.maxTurns ?? DEFAULT_MAX_TURNS[step];
+  const event = (type: AgentEvent["type"], data: Record<string, unknown>): AgentEvent => ({
+    // One id per run, step and type: a retried send is a duplicate, a re-run is new.
+    id: `run-${runId}-${o.topicId}-${step}-${type}`,
+    type,
+    session_id: o.sessionId,
+    topic_id: o.topicId,
+    occurred_at: new Date().toISOString(),
+    data,
+  });
+  await client.send(event("step_started", { step, max_turns: maxTurns }));
+
+  const dir = mkdtempSync(join(tmpdir(), "switchboard-step-"));
+  const summaryFile = join(dir, "summary.json");
+  const usage = emptyUsage();
+  const logPath = `logs/${step}.log`;
+  let log = "";
+  let uploaded = 0;
+  const upload = async () => {
+    if (log.length === uploaded) return;
+    const snapshot = log;
+    try {
+      await client.putWorkspaceFile(o.sessionId, o.topicId, logPath, snapshot);
+      uploaded = snapshot.length;
+    } catch (e) {
+      out(`[switchboard] chat log upload failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    }
+  };
+
+  const rotated = pickRotatedToken(o.env ?? process.env);
+  const started = Date.now();
+  const [cmd, ...args] = o.command as [string, ...string[]];
+  const child: ChildProcess = spawn(cmd, args, {
+    env: {
+      ...(o.env ?? process.env),
+      SWITCHBOARD_SESSION_ID: o.sessionId,
+      SWITCHBOARD_TOPIC_ID: o.topicId,
+      SWITCHBOARD_STEP: step,
+      SWITCHBOARD_MAX_TURNS: String(maxTurns),
+      SWITCHBOARD_SUMMARY_FILE: summaryFile,
+      ...(rotated ? { CLAUDE_CODE_OAUTH_TOKEN: rotated.token, SWITCHBOARD_TOKEN_INDEX: rotated.index } : {}),
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // its own process group, so an interrupt stops the agent's children too
+  });
+  let pending = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    const text = chunk.toString("utf8");
+    out(text);
+    log += text;
+    pending += text;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) readUsageLine(usage, line);
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    const text = chunk.toString("utf8");
+    out(text);
+    log += text;
+  });
+  const timer = setInterval(() => void upload(), o.logUploadMs ?? 5000);
+  let interrupted = false;
+  const onInterrupt = () => {
+    interrupted = true;
+    try {
+      process.kill(-(child.pid as number), "SIGTERM");
+    } catch {}
+  };
+  o.interrupt?.addEventListener("abort", onInterrupt, { once: true });
+  if (o.interrupt?.aborted) onInterrupt();
+
+  const exit = await new Promise<{ code: number | null; error?: string }>((resolve) => {
+    child.on("error", (e) => resolve({ code: null, error: e.message }));
+    child.on("close", (code) => resolve({ code }));
+  });
+  clearInterval(timer);
+  o.interrupt?.removeEventListener("abort", onInterrupt);
+  if (pending) readUsageLine(usage, pending);
+  try {
+    applySummary(usage, JSON.parse(readFileSync(summaryFile, "utf8")));
+  } catch {
+    // No summary file: the JSON lines are the report.
+  }
+  rmSync(dir, { recursive: true, force: true });
+  await upload();
+
+  const duration_ms = Date.now() - started;
+  await client.send(event("usage.reported", { step, tools: [...usage.tools.values()], turns: usage.turns, cost_usd: usage.cost_usd }));
+  const base = { step, turns: usage.turns, max_turns: maxTurns, cost_usd: usage.cost_usd, duration_ms };
+  if (!interrupted && exit.code === 0) {
+    await client.send(event("step_completed", { step, turns: usage.turns, cost_usd: usage.cost_usd, duration_ms }));
+    return { ...base, status: "completed" };
+  }
+  const error = interrupted ? "interrupted" : exit.error ? `could not start: ${exit.error}` : `exit code ${exit.code}`;
+  await client.send(event("step_failed", { step, error, turns: usage.turns, duration_ms }));
+  return { ...base, status: interrupted ? "interrupted" : "failed", detail: error };
+}
+
+export function parseSteps(arg: string): Step[] | null {
+  if (arg === "all") return [...STEPS];
+  return (STEPS as readonly string[]).includes(arg) ? [arg as Step] : null;
+}
