@@ -1,7 +1,7 @@
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
-import type { AppEnv } from "./lib/app-env";
+import { MAX_JSON_DEPTH, tooDeepAt } from "./domain/json";
 import { ApiError, type ProblemCode, problemResponse } from "./lib/errors";
 import { log } from "./lib/log";
 import { newRouter } from "./lib/openapi";
@@ -69,6 +69,14 @@ export function createApp() {
     },
   });
   app.use("/v1/*", (c, next) => (isWorkspace(c.req.path) ? next() : jsonLimit(c, next)));
+  // Depth is checked once here, on the body Hono parses and caches for the validators.
+  app.use("/v1/*", async (c, next) => {
+    if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path) || !c.req.header("Content-Type")) return next();
+    const body: unknown = await c.req.json().catch(() => undefined); // malformed: the validator answers 400
+    const at = tooDeepAt(body);
+    if (at !== null) throw new ApiError("validation", `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`, [{ path: at, message: `Nested deeper than ${MAX_JSON_DEPTH} levels` }]);
+    return next();
+  });
 
   app.route("/", healthRoutes);
   app.route("/", adminRoutes);

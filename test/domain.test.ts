@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { backoffSeconds } from "../src/domain/backoff";
 import { type AgentEvent, parseCallbackBody } from "../src/domain/events";
+import { jsonSchema, MAX_JSON_DEPTH, tooDeepAt } from "../src/domain/json";
 import { planReplay, trimBelow } from "../src/domain/replay";
 import { applySessionEvent, newSession, REJECTED_KEEP, transitionSession } from "../src/domain/session";
 import { applyTopicEvent, currentStep, newTopic, type TopicState, topicStatus } from "../src/domain/topic";
@@ -46,6 +47,39 @@ describe("session state machine", () => {
     s = applySessionEvent(s, ev("insight_failed", { insight_id: "i1", error: "boom" }), NOW).state;
     s = applySessionEvent(s, ev("insight_started", { insight_id: "i1", title: "idea" }), NOW).state;
     expect(s.insights.i1).toMatchObject({ status: "failed", error: "boom", title: "idea" });
+  });
+});
+
+describe("session state machine: terminal repeats", () => {
+  it("keeps a terminal session's reason when the same status is sent again", () => {
+    let s = newSession({ id: "s1", team_id: "a", now: NOW });
+    s = applySessionEvent(s, ev("update_status", { status: "failed", reason: "out of budget" }), NOW).state;
+    const again = applySessionEvent(s, ev("update_status", { status: "failed", reason: "later" }), at(5));
+    expect(again.accepted).toBe(true);
+    expect(again.state).toBe(s);
+    expect(again.state.status_reason).toBe("out of budget");
+  });
+});
+
+describe("JSON depth", () => {
+  const nest = (n: number): unknown => {
+    let v: unknown = 1;
+    for (let i = 0; i < n; i++) v = i % 2 ? [v] : { k: v };
+    return v;
+  };
+  it("accepts JSON up to the bound and names where deeper JSON goes past it", () => {
+    expect(tooDeepAt(nest(MAX_JSON_DEPTH))).toBeNull();
+    expect(tooDeepAt(nest(MAX_JSON_DEPTH + 1))).toMatch(/^(k|0)(\.(k|0)){31}$/);
+    const path = tooDeepAt({ a: [1, { b: nest(MAX_JSON_DEPTH) }] }) ?? "";
+    expect(path.startsWith("a.1.b.0.k.0")).toBe(true);
+    expect(path.split(".")).toHaveLength(MAX_JSON_DEPTH);
+    expect(tooDeepAt("x")).toBeNull();
+  });
+  it("walks 100,000 levels without overflowing the stack", () => {
+    expect(tooDeepAt(nest(100_000))).not.toBeNull();
+    expect(jsonSchema.safeParse(nest(100_000)).success).toBe(false);
+    expect(jsonSchema.safeParse({ a: [1, "x", null, true] }).success).toBe(true);
+    expect(jsonSchema.safeParse(Number.NaN).success).toBe(false);
   });
 });
 

@@ -1,4 +1,5 @@
 import { exports } from "cloudflare:workers";
+import { expect } from "vitest";
 import type { CreatedTeam } from "../src/routes/admin";
 
 export const ADMIN = "test-admin-token";
@@ -168,4 +169,52 @@ export function stepEvent(sid: string, tid: string, type: string, data: Record<s
 /** Waits until the topic hub has logged `seq` events. */
 export async function waitForTopicSeq(key: string, sid: string, tid: string, check: (topic: any) => boolean) {
   return eventually(async () => json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key })), check);
+}
+
+/** The body every error carries (application/problem+json). */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors: { path: string; message: string }[];
+  request_id: string;
+}
+
+/**
+ * Asserts `res` is a problem+json answer with `status` and exactly the documented fields,
+ * its request id matching the header, and returns the parsed body (the body is consumed).
+ */
+export async function expectProblem(res: Response, status: number): Promise<Problem> {
+  const text = await res.text();
+  expect(res.status, `${res.status} ${text}`).toBe(status);
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  const body = JSON.parse(text) as Problem;
+  expect(Object.keys(body).sort()).toEqual(["detail", "errors", "request_id", "status", "title", "type"]);
+  expect(body).toMatchObject({ type: expect.stringMatching(/^https?:\/\/\S+$/), title: expect.any(String), status, detail: expect.any(String), errors: expect.any(Array) });
+  expect(body.request_id).toMatch(/\S/);
+  expect(body.request_id).toBe(res.headers.get("x-request-id"));
+  return body;
+}
+
+/** The paths named by a problem's field errors. */
+export function errorPaths(problem: Problem): string[] {
+  return problem.errors.map((e) => e.path);
+}
+
+/** Cancels a body the test does not need (unread bodies break isolated storage). */
+export async function drain(res: Response): Promise<Response> {
+  await res.body?.cancel();
+  return res;
+}
+
+/** A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes. */
+export function newSigningSecret(): string {
+  return `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+}
+
+/** Hex SHA-256 of a string, as the Worker stores API keys. */
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

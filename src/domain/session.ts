@@ -71,6 +71,8 @@ export function applySessionEvent(state: SessionState, event: AgentEvent, now: s
   switch (event.type) {
     case "update_status": {
       const data = dataOf({ ...event, type: "update_status" });
+      // Ending an ended session the same way again changes nothing, its reason included.
+      if (isTerminal(state.status) && data.status === state.status) return { accepted: true, state };
       const t = transitionSession(state.status, data.status);
       if (!t.ok) return reject(state, event, t.reason, now);
       return { accepted: true, state: { ...touched, status: data.status, status_reason: data.reason ?? state.status_reason } };

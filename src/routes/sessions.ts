@@ -5,7 +5,7 @@ import { dbOf } from "../db/client";
 import { indexTopic, upsertSessionRow } from "../db/index-rows";
 import { alphas, sessions, topics } from "../db/schema";
 import { jsonSchema } from "../domain/json";
-import { SESSION_STATUSES } from "../domain/session";
+import { isTerminal, SESSION_STATUSES } from "../domain/session";
 import { STEPS } from "../domain/steps";
 import type { AppEnv } from "../lib/app-env";
 import { authenticate, requireScope } from "../lib/auth";
@@ -132,7 +132,9 @@ sessionRoutes.openapi(
     const body = c.req.valid("json");
     const team = c.get("auth").team_id;
     const hub = sessionHub(c.env, team, sessionId);
-    if (!(await hub.summary())) throw new ApiError("not_found", `No session ${sessionId}.`);
+    const current = await hub.summary();
+    if (!current) throw new ApiError("not_found", `No session ${sessionId}.`);
+    if (isTerminal(current.summary.status)) throw new ApiError("conflict", `The session is ${current.summary.status}; a terminal session is never changed.`);
     // Applied as an event, so watchers see it on the stream like an agent's update.
     const report = await hub.apply([
       { id: `operator:${crypto.randomUUID()}`, type: "update_status", session_id: sessionId, occurred_at: new Date().toISOString(), data: { status: body.status, ...(body.reason ? { reason: body.reason } : {}) } },

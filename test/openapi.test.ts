@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { createApp } from "../src/app";
+import { call, json } from "./helpers";
+
+interface OpenApiDoc {
+  openapi: string;
+  paths: Record<string, Record<string, { summary?: string; responses?: Record<string, unknown> }>>;
+  components?: { securitySchemes?: Record<string, unknown> };
+}
+
+/** Every route of src/routes/*.ts, as the contract (shared/DESIGN.md) names them. */
+const EXPECTED: [string, string][] = [
+  ["get", "/healthz"],
+  ["post", "/v1/admin/teams"],
+  ["post", "/v1/admin/teams/{team_id}/keys"],
+  ["post", "/v1/auth/session"],
+  ["delete", "/v1/auth/session"],
+  ["post", "/v1/stream-tokens"],
+  ["post", "/v1/keys"],
+  ["get", "/v1/keys"],
+  ["delete", "/v1/keys/{id}"],
+  ["get", "/v1/team"],
+  ["patch", "/v1/team"],
+  ["post", "/v1/sessions"],
+  ["get", "/v1/sessions"],
+  ["get", "/v1/sessions/{sid}"],
+  ["patch", "/v1/sessions/{sid}"],
+  ["post", "/v1/sessions/{sid}/topics"],
+  ["get", "/v1/sessions/{sid}/topics/{tid}"],
+  ["get", "/v1/sessions/{sid}/alphas"],
+  ["post", "/v1/callbacks"],
+  ["get", "/v1/sessions/{sid}/stream"],
+  ["get", "/v1/sessions/{sid}/topics/{tid}/stream"],
+  ["get", "/alpha/discovery/{sid}/stream"],
+  ["get", "/alpha/discovery/{sid}/{tid}/stream"],
+  ["get", "/api/alpha/sessions/{sid}/stream"],
+  ["get", "/v1/dead-letters"],
+  ["get", "/v1/sentinels"],
+  ["get", "/v1/usage"],
+  ["get", "/v1/sessions/{sid}/topics/{tid}/workspace"],
+  ["put", "/v1/sessions/{sid}/topics/{tid}/workspace/{path}"],
+  ["get", "/v1/sessions/{sid}/topics/{tid}/workspace/{path}"],
+  ["delete", "/v1/sessions/{sid}/topics/{tid}/workspace/{path}"],
+];
+
+async function fetchDoc(): Promise<OpenApiDoc> {
+  const res = await call("/openapi.json");
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toContain("application/json");
+  return json<OpenApiDoc>(res);
+}
+
+const documented = (doc: OpenApiDoc) => Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method} ${path}`));
+
+describe("GET /openapi.json", () => {
+  it("is an OpenAPI 3.1 document, served without credentials", async () => {
+    const doc = await fetchDoc();
+    expect(doc.openapi).toBe("3.1.0");
+    expect(doc.components?.securitySchemes).toHaveProperty("bearer");
+  });
+
+  it("lists every route of the contract, stream aliases and /v1/callbacks included", async () => {
+    const ops = documented(await fetchDoc());
+    for (const [method, path] of EXPECTED) expect(ops, `${method.toUpperCase()} ${path}`).toContain(`${method} ${path}`);
+  });
+
+  it("lists every route the app actually serves, and none it does not", async () => {
+    // Hono keeps every registered handler; middleware shows up as method ALL.
+    const served = new Set(
+      createApp()
+        .routes.filter((r) => r.method !== "ALL" && r.path !== "/openapi.json")
+        .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}").replace(/\/\*$/, "/{path}")}`),
+    );
+    expect(served.size).toBeGreaterThanOrEqual(EXPECTED.length);
+    const ops = documented(await fetchDoc());
+    expect([...served].filter((op) => !ops.includes(op))).toEqual([]);
+    expect(ops.filter((op) => !served.has(op))).toEqual([]);
+  });
+
+  it("documents each operation with a summary and its responses, errors included", async () => {
+    const doc = await fetchDoc();
+    for (const [method, path] of EXPECTED) {
+      const op = doc.paths[path]?.[method];
+      expect(op?.summary, `${method} ${path}`).toEqual(expect.any(String));
+      expect(Object.keys(op?.responses ?? {}).length, `${method} ${path}`).toBeGreaterThan(0);
+    }
+    for (const [method, path] of EXPECTED.filter(([, p]) => p.startsWith("/v1/sessions") || p === "/v1/callbacks")) {
+      expect(Object.keys(doc.paths[path]?.[method]?.responses ?? {}), `${method} ${path}`).toEqual(expect.arrayContaining(["400", "401", "404"]));
+    }
+  });
+});
