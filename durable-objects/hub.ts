@@ -1,13 +1,16 @@
 import { DurableObject } from "cloudflare:workers";
 import type { AgentEvent, LoggedEvent } from "../src/domain/events";
 import { planReplay, trimBelow } from "../src/domain/replay";
-import { SSE_HEADERS, parseLastEventId, sseComment, sseEvent, sseRetry } from "../src/lib/sse";
+import { SSE_HEADERS, concat, parseLastEventId, sseComment, sseEvent, sseRetry } from "../src/lib/sse";
 
 /** Applied event ids are kept this long: longer than a queue retains a message (4 days). */
 export const APPLIED_TTL_MS = 14 * 24 * 3600 * 1000;
 /** A subscriber with this many unsent chunks is too slow and is dropped, never waited on. */
 const MAX_QUEUED_CHUNKS = 512;
 const RETRY_MS = 2000;
+/** Fan-out pacing (see `enqueue`): 100 streams are flushed every 10 ms, 1,000 every 100 ms. */
+const MIN_FLUSH_MS = 5;
+const WRITES_PER_SECOND = 10_000;
 
 export type ApplyResult = { event_id: string; status: "applied"; seq: number } | { event_id: string; status: "duplicate" } | { event_id: string; status: "rejected"; reason: string };
 
@@ -34,6 +37,9 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
   protected version = 0;
   protected lastSeq = 0;
   private subscribers = new Set<Subscriber>();
+  private pending: Uint8Array[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastFlush = 0;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -117,7 +123,7 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
       }
       sql.exec(`DELETE FROM hub_events WHERE seq <= ?`, trimBelow(this.lastSeq, this.history()));
     });
-    for (const chunk of toSend) this.broadcast(chunk);
+    for (const chunk of toSend) this.enqueue(chunk);
     void this.ensureAlarm();
     return { results, summary: this.summarize(this.state), version: this.version };
   }
@@ -149,7 +155,10 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
       if (plan.kind === "reset") first.push(sseEvent({ event: "reset", data: { reason: plan.reason, last_event_id: lastId === "invalid" ? null : lastId, current: this.lastSeq } }));
       first.push(sseEvent({ id: this.lastSeq, event: "snapshot", data: this.summarize(this.state) }));
     }
-    for (const chunk of first) this.send(sub, chunk);
+    // Events still waiting for the next flush are in the replay or the snapshot just read:
+    // they go to the others now, so the new stream neither misses nor repeats them.
+    this.flush();
+    this.send(sub, concat(first));
     this.subscribers.add(sub);
     this.startHeartbeat();
     request.signal?.addEventListener("abort", () => this.drop(sub));
@@ -163,6 +172,34 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
 
   private broadcast(chunk: Uint8Array): void {
     for (const sub of this.subscribers) this.send(sub, chunk);
+  }
+
+  /**
+   * Queues an event for every stream. An idle stream gets it at once; under load, events
+   * are gathered and written together, at most one write per stream every `flushInterval()`
+   * ms. Each write costs the same in the DO, the Worker and the proxy whatever its size, so
+   * this keeps the writes per second bounded while the events per second grow.
+   */
+  private enqueue(chunk: Uint8Array): void {
+    this.pending.push(chunk);
+    if (this.flushTimer) return;
+    const wait = Math.max(0, this.lastFlush + this.flushInterval() - Date.now());
+    this.flushTimer = setTimeout(() => this.flush(), wait);
+  }
+
+  private flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.pending.length === 0) return;
+    this.lastFlush = Date.now();
+    const chunk = concat(this.pending);
+    this.pending = [];
+    this.broadcast(chunk);
+  }
+
+  /** 5 ms, or longer with many streams: about WRITES_PER_SECOND writes a second in all. */
+  private flushInterval(): number {
+    return Math.max(MIN_FLUSH_MS, (1000 * this.subscribers.size) / WRITES_PER_SECOND);
   }
 
   /** Never awaited: one stalled reader must not hold up the others. */

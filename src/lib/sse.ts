@@ -36,3 +36,15 @@ export function parseLastEventId(raw: string | null | undefined): number | "inva
   if (!/^\d{1,15}$/.test(raw.trim())) return "invalid";
   return Number(raw.trim());
 }
+
+/** One chunk of several, so a burst of events is one write. */
+export function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,154 @@
+import type { SessionSummary } from "../../durable-objects/session-hub";
+import type { ApplyReport } from "../../durable-objects/hub";
+import type { BatchItem } from "drizzle-orm/batch";
+import { dbOf } from "../db/client";
+import { upsertAlphaRows, upsertSessionRow, upsertTopicRow } from "../db/index-rows";
+import { type AgentEvent, dataOf, isSessionLevel } from "../domain/events";
+import type { TopicSummary } from "../domain/topic";
+import { sessionHub, topicHub } from "../lib/hubs";
+import type { CallbackMessage } from "./messages";
+
+/** The events one hub gets from a batch, and the requests (by index) they came from. */
+interface HubGroup {
+  team: string;
+  session: string;
+  topic?: string;
+  events: AgentEvent[];
+  from: Set<number>;
+}
+
+type IndexWrite = { kind: "session"; team: string; summary: SessionSummary; version: number } | { kind: "topic"; team: string; session: string; summary: TopicSummary; version: number };
+
+/**
+ * Applies a batch of callback requests with one call per hub and one D1 batch in all.
+ *
+ * Each hub gets the events of every request that names it, concatenated in batch order, so
+ * the events of one request stay in the order given (the guarantee callers have). Under load
+ * this turns N requests for one topic into one apply, one SSE write per subscriber and one
+ * index write, instead of N of each. Session events go first, then topics, as for a single
+ * request. Returns the requests that failed (by index): a hub or the index failed for them,
+ * and redelivering them is safe because hubs apply each event id once and index rows are
+ * versioned upserts.
+ */
+export async function applyCallbackRequests(env: Env, requests: CallbackMessage[]): Promise<{ failed: Set<number>; errors: unknown[] }> {
+  const failed = new Set<number>();
+  const errors: unknown[] = [];
+  const fail = (from: Iterable<number>, error: unknown) => {
+    for (const i of from) failed.add(i);
+    errors.push(error);
+  };
+
+  const loaded = await Promise.all(
+    requests.map(async (m, i) => {
+      try {
+        return "events" in m ? m.events : await loadOversized(env, m.r2_key);
+      } catch (error) {
+        fail([i], error);
+        return [];
+      }
+    }),
+  );
+
+  const sessions = new Map<string, HubGroup>();
+  const topics = new Map<string, HubGroup>();
+  loaded.forEach((events, i) => {
+    const team = (requests[i] as CallbackMessage).team_id;
+    for (const event of events) {
+      const level = isSessionLevel(event.type);
+      const key = level ? `${team}\u0000${event.session_id}` : `${team}\u0000${event.session_id}\u0000${event.topic_id}`;
+      const groups = level ? sessions : topics;
+      const group = groups.get(key) ?? { team, session: event.session_id, topic: level ? undefined : (event.topic_id as string), events: [], from: new Set<number>() };
+      group.events.push(event);
+      group.from.add(i);
+      groups.set(key, group);
+    }
+  });
+
+  const writes: IndexWrite[] = [];
+  const writeFrom = new Set<number>();
+  await Promise.all(
+    [...sessions.values()].map(async (g) => {
+      try {
+        const report = await sessionHub(env, g.team, g.session).apply(g.events);
+        writes.push({ kind: "session", team: g.team, summary: report.summary, version: report.version });
+        // topic_added creates the topic: its hub now, its index row with the others.
+        for (const event of g.events) {
+          if (event.type !== "topic_added") continue;
+          const data = dataOf({ ...event, type: "topic_added" });
+          const topic = await topicHub(env, g.team, g.session, data.topic_id).ensure({ id: data.topic_id, session_id: g.session, team_id: g.team, hypothesis: data.hypothesis ?? null });
+          writes.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version });
+        }
+        for (const i of g.from) writeFrom.add(i);
+      } catch (error) {
+        fail(g.from, error);
+      }
+    }),
+  );
+
+  await Promise.all(
+    [...topics.values()].map(async (g) => {
+      try {
+        const init = { id: g.topic as string, session_id: g.session, team_id: g.team };
+        const report: ApplyReport<TopicSummary> = await topicHub(env, g.team, g.session, g.topic as string).apply(init, g.events);
+        writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version });
+        for (const i of g.from) writeFrom.add(i);
+        const byId = new Map(g.events.map((e) => [e.id, e.type]));
+        const rejected = report.results.flatMap((r) => (r.status === "rejected" ? [{ event_id: r.event_id, type: byId.get(r.event_id) ?? "unknown", reason: r.reason }] : []));
+        if (rejected.length > 0) await sessionHub(env, g.team, g.session).recordRejected(rejected);
+      } catch (error) {
+        fail(g.from, error);
+      }
+    }),
+  );
+
+  if (writes.length > 0) {
+    try {
+      await writeIndex(env, writes);
+    } catch (error) {
+      fail(writeFrom, error);
+    }
+  }
+
+  // An oversized request's R2 copy goes once it was applied (a redelivery finds it gone: done).
+  await Promise.all(
+    requests.map(async (m, i) => {
+      if (!("r2_key" in m) || failed.has(i)) return;
+      try {
+        await env.BUCKET.delete(m.r2_key);
+      } catch (error) {
+        fail([i], error);
+      }
+    }),
+  );
+  return { failed, errors };
+}
+
+/** Applies one request; throws when any part of it failed (the caller retries it). */
+export async function applyCallbackMessage(env: Env, message: CallbackMessage): Promise<void> {
+  const { errors } = await applyCallbackRequests(env, [message]);
+  if (errors.length > 0) throw errors[0];
+}
+
+/** Every index row the batch changed, in one D1 batch (one round trip). */
+async function writeIndex(env: Env, writes: IndexWrite[]): Promise<void> {
+  const db = dbOf(env);
+  // Only the newest version of each row matters (older ones would be skipped by the upsert anyway).
+  const newest = new Map<string, IndexWrite>();
+  for (const w of writes) {
+    const key = w.kind === "session" ? `s\u0000${w.team}\u0000${w.summary.id}` : `t\u0000${w.team}\u0000${w.session}\u0000${w.summary.id}`;
+    const prior = newest.get(key);
+    if (!prior || prior.version < w.version) newest.set(key, w);
+  }
+  const statements = [...newest.values()].flatMap((w): BatchItem<"sqlite">[] =>
+    w.kind === "session" ? [upsertSessionRow(db, w.team, w.summary, w.version)] : [upsertTopicRow(db, w.team, w.session, w.summary, w.version), ...upsertAlphaRows(db, w.team, w.session, w.summary, w.version)],
+  );
+  const [first, ...rest] = statements;
+  if (first) await db.batch([first, ...rest]);
+}
+
+async function loadOversized(env: Env, key: string): Promise<AgentEvent[]> {
+  const object = await env.BUCKET.get(key);
+  // Already applied and deleted by an earlier delivery of this message: nothing left to do.
+  if (!object) return [];
+  return (await object.json()) as AgentEvent[];
+}
