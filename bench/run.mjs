@@ -1,59 +1,89 @@
 #!/usr/bin/env node
-// `npm run bench`: starts the Worker under `wrangler dev` (fresh local state), then measures
+// `npm run bench`: measures, one after the other on this machine and with the same load
+// generator, payloads and subscriber counts, three systems (bench/lib/systems.mjs):
+//   switchboard — the Worker under `wrangler dev` (fresh local state);
+//   peer        — the seed system's architecture: Node receiver → PostgreSQL + Redis pub/sub
+//                 → Node SSE server (bench/peers/), PostgreSQL and Redis started by the bench;
+//   limit       — one Node process broadcasting from memory (bench/peers/limit.mjs);
+// and for each:
 //   A. callbacks accepted per second (32 concurrent senders, 10 s);
 //   B. callback-to-SSE delivery latency at 200 callbacks/s for 15 s with 100, then 1,000
 //      subscribers on one topic (a fresh topic each), and events lost;
-// and the peak RSS of workerd, and writes bench/RESULTS.md and bench/results.json.
+//   R. the restart test: 100 subscribers that reconnect with Last-Event-ID, callbacks at
+//      200/s for 30 s from senders that retry, the system restarted at 10 s;
+// and the peak memory of the system's processes; writes bench/RESULTS.md and
+// bench/results.json.
 //
-// Linux only (/proc). 1,000 streams need ~1,100 file descriptors in this process and as many
-// in workerd: if `ulimit -n` is lower, raise it first (`ulimit -n 4096`). Every request goes
-// to 127.0.0.1. Overrides, for quick runs: BENCH_PORT (8791), BENCH_SUBSCRIBERS ("100,1000"),
-// BENCH_RATE (200), BENCH_LATENCY_S (15), BENCH_THROUGHPUT_S (10), BENCH_CONCURRENCY (32),
-// BENCH_WRANGLER_LOG_LEVEL (wrangler's default when unset).
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// Linux only (/proc). The peer needs Debian's postgresql and redis-server (bash
+// bench/setup.sh). 1,000 streams need ~1,100 file descriptors in this process and as many in
+// the server: if `ulimit -n` is lower, raise it first (`ulimit -n 4096`). Everything listens
+// and is reached on 127.0.0.1, and is stopped at the end, on failure and on Ctrl-C.
+// Overrides, for quick runs: BENCH_SYSTEMS ("switchboard,peer,limit"), BENCH_PORT (8791,
+// Switchboard's), BENCH_SUBSCRIBERS ("100,1000"), BENCH_RATE (200), BENCH_LATENCY_S (15),
+// BENCH_THROUGHPUT_S (10), BENCH_CONCURRENCY (32), BENCH_RESTART (1; 0 skips R),
+// BENCH_RESTART_S (30), BENCH_RESTART_AT_S (10), BENCH_RESTART_SUBSCRIBERS (100),
+// BENCH_QUEUE_CHECK (1; 0 skips the ~25 s check of what a reload does to the local queue),
+// BENCH_RESTART_SIGNAL (SIGKILL; SIGTERM stops the peer's and the limit's processes gracefully),
+// BENCH_WRANGLER_LOG_LEVEL (wrangler's default when unset), BENCH_WATCHDOG_MIN (45),
+// BENCH_OUT (where RESULTS.md and results.json go; bench/ by default).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectJson } from "./lib/http.mjs";
 import { machine } from "./lib/machine.mjs";
-import { startRssSampler } from "./lib/procs.mjs";
 import { renderResults } from "./lib/report.mjs";
+import { queueReloadCheck } from "./lib/queue-check.mjs";
+import { restartTest } from "./lib/restart.mjs";
+import { startSystemSampler } from "./lib/sampler.mjs";
 import { latency, throughput } from "./lib/scenarios.mjs";
-import { applyMigrations, freePort, startWorker, wranglerVersion } from "./lib/wrangler.mjs";
+import { postgresBin } from "./lib/services.mjs";
+import { SYSTEMS } from "./lib/systems.mjs";
+import { wranglerVersion } from "./lib/wrangler.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
-const benchDir = new URL(".", import.meta.url).pathname;
+const outDir = process.env.BENCH_OUT ?? new URL(".", import.meta.url).pathname;
 const host = "127.0.0.1";
 const env = (name, fallback) => process.env[name] ?? fallback;
 const config = {
+  systems: env("BENCH_SYSTEMS", "switchboard,peer,limit").split(",").map((s) => s.trim()).filter(Boolean),
   port: Number(env("BENCH_PORT", 8791)),
   subscribers: env("BENCH_SUBSCRIBERS", "100,1000").split(",").map(Number).filter((n) => n > 0),
   rate: Number(env("BENCH_RATE", 200)),
   latencyS: Number(env("BENCH_LATENCY_S", 15)),
   throughputS: Number(env("BENCH_THROUGHPUT_S", 10)),
   concurrency: Number(env("BENCH_CONCURRENCY", 32)),
+  restart: env("BENCH_RESTART", "1") !== "0",
+  restartS: Number(env("BENCH_RESTART_S", 30)),
+  restartAtS: Number(env("BENCH_RESTART_AT_S", 10)),
+  restartSubscribers: Number(env("BENCH_RESTART_SUBSCRIBERS", 100)),
+  queueCheck: env("BENCH_QUEUE_CHECK", "1") !== "0",
+  restartSignal: env("BENCH_RESTART_SIGNAL", "SIGKILL"),
   logLevel: process.env.BENCH_WRANGLER_LOG_LEVEL,
 };
-const ADMIN_TOKEN = "bench-admin";
-const WATCHDOG_MS = 6 * 60_000;
+const unknown = config.systems.filter((s) => !SYSTEMS[s]);
+if (unknown.length) {
+  console.error(`BENCH_SYSTEMS: unknown ${unknown.join(", ")} (known: ${Object.keys(SYSTEMS).join(", ")})`);
+  process.exit(2);
+}
+const WATCHDOG_MS = Number(env("BENCH_WATCHDOG_MIN", 45)) * 60_000;
 
 const t0 = Date.now();
-const log = (msg) => console.log(`[bench ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
+const log = (msg) => console.log(`[bench ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
 
 const work = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
-const persistDir = join(work, "state");
-const logFile = join(work, "wrangler.log");
-let worker = null;
+let system = null;
 let sampler = null;
 
 async function shutdown(code) {
   sampler?.stop();
-  if (worker) {
-    log("stopping wrangler dev (its whole process group)");
-    await worker.stop();
+  sampler = null;
+  if (system) {
+    log(`stopping ${system.name}`);
+    const s = system;
+    system = null;
+    await s.stop().catch((e) => console.error(`stopping ${s.name}: ${e.message}`));
   }
-  // The local state is only this run's; wrangler's output stays for a look afterwards.
-  rmSync(persistDir, { recursive: true, force: true });
   process.exit(code);
 }
 process.on("SIGINT", () => void shutdown(130));
@@ -65,64 +95,90 @@ const watchdog = setTimeout(() => {
 }, WATCHDOG_MS);
 watchdog.unref();
 
-async function main() {
-  log(`temp dir ${work} (wrangler output: ${logFile})`);
-  const version = wranglerVersion(root);
-  log("applying D1 migrations");
-  applyMigrations({ root, persistDir, logFile });
+const version = (cmd, args) => (spawnSync(cmd, args, { encoding: "utf8" }).stdout ?? "").trim().split("\n")[0] || "not installed";
 
-  const port = await freePort(host, config.port);
-  const inspectorPort = await freePort(host, 0);
-  log(`starting wrangler dev ${version} on ${host}:${port}`);
-  worker = await startWorker({ root, host, port, inspectorPort, persistDir, logFile, logLevel: config.logLevel, vars: { ADMIN_TOKEN, SECRETS_KEY: randomBytes(32).toString("base64") } });
-  const base = worker.base;
-  sampler = startRssSampler(worker.pid, `${host}:${port}`, 500);
-  log(`healthy (wrangler pid/pgid ${worker.pid})`);
+/** One system: start, set up, A, B for each subscriber count, R, stop. */
+async function measure(name) {
+  const out = { name, error: null, scenarios: { throughput: null, latency: [], restart: null }, memory: null };
+  const phase = (p) => sampler?.phase(p);
+  try {
+    system = await SYSTEMS[name]({ root, work, host, port: config.port, logLevel: config.logLevel, restartSignal: config.restartSignal, log });
+    Object.assign(out, { title: system.title, base: system.base, stream_base: system.streamBase, describe: system.describe });
+    sampler = startSystemSampler(system.processes, 500);
+    const base = system.base;
+    const run = `b${Date.now().toString(36)}`;
+    const team = await expectJson(base, "POST", "/v1/admin/teams", 201, { token: system.adminToken, body: JSON.stringify({ name: `bench ${run}` }) });
+    const key = team.api_key;
+    const sid = `bench-${run}`;
+    await expectJson(base, "POST", "/v1/sessions", 201, { token: key, body: JSON.stringify({ id: sid, title: "benchmark" }) });
+    const topic = async (tid) => (await expectJson(base, "POST", `/v1/sessions/${sid}/topics`, 201, { token: key, body: JSON.stringify({ id: tid }) })).id;
+    log(`team ${team.team_id}, session ${sid}`);
 
-  const run = `b${Date.now().toString(36)}`;
-  const team = await expectJson(base, "POST", "/v1/admin/teams", 201, { token: ADMIN_TOKEN, body: JSON.stringify({ name: `bench ${run}` }) });
-  const key = team.api_key;
-  const sid = `bench-${run}`;
-  await expectJson(base, "POST", "/v1/sessions", 201, { token: key, body: JSON.stringify({ id: sid, title: "benchmark" }) });
-  const topic = async (tid) => (await expectJson(base, "POST", `/v1/sessions/${sid}/topics`, 201, { token: key, body: JSON.stringify({ id: tid }) })).id;
-  log(`team ${team.team_id}, session ${sid}`);
+    log(`A. throughput: ${config.concurrency} concurrent senders for ${config.throughputS} s`);
+    out.scenarios.throughput = await throughput({ base, key, sid, tid: await topic("throughput"), prefix: `${run}-a-`, concurrency: config.concurrency, durationMs: config.throughputS * 1000, log, phase });
 
-  log(`A. throughput: ${config.concurrency} concurrent senders for ${config.throughputS} s`);
-  const tidA = await topic("throughput");
-  const a = await throughput({ base, key, sid, tid: tidA, prefix: `${run}-a-`, concurrency: config.concurrency, durationMs: config.throughputS * 1000, log, phase: sampler.phase });
+    for (const [k, n] of config.subscribers.entries()) {
+      log(`B. latency: ${n} subscribers, ${config.rate} callbacks/s for ${config.latencyS} s`);
+      const tid = await topic(`latency-${n}`);
+      // Let the queue drain before the next scenario (none after the last one when R is off).
+      const more = k < config.subscribers.length - 1 || config.restart;
+      out.scenarios.latency.push(await latency({ base, streamBase: system.streamBase, key, sid, tid, prefix: `${run}-b${n}-`, subscribers: n, threads: n > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.latencyS * 1000, drainTimeoutMs: more ? 60_000 : 0, log, phase }));
+    }
 
-  const b = [];
-  for (const [k, n] of config.subscribers.entries()) {
-    log(`B. latency: ${n} subscribers, ${config.rate} callbacks/s for ${config.latencyS} s`);
-    const tid = await topic(`latency-${n}`);
-    b.push(await latency({ base, key, sid, tid, prefix: `${run}-b${n}-`, subscribers: n, threads: n > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.latencyS * 1000, drainTimeoutMs: k < config.subscribers.length - 1 ? 60_000 : 0, log, phase: sampler.phase }));
+    if (config.restart) {
+      const n = config.restartSubscribers;
+      log(`R. restart: ${n} reconnecting subscribers, ${config.rate} callbacks/s for ${config.restartS} s, restart at ${config.restartAtS} s`);
+      out.scenarios.restart = await restartTest({ system, base, streamBase: system.streamBase, key, sid, tid: await topic("restart"), prefix: `${run}-r-`, subscribers: n, threads: n > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.restartS * 1000, restartAtMs: config.restartAtS * 1000, log, phase });
+    }
+  } catch (e) {
+    out.error = String(e?.stack ?? e);
+    console.error(`bench: ${name} failed: ${out.error}`);
+  } finally {
+    out.memory = sampler?.stop() ?? null;
+    sampler = null;
+    if (out.memory) log(`${name}: peak RSS ${Math.round(out.memory.peak_rss_kb / 1024)} MiB (PSS ${Math.round(out.memory.peak_pss_kb / 1024)} MiB)`);
+    if (system) {
+      log(`stopping ${name}`);
+      const s = system;
+      system = null;
+      await s.stop().catch((e) => console.error(`stopping ${name}: ${e.message}`));
+    }
   }
+  if (name === "switchboard" && config.queueCheck && config.restart) {
+    log("what a reload does to wrangler dev's local queue (a tiny Worker, bench/queue-reload/)");
+    out.queue_check = await queueReloadCheck({ root, work, host, log }).catch((e) => ({ error: String(e?.message ?? e) }));
+  }
+  return out;
+}
 
-  const memory = sampler.stop();
-  sampler = null;
-  log(`peak workerd RSS ${Math.round(memory.peak_kb / 1024)} MiB`);
-  await worker.stop();
-  worker = null;
-
+async function main() {
+  log(`temp dir ${work} (logs of every system stay there); systems: ${config.systems.join(", ")}`);
+  const pgBin = postgresBin();
   const results = {
     date: new Date().toISOString(),
-    command: "npm run bench",
-    machine: machine({ wranglerVersion: version }),
-    setup: { base, wrangler_log_level: config.logLevel ?? "default", config },
-    targets: { callbacks_accepted_per_s: 500, p99_delivery_ms_at_200_per_s_100_subscribers: 250, subscribers_on_one_topic_each_receiving_every_event: 1000 },
-    scenarios: { throughput: a, latency: b },
-    memory,
+    command: `${Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_")).map(([k, v]) => `${k}=${v} `).join("")}npm run bench`,
+    machine: {
+      ...machine({ wranglerVersion: wranglerVersion(root) }),
+      postgres: pgBin ? version(join(pgBin, "postgres"), ["--version"]) : "not installed",
+      redis: version("redis-server", ["--version"]),
+      ulimit_n: version("sh", ["-c", "ulimit -n"]),
+    },
+    config,
+    systems: {},
   };
-  writeFileSync(join(benchDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(benchDir, "RESULTS.md"), renderResults(results));
-  log("wrote bench/RESULTS.md and bench/results.json");
+  for (const name of config.systems) {
+    log(`=== ${name}`);
+    results.systems[name] = await measure(name);
+  }
+  writeFileSync(join(outDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(outDir, "RESULTS.md"), renderResults(results));
+  log(`wrote ${join(outDir, "RESULTS.md")} and results.json`);
+  return Object.values(results.systems).some((s) => s.error) ? 1 : 0;
 }
 
 try {
-  await main();
-  await shutdown(0);
+  await shutdown(await main());
 } catch (e) {
   console.error(`bench failed: ${e?.stack ?? e}`);
-  console.error(`wrangler output: ${logFile}`);
   await shutdown(1);
 }

@@ -12,7 +12,7 @@ function readStat(pid) {
     // pid (comm) state ppid pgrp … utime stime …; comm may contain spaces and parentheses.
     const close = stat.lastIndexOf(")");
     const fields = stat.slice(close + 2).split(" ");
-    return { comm: stat.slice(stat.indexOf("(") + 1, close), state: fields[0], pgrp: Number(fields[2]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
+    return { comm: stat.slice(stat.indexOf("(") + 1, close), state: fields[0], ppid: Number(fields[1]), pgrp: Number(fields[2]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
   } catch {
     return null;
   }
@@ -35,6 +35,32 @@ export function groupProcesses(pgid) {
   return out;
 }
 
+/**
+ * [{pid, comm, cpuTicks}] of a process and all its descendants: for PostgreSQL, whose
+ * backends and background processes each call setsid() and so leave the postmaster's group.
+ */
+export function processTree(rootPid) {
+  const all = [];
+  let entries;
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return all;
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = readStat(name);
+    if (st && st.state !== "Z") all.push({ pid: Number(name), ppid: st.ppid, comm: st.comm, cpuTicks: st.cpuTicks });
+  }
+  const inTree = new Set([rootPid]);
+  // Parents have lower pids except after wrap-around: repeat until nothing is added.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) if (!inTree.has(p.pid) && inTree.has(p.ppid)) (inTree.add(p.pid), (grew = true));
+  }
+  return all.filter((p) => inTree.has(p.pid)).map(({ pid, comm, cpuTicks }) => ({ pid, comm, cpuTicks }));
+}
+
 /** VmRSS of a process in kB, or 0 when it is gone. */
 export function rssKb(pid) {
   try {
@@ -45,7 +71,21 @@ export function rssKb(pid) {
   }
 }
 
-function cmdline(pid) {
+/**
+ * Proportional set size in kB (smaps_rollup): shared pages split between the processes that
+ * map them, so summing it over PostgreSQL's backends does not count shared_buffers N times
+ * as summing VmRSS does. 0 when unreadable.
+ */
+export function pssKb(pid) {
+  try {
+    const m = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function cmdline(pid) {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
   } catch {
@@ -58,7 +98,7 @@ function cmdline(pid) {
  * listening on the public port and the runtime (Worker, Durable Objects, local D1 and queues)
  * on a private one.
  */
-function labeler(publicAddr) {
+export function labeler(publicAddr) {
   const cache = new Map();
   return (p) => {
     let label = cache.get(p.pid);

@@ -9,7 +9,7 @@ import { openSubscribers } from "./subscribers.mjs";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** One `usage.reported` callback body; `extra` goes into data (fields beyond the schema are kept). */
-function usageEvent({ id, sid, tid, extra = {} }) {
+export function usageEvent({ id, sid, tid, extra = {} }) {
   return JSON.stringify({
     id,
     type: "usage.reported",
@@ -21,7 +21,7 @@ function usageEvent({ id, sid, tid, extra = {} }) {
 }
 
 /** bash calls summed by the topic's explore step: one per applied event of these scenarios. */
-async function appliedCount(base, key, sid, tid) {
+export async function appliedCount(base, key, sid, tid) {
   const topic = await expectJson(base, "GET", `/v1/sessions/${sid}/topics/${tid}`, 200, { token: key });
   return topic.steps?.explore?.tools?.find((t) => t.name === "bash")?.calls ?? 0;
 }
@@ -95,11 +95,12 @@ export async function throughput({ base, key, sid, tid, prefix, concurrency = 32
 /**
  * Scenario B: `subscribers` streams on one topic; callbacks posted at ratePerS for durationMs,
  * each carrying data.sent_at_ms (taken just before the request) and data.bench_i. Every
- * subscriber records receive time minus sent time for each event.
+ * subscriber records receive time minus sent time for each event. `streamBase` is where the
+ * streams are served when that is not `base` (the peer's SSE server is its own process).
  */
-export async function latency({ base, key, sid, tid, prefix, subscribers, threads, ratePerS = 200, durationMs = 15_000, collectWaitMs = 30_000, drainTimeoutMs = 0, log, phase = () => {} }) {
+export async function latency({ base, streamBase = base, key, sid, tid, prefix, subscribers, threads, ratePerS = 200, durationMs = 15_000, collectWaitMs = 30_000, drainTimeoutMs = 0, log, phase = () => {} }) {
   const total = Math.round((ratePerS * durationMs) / 1000);
-  const url = `${base}/v1/sessions/${sid}/topics/${tid}/stream`;
+  const url = `${streamBase}/v1/sessions/${sid}/topics/${tid}/stream`;
   phase(`B ${subscribers}: opening streams`);
   const pool = await openSubscribers({ url, token: key, count: subscribers, threads, eventPrefix: prefix, maxEvents: total });
   try {

@@ -4,10 +4,14 @@
 // completed it, taken before parsing, so parsing cost does not inflate measured latency.
 import http from "node:http";
 
-/** Incremental parser: feed(text, at) calls onEvent({ id, event, data }, at) per event. */
+/**
+ * Incremental parser: feed(text, at) calls onEvent({ id, event, data }, at) per event, and
+ * onRetry(ms) for a `retry:` field.
+ */
 export class SseParser {
-  constructor(onEvent) {
+  constructor(onEvent, onRetry = () => {}) {
     this.onEvent = onEvent;
+    this.onRetry = onRetry;
     this.buffer = "";
     this.reset();
   }
@@ -44,7 +48,8 @@ export class SseParser {
     if (field === "data") this.data = this.data === null ? value : `${this.data}\n${value}`;
     else if (field === "event") this.event = value;
     else if (field === "id") this.id = value;
-    // "retry" and unknown fields are ignored: this client does not reconnect.
+    else if (field === "retry" && /^\d+$/.test(value)) this.onRetry(Number(value));
+    // Unknown fields are ignored.
   }
 }
 
@@ -53,9 +58,10 @@ export const nowMs = () => performance.timeOrigin + performance.now();
 
 /**
  * Opens one stream. Calls onOpen(status) once headers arrive, onEvent(event, at) per event,
- * onEnd(reason) once when the stream ends or fails. Returns { close() }.
+ * onRetry(ms) per `retry:` field, onEnd(reason) once when the stream ends or fails.
+ * Returns { close() }.
  */
-export function openSse(url, { headers = {}, agent, onOpen, onEvent, onEnd, connectTimeoutMs = 60_000 }) {
+export function openSse(url, { headers = {}, agent, onOpen, onEvent, onRetry, onEnd, connectTimeoutMs = 60_000 }) {
   const u = new URL(url);
   if (u.hostname !== "127.0.0.1") throw new Error(`bench streams go to 127.0.0.1 only, not ${u.hostname}`);
   let ended = false;
@@ -64,7 +70,7 @@ export function openSse(url, { headers = {}, agent, onOpen, onEvent, onEnd, conn
     ended = true;
     onEnd?.(reason);
   };
-  const parser = new SseParser(onEvent);
+  const parser = new SseParser(onEvent, onRetry);
   const req = http.get(u, { headers: { Accept: "text/event-stream", ...headers }, agent }, (res) => {
     clearTimeout(timer);
     onOpen?.(res.statusCode);
@@ -89,6 +95,54 @@ export function openSse(url, { headers = {}, agent, onOpen, onEvent, onEnd, conn
       clearTimeout(timer);
       ended = true;
       req.destroy();
+    },
+  };
+}
+
+/**
+ * A stream that comes back, as a browser's EventSource does: when it ends or fails, it waits
+ * the last `retry:` the server sent (defaultRetryMs before any) and reopens with the
+ * Last-Event-ID of the last event that had an id. Unlike EventSource it also retries after
+ * an error status (a restarting server may answer 502/503 for a moment) and never gives up
+ * until close(). Callbacks: onOpen(status, attempt), onEvent(event, at), onDown(reason,
+ * at) each time a connection ends; onEnd(reason) once, at close(). Returns { close() }.
+ */
+export function openReconnectingSse(url, { headers = {}, agent, onOpen, onEvent, onDown, onEnd, connectTimeoutMs = 60_000, defaultRetryMs = 2000 }) {
+  let retryMs = defaultRetryMs;
+  let lastId = null;
+  let closed = false;
+  let current = null;
+  let timer = null;
+  let attempt = 0;
+  const connect = () => {
+    timer = null;
+    const h = lastId === null ? headers : { ...headers, "Last-Event-ID": lastId };
+    const n = attempt++;
+    current = openSse(url, {
+      headers: h,
+      agent,
+      connectTimeoutMs,
+      onOpen: (status) => onOpen?.(status, n),
+      onRetry: (ms) => (retryMs = ms),
+      onEvent: (ev, at) => {
+        if (ev.id !== null) lastId = ev.id;
+        onEvent(ev, at);
+      },
+      onEnd: (reason) => {
+        if (closed) return;
+        onDown?.(reason, nowMs());
+        timer = setTimeout(connect, retryMs);
+      },
+    });
+  };
+  connect();
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      if (timer) clearTimeout(timer);
+      current?.close();
+      onEnd?.("closed by the client");
     },
   };
 }

@@ -6,9 +6,13 @@
 import http from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
-import { nowMs, openSse } from "./sse-client.mjs";
+import { nowMs, openReconnectingSse, openSse } from "./sse-client.mjs";
 
-const { url, token, count, eventPrefix, maxEvents, openConcurrency, openTimeoutMs } = workerData;
+// reconnect: streams come back with Last-Event-ID when they end (the restart test); else a
+// stream the server closes stays closed.
+const { url, token, count, eventPrefix, maxEvents, openConcurrency, openTimeoutMs, reconnect = false, defaultRetryMs = 2000 } = workerData;
+// How many of this thread's subscribers received each event (an event nobody got is lost).
+const receivedBy = new Uint16Array(maxEvents);
 // One socket per stream, no pooling limit.
 const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -51,15 +55,30 @@ function decode(data) {
 
 const subs = [];
 function subscribe() {
-  const sub = { status: null, snapshot: false, ended: null, got: new Uint8Array(maxEvents), received: 0, duplicates: 0, unexpected: 0, handle: null };
+  const sub = { status: null, snapshot: false, ended: null, got: new Uint8Array(maxEvents), received: 0, duplicates: 0, unexpected: 0, handle: null, downs: 0, downSince: null, downMs: 0, resets: 0, statuses: {}, downReasons: {} };
   subs.push(sub);
   return new Promise((resolve) => {
-    sub.handle = openSse(url, {
+    sub.handle = (reconnect ? openReconnectingSse : openSse)(url, {
       headers: { Authorization: `Bearer ${token}` },
       agent,
       connectTimeoutMs: openTimeoutMs,
-      onOpen: (status) => (sub.status = status),
+      defaultRetryMs,
+      onOpen: (status) => {
+        sub.status = status;
+        sub.statuses[status] = (sub.statuses[status] ?? 0) + 1;
+        if (status === 200 && sub.downSince !== null) {
+          sub.downMs += nowMs() - sub.downSince;
+          sub.downSince = null;
+        }
+      },
+      onDown: (reason, at) => {
+        sub.downs++;
+        sub.downReasons[reason] = (sub.downReasons[reason] ?? 0) + 1;
+        sub.downSince ??= at;
+        resolve();
+      },
       onEvent: (ev, at) => {
+        if (ev.event === "reset") sub.resets++;
         if (ev.event === "snapshot") {
           sub.snapshot = true;
           resolve();
@@ -77,6 +96,7 @@ function subscribe() {
         }
         sub.got[hit.i] = 1;
         sub.received++;
+        receivedBy[hit.i]++;
         record(at - hit.sent, at - hit.applied);
       },
       onEnd: (reason) => {
@@ -114,14 +134,19 @@ parentPort.on("message", async (msg) => {
   const result = subs.map((s) => {
     let have = 0;
     for (const i of expected) have += s.got[i];
-    return { snapshot: s.snapshot, received: have, lost: expected.length - have, duplicates: s.duplicates, unexpected: s.unexpected, ended: s.ended, ended_at_ms: s.endedAt ?? null };
+    const r = { snapshot: s.snapshot, received: have, lost: expected.length - have, duplicates: s.duplicates, unexpected: s.unexpected, ended: s.ended, ended_at_ms: s.endedAt ?? null };
+    if (reconnect) Object.assign(r, { downs: s.downs, down_ms: s.downMs + (s.downSince !== null ? nowMs() - s.downSince : 0), still_down: s.downSince !== null, resets: s.resets, statuses: s.statuses, down_reasons: s.downReasons });
+    return r;
   });
-  for (const s of subs) s.handle?.close();
+  for (const s of subs) {
+    s.ended ??= "closed by the bench"; // so a reconnecting stream's onEnd does not count it
+    s.handle?.close();
+  }
   loop.disable();
   const lat = latencies.slice(0, nLat);
   const fan = fanout.slice(0, nLat);
   parentPort.postMessage(
-    { type: "result", latencies: lat, fanout: fan, subs: result, loop: { p50_ms: loop.percentile(50) / 1e6, p99_ms: loop.percentile(99) / 1e6, max_ms: loop.max / 1e6 } },
-    [lat.buffer, fan.buffer],
+    { type: "result", latencies: lat, fanout: fan, subs: result, receivedBy, loop: { p50_ms: loop.percentile(50) / 1e6, p99_ms: loop.percentile(99) / 1e6, max_ms: loop.max / 1e6 } },
+    [lat.buffer, fan.buffer, receivedBy.buffer],
   );
 });

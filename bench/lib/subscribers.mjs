@@ -31,11 +31,11 @@ function once(worker, type, timeoutMs) {
  * Opens `count` streams over `threads` worker threads and waits until each got its snapshot
  * (or failed). Returns { ready, collect(accepted, waitMs), terminate() }.
  */
-export async function openSubscribers({ url, token, count, threads, eventPrefix, maxEvents, openConcurrency = 50, openTimeoutMs = 90_000 }) {
+export async function openSubscribers({ url, token, count, threads, eventPrefix, maxEvents, openConcurrency = 50, openTimeoutMs = 90_000, reconnect = false, defaultRetryMs = 2000 }) {
   const workers = [];
   const shares = Array.from({ length: threads }, (_, t) => Math.floor(count / threads) + (t < count % threads ? 1 : 0)).filter((n) => n > 0);
   for (const share of shares) {
-    workers.push(new Worker(new URL("./subscriber-worker.mjs", import.meta.url), { workerData: { url, token, count: share, eventPrefix, maxEvents, openConcurrency: Math.max(1, Math.ceil(openConcurrency / shares.length)), openTimeoutMs } }));
+    workers.push(new Worker(new URL("./subscriber-worker.mjs", import.meta.url), { workerData: { url, token, count: share, eventPrefix, maxEvents, openConcurrency: Math.max(1, Math.ceil(openConcurrency / shares.length)), openTimeoutMs, reconnect, defaultRetryMs } }));
   }
   const terminate = () => Promise.all(workers.map((w) => w.terminate()));
   let readies;
@@ -67,7 +67,10 @@ export async function openSubscribers({ url, token, count, threads, eventPrefix,
       }
       return out;
     };
-    return { latencies: merge("latencies"), fanout: merge("fanout"), subs: results.flatMap((r) => r.subs), loops: results.map((r) => r.loop) };
+    // Per event, how many subscribers (of all threads) received it.
+    const receivedBy = new Uint32Array(accepted.length);
+    for (const r of results) for (let i = 0; i < receivedBy.length; i++) receivedBy[i] += r.receivedBy[i];
+    return { latencies: merge("latencies"), fanout: merge("fanout"), subs: results.flatMap((r) => r.subs), loops: results.map((r) => r.loop), receivedBy };
   }
 
   return { ready, collect, terminate };

@@ -2,7 +2,7 @@
 // leaves workerd and esbuild children behind when only the wrapper is killed
 // (shared/DESIGN.md), so the whole group is stopped, also on error and SIGINT.
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { groupProcesses } from "./procs.mjs";
@@ -32,11 +32,11 @@ function tail(file, lines = 40) {
 }
 
 /** `wrangler d1 migrations apply switchboard --local --persist-to <dir>`; throws on failure. */
-export function applyMigrations({ root, persistDir, logFile }) {
+export function applyMigrations({ root, persistDir, logFile, config }) {
   const wrangler = join(root, "node_modules", ".bin", "wrangler");
   const fd = openSync(logFile, "a");
   try {
-    const res = spawnSync(wrangler, ["d1", "migrations", "apply", "switchboard", "--local", "--persist-to", persistDir], {
+    const res = spawnSync(wrangler, ["d1", "migrations", "apply", "switchboard", "--local", "--persist-to", persistDir, ...(config ? ["--config", config] : [])], {
       cwd: root,
       stdio: ["ignore", fd, fd],
       env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" },
@@ -50,12 +50,14 @@ export function applyMigrations({ root, persistDir, logFile }) {
 
 /**
  * Spawns `wrangler dev` detached (its pid is the process group id) with output to logFile.
+ * `config`: another wrangler.toml (see restartableConfig) instead of the project's.
  * Returns { pid, base, stop }. stop() sends SIGTERM to the group, waits up to 5 s for it to
  * empty, then SIGKILLs what is left. A synchronous SIGKILL also runs at process exit.
  */
-export async function startWorker({ root, host, port, inspectorPort, persistDir, vars, logFile, logLevel }) {
+export async function startWorker({ root, host, port, inspectorPort, persistDir, vars, logFile, logLevel, config }) {
   const wrangler = join(root, "node_modules", ".bin", "wrangler");
   const args = ["dev", "--ip", host, "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistDir, "--show-interactive-dev-session=false"];
+  if (config) args.push("--config", config);
   if (logLevel) args.push("--log-level", logLevel);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const fd = openSync(logFile, "a");
@@ -106,4 +108,20 @@ export async function startWorker({ root, host, port, inspectorPort, persistDir,
 export function wranglerVersion(root) {
   const res = spawnSync(join(root, "node_modules", ".bin", "wrangler"), ["--version"], { cwd: root, encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false" }, timeout: 60_000 });
   return (res.stdout || "").trim().split("\n").pop()?.trim() || "unknown";
+}
+
+/**
+ * A copy of the project's wrangler.toml in `dir`, with its paths made absolute, for
+ * `wrangler dev --config`: touching the copy makes wrangler dev reload the Worker as a
+ * redeploy would (bench/lib/systems.mjs), without touching the project's files, which other
+ * `wrangler dev` processes on this checkout watch too.
+ */
+export function restartableConfig(root, dir) {
+  const text = readFileSync(join(root, "wrangler.toml"), "utf8");
+  const main = /^main\s*=\s*"([^"]+)"/m.exec(text)?.[1];
+  if (!main) throw new Error("wrangler.toml has no main");
+  const copy = text.replace(/^main\s*=\s*"[^"]+"/m, `main = "${join(root, main)}"`).replace(/^migrations_dir\s*=\s*"([^"]+)"/gm, (_, d) => `migrations_dir = "${join(root, d)}"`);
+  const file = join(dir, "wrangler.toml");
+  writeFileSync(file, `# Copy of ${join(root, "wrangler.toml")} for the bench (paths made absolute).\n${copy}`);
+  return file;
 }
