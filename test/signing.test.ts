@@ -76,4 +76,35 @@ describe("Standard Webhooks signatures", () => {
     expect(res.status).toBe(404);
     expect(await json(res)).toMatchObject({ status: 404, title: "Not found" });
   });
+
+  it("enforces a secret set after unsigned callbacks were accepted, at once", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const event = () => ({ id: uid("e"), type: "update_status", session_id: sid, data: { status: "running" } });
+    const plain = await call("/v1/callbacks", { method: "POST", key: team.api_key, json: event() });
+    expect(plain.status).toBe(202);
+    await plain.json();
+    const secret = newSecret();
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } })).json();
+    const unsigned = await call("/v1/callbacks", { method: "POST", key: team.api_key, json: event() });
+    expect(unsigned.status).toBe(401);
+    await unsigned.json();
+    const signed = await signedPost(team.api_key, secret, event());
+    expect(signed.status).toBe(202);
+    await signed.json();
+  });
+
+  it("finds a session created after a callback named it while it did not exist", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    const event = () => ({ id: uid("e"), type: "update_status", session_id: sid, data: { status: "running" } });
+    const early = await call("/v1/callbacks", { method: "POST", key: team.api_key, json: event() });
+    expect(early.status).toBe(404);
+    await early.json();
+    await createSession(team.api_key, sid);
+    const late = await call("/v1/callbacks", { method: "POST", key: team.api_key, json: event() });
+    expect(late.status).toBe(202);
+    await late.json();
+  });
 });

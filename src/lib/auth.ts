@@ -5,6 +5,7 @@ import { dbOf } from "../db/client";
 import { apiKeys } from "../db/schema";
 import { SCOPES, type Scope } from "../domain/scopes";
 import type { AppEnv } from "./app-env";
+import { keyCache } from "./auth-cache";
 import { sha256Hex, timingSafeEqual, verifyToken } from "./crypto";
 import { ApiError } from "./errors";
 
@@ -38,9 +39,15 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   if (header) {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match?.[1]) throw new ApiError("unauthorized", "Authorization must be `Bearer <api key>`.");
-    const row = await db.select().from(apiKeys).where(eq(apiKeys.hash, await sha256Hex(match[1]))).get();
-    if (!row) throw new ApiError("unauthorized", "The API key is not valid.");
-    c.set("auth", { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] });
+    const hash = await sha256Hex(match[1]);
+    let auth = keyCache.byHash(hash);
+    if (!auth) {
+      const row = await db.select().from(apiKeys).where(eq(apiKeys.hash, hash)).get();
+      if (!row) throw new ApiError("unauthorized", "The API key is not valid.");
+      auth = { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] };
+      keyCache.remember(hash, auth);
+    }
+    c.set("auth", auth);
     return next();
   }
   const token = c.req.query("access_token");
@@ -60,9 +67,15 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
     teamId = payload.team;
   }
   // Tokens and cookies stand for a key: a deleted key ends them at once.
-  const row = await db.select().from(apiKeys).where(eq(apiKeys.id, keyId)).get();
-  if (!row || row.teamId !== teamId) throw new ApiError("unauthorized", "The key behind this token was deleted.");
-  c.set("auth", { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] });
+  let auth = keyCache.byId(keyId);
+  if (!auth) {
+    const row = await db.select().from(apiKeys).where(eq(apiKeys.id, keyId)).get();
+    if (!row) throw new ApiError("unauthorized", "The key behind this token was deleted.");
+    auth = { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] };
+    keyCache.remember(null, auth);
+  }
+  if (auth.team_id !== teamId) throw new ApiError("unauthorized", "The key behind this token was deleted.");
+  c.set("auth", auth);
   return next();
 });
 

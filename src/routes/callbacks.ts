@@ -7,6 +7,7 @@ import { callbackBodySchema, parseCallbackBody } from "../domain/events";
 import { authenticate, requireScope } from "../lib/auth";
 import { decryptSecret } from "../lib/crypto";
 import { utf8 } from "../lib/encoding";
+import { sessionCache, signingSecretCache } from "../lib/auth-cache";
 import { ApiError, fieldErrors } from "../lib/errors";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 import { verifyPayload } from "../lib/standard-webhooks";
@@ -36,9 +37,8 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   const team = c.get("auth").team_id;
   const db = dbOf(c.env);
 
-  const row = await db.select({ signingSecret: teams.signingSecret }).from(teams).where(eq(teams.id, team)).get();
-  if (row?.signingSecret) {
-    const secret = await decryptSecret(c.env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`);
+  const secret = await teamSigningSecret(c.env, team);
+  if (secret) {
     const headers = { id: c.req.header("webhook-id") ?? null, timestamp: c.req.header("webhook-timestamp") ?? null, signature: c.req.header("webhook-signature") ?? null };
     const verdict = await verifyPayload(secret, headers, raw, Math.floor(Date.now() / 1000));
     if (!verdict.ok) throw new ApiError("bad_signature", `The callback signature is not valid (${verdict.reason}).`);
@@ -57,10 +57,13 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   if (!parsed.success) throw new ApiError("validation", "The callback is not valid.", fieldErrors(parsed.error));
   const events = parsed.events;
 
-  const ids = [...new Set(events.map((e) => e.session_id))];
-  const known = await existingSessionIds(db, team, ids);
-  const missing = ids.filter((id) => !known.has(id));
-  if (missing.length > 0) throw new ApiError("not_found", `No session ${missing.join(", ")}.`);
+  const unseen = [...new Set(events.map((e) => e.session_id))].filter((id) => !sessionCache.has(team, id));
+  if (unseen.length > 0) {
+    const known = await existingSessionIds(db, team, unseen);
+    const missing = unseen.filter((id) => !known.has(id));
+    if (missing.length > 0) throw new ApiError("not_found", `No session ${missing.join(", ")}.`);
+    for (const id of unseen) sessionCache.remember(team, id);
+  }
 
   const requestId = c.get("requestId");
   let message: CallbackMessage = { kind: "callbacks", team_id: team, request_id: requestId, events };
@@ -73,3 +76,13 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   await c.env.CALLBACKS.send(message, { contentType: "json" });
   return c.json({ accepted: events.length, request_id: requestId }, 202);
 });
+
+/** The team's Standard Webhooks secret, or null when callbacks need no signature. */
+async function teamSigningSecret(env: Env, team: string): Promise<string | null> {
+  const cached = signingSecretCache.get(team);
+  if (cached) return cached.secret;
+  const row = await dbOf(env).select({ signingSecret: teams.signingSecret }).from(teams).where(eq(teams.id, team)).get();
+  const secret = row?.signingSecret ? await decryptSecret(env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`) : null;
+  signingSecretCache.remember(team, secret);
+  return secret;
+}

@@ -7,6 +7,7 @@ import { SCOPE_NAMES, type Scope } from "../domain/scopes";
 import { authenticate, requireScope } from "../lib/auth";
 import { newId, sha256Hex } from "../lib/crypto";
 import { toHex } from "../lib/encoding";
+import { keyCache } from "../lib/auth-cache";
 import { ApiError } from "../lib/errors";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
@@ -86,6 +87,7 @@ keyRoutes.openapi(
       .returning({ id: apiKeys.id })
       .all();
     if (deleted.length === 0) throw new ApiError("not_found", `No key ${id}.`);
+    keyCache.forget(id);
     return c.body(null, 204);
   },
 );

@@ -4,6 +4,7 @@ import { dbOf } from "../db/client";
 import { teams } from "../db/schema";
 import { authenticate, requireScope } from "../lib/auth";
 import { encryptSecret } from "../lib/crypto";
+import { signingSecretCache } from "../lib/auth-cache";
 import { ApiError } from "../lib/errors";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 import { SECRET_PATTERN } from "../lib/standard-webhooks";
@@ -86,6 +87,7 @@ teamRoutes.openapi(
       update[column] = value === null ? null : await encryptSecret(c.env.SECRETS_KEY, value, `${teamId}:${field}`);
     }
     const row = await dbOf(c.env).update(teams).set(update).where(eq(teams.id, teamId)).returning().get();
+    signingSecretCache.forget(teamId);
     if (!row) throw new ApiError("not_found", "The team no longer exists.");
     return c.json(present(row), 200);
   },
