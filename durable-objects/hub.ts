@@ -71,13 +71,17 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
   }
 
   protected save(state: S): void {
+    this.writeState(state, this.version + 1, this.lastSeq);
     this.state = state;
     this.version += 1;
+  }
+
+  private writeState(state: S, version: number, lastSeq: number): void {
     this.ctx.storage.sql.exec(
       `INSERT INTO hub_state (id, json, version, last_seq) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json, version = excluded.version, last_seq = excluded.last_seq`,
       JSON.stringify(state),
-      this.version,
-      this.lastSeq,
+      version,
+      lastSeq,
     );
   }
 
@@ -97,6 +101,11 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
     const results: ApplyResult[] = [];
     const toSend: Uint8Array[] = [];
     const sql = this.ctx.storage.sql;
+    // Worked on in locals and kept only once the transaction commits; the state row is
+    // written once per call, however many events the batch carried.
+    let state: S = this.state;
+    let version = this.version;
+    let lastSeq = this.lastSeq;
     this.ctx.storage.transactionSync(() => {
       for (const event of events) {
         const nowMs = Date.now();
@@ -107,25 +116,30 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
           continue;
         }
         sql.exec(`INSERT INTO hub_applied (event_id, applied_at) VALUES (?, ?)`, event.id, nowMs);
-        const outcome = this.reduce(this.state as S, event, now);
+        const outcome = this.reduce(state, event, now);
+        // The reducer may record a refusal in its state (the session lists them).
+        state = outcome.state;
+        version += 1;
         if (!outcome.accepted) {
-          // The reducer may record the refusal in its state (the session lists them).
-          this.save(outcome.state);
           results.push({ event_id: event.id, status: "rejected", reason: outcome.reason });
           continue;
         }
-        this.lastSeq += 1;
-        const logged: LoggedEvent = { ...event, received_at: now };
-        sql.exec(`INSERT INTO hub_events (seq, event_id, type, body) VALUES (?, ?, ?, ?)`, this.lastSeq, event.id, event.type, JSON.stringify(logged));
-        this.save(outcome.state);
-        results.push({ event_id: event.id, status: "applied", seq: this.lastSeq });
-        toSend.push(sseEvent({ id: this.lastSeq, event: event.type, data: logged }));
+        lastSeq += 1;
+        const body = JSON.stringify({ ...event, received_at: now } satisfies LoggedEvent);
+        sql.exec(`INSERT INTO hub_events (seq, event_id, type, body) VALUES (?, ?, ?, ?)`, lastSeq, event.id, event.type, body);
+        results.push({ event_id: event.id, status: "applied", seq: lastSeq });
+        toSend.push(sseEvent({ id: lastSeq, event: event.type, data: body }));
       }
-      sql.exec(`DELETE FROM hub_events WHERE seq <= ?`, trimBelow(this.lastSeq, this.history()));
+      if (version === this.version) return;
+      this.writeState(state, version, lastSeq);
+      sql.exec(`DELETE FROM hub_events WHERE seq <= ?`, trimBelow(lastSeq, this.history()));
     });
+    this.state = state;
+    this.version = version;
+    this.lastSeq = lastSeq;
     for (const chunk of toSend) this.enqueue(chunk);
     void this.ensureAlarm();
-    return { results, summary: this.summarize(this.state), version: this.version };
+    return { results, summary: this.summarize(state), version };
   }
 
   private history(): number {
@@ -229,12 +243,18 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
     this.heartbeat = null;
   }
 
+  /** Known set while this object lives, so the storage is asked once, not on every apply. */
+  private alarmSet = false;
+
   private async ensureAlarm(): Promise<void> {
+    if (this.alarmSet) return;
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + 24 * 3600 * 1000);
+    this.alarmSet = true;
   }
 
   /** Forgets applied event ids after APPLIED_TTL_MS; runs daily while any are kept. */
   override async alarm(): Promise<void> {
+    this.alarmSet = false;
     this.ctx.storage.sql.exec(`DELETE FROM hub_applied WHERE applied_at < ?`, Date.now() - APPLIED_TTL_MS);
     const left = this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM hub_applied`).one().n;
     if (left > 0) await this.ctx.storage.setAlarm(Date.now() + 24 * 3600 * 1000);

@@ -1,8 +1,7 @@
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
-import { MAX_JSON_DEPTH, tooDeepAt } from "./domain/json";
-import { ApiError, type ProblemCode, problemResponse } from "./lib/errors";
+import { ApiError, type ProblemCode, problemResponse, refuseTooDeep } from "./lib/errors";
 import { log } from "./lib/log";
 import { newRouter } from "./lib/openapi";
 import { adminRoutes } from "./routes/admin";
@@ -70,11 +69,11 @@ export function createApp() {
   });
   app.use("/v1/*", (c, next) => (isWorkspace(c.req.path) ? next() : jsonLimit(c, next)));
   // Depth is checked once here, on the body Hono parses and caches for the validators.
+  // Callbacks parse their raw body themselves (it is signed) and check it there.
   app.use("/v1/*", async (c, next) => {
-    if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path) || !c.req.header("Content-Type")) return next();
+    if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path) || c.req.path === "/v1/callbacks" || !c.req.header("Content-Type")) return next();
     const body: unknown = await c.req.json().catch(() => undefined); // malformed: the validator answers 400
-    const at = tooDeepAt(body);
-    if (at !== null) throw new ApiError("validation", `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`, [{ path: at, message: `Nested deeper than ${MAX_JSON_DEPTH} levels` }]);
+    refuseTooDeep(body);
     return next();
   });
 

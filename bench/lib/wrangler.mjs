@@ -61,7 +61,7 @@ export async function startWorker({ root, host, port, inspectorPort, persistDir,
   if (logLevel) args.push("--log-level", logLevel);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const fd = openSync(logFile, "a");
-  const child = spawn(wrangler, args, { cwd: root, stdio: ["ignore", fd, fd], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+  const child = spawn(wrangler, args, { cwd: root, stdio: ["ignore", fd, fd], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: process.env.X_LOCAL_OBSERVABILITY ?? "false" } });
   closeSync(fd);
   const pid = child.pid;
   let exited = null;

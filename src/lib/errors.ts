@@ -1,6 +1,7 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import { MAX_JSON_DEPTH, tooDeepAt } from "../domain/json";
 
 /** The closed set of problems the API answers with, and their statuses. */
 export const PROBLEMS = {
@@ -61,4 +62,10 @@ export function problemResponse(code: ProblemCode, detail: string, requestId: st
     status: PROBLEMS[code].status,
     headers: { "Content-Type": "application/problem+json", ...(requestId ? { "X-Request-Id": requestId } : {}), ...headers },
   });
+}
+
+/** 400 naming where a client's JSON nests deeper than MAX_JSON_DEPTH. */
+export function refuseTooDeep(body: unknown): void {
+  const at = tooDeepAt(body);
+  if (at !== null) throw new ApiError("validation", `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`, [{ path: at, message: `Nested deeper than ${MAX_JSON_DEPTH} levels` }]);
 }
