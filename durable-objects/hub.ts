@@ -179,6 +179,15 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
     return new Response(readable, { headers: SSE_HEADERS });
   }
 
+  /**
+   * Restarts this object the way a deploy does: its streams drop (clients resume them by
+   * Last-Event-ID), memory is discarded and the next request loads it from storage. The
+   * abort also rejects this call, which the caller expects.
+   */
+  async restart(): Promise<void> {
+    this.ctx.abort("restarted");
+  }
+
   /** How many streams are open: for tests and the status page. */
   async subscriberCount(): Promise<number> {
     return this.subscribers.size;

@@ -13,6 +13,7 @@ const EXPECTED: [string, string][] = [
   ["get", "/healthz"],
   ["post", "/v1/admin/teams"],
   ["post", "/v1/admin/teams/{team_id}/keys"],
+  ["post", "/v1/admin/teams/{team_id}/hubs/restart"],
   ["post", "/v1/auth/session"],
   ["delete", "/v1/auth/session"],
   ["post", "/v1/stream-tokens"],

@@ -8,8 +8,8 @@ import type { TopicHub } from "../../durable-objects/topic-hub";
  * returns plain structured-cloneable data, so the two are the same.
  */
 type Rpc<T, K extends keyof T> = Pick<T, K> & { fetch(request: Request): Promise<Response> };
-export type SessionHubStub = Rpc<SessionHub, "summary" | "create" | "apply" | "recordRejected" | "subscriberCount" | "storageCounts">;
-export type TopicHubStub = Rpc<TopicHub, "summary" | "ensure" | "apply" | "subscriberCount" | "storageCounts">;
+export type SessionHubStub = Rpc<SessionHub, "summary" | "create" | "apply" | "recordRejected" | "subscriberCount" | "storageCounts" | "restart">;
+export type TopicHubStub = Rpc<TopicHub, "summary" | "ensure" | "apply" | "subscriberCount" | "storageCounts" | "restart">;
 
 export function sessionHub(env: Env, teamId: string, sessionId: string): SessionHubStub {
   return env.SESSION_HUB.getByName(`${teamId}:${sessionId}`) as unknown as SessionHubStub;

@@ -8,6 +8,8 @@ import { createKey, createdKeySchema } from "./keys";
 import { eq } from "drizzle-orm";
 import { SCOPE_NAMES } from "../domain/scopes";
 import { ApiError } from "../lib/errors";
+import { type SessionHubStub, sessionHub, type TopicHubStub, topicHub } from "../lib/hubs";
+import { clientId } from "../lib/ids";
 
 export const adminRoutes = newRouter();
 
@@ -54,5 +56,32 @@ adminRoutes.openapi(
     const team = await db.select({ id: teams.id }).from(teams).where(eq(teams.id, team_id)).get();
     if (!team) throw new ApiError("not_found", `No team ${team_id}.`);
     return c.json(await createKey(db, team_id, name, [...new Set(scopes)]), 201);
+  },
+);
+
+export const restartedSchema = z.object({ restarted: z.array(z.string()).describe("the hubs restarted: the session's, then the topic's when one was named") });
+
+adminRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/admin/teams/{team_id}/hubs/restart",
+    summary: "Restart a session's Durable Object (and a topic's) as a deploy does (needs ADMIN_TOKEN)",
+    description:
+      "Open streams drop and resume by Last-Event-ID; state is reloaded from the object's storage; a queue message being applied at that moment is retried. For operators (clearing a stuck object) and the restart benchmark, which uses it to reproduce a redeploy under wrangler dev, whose reload would also drop the local queue simulator's messages.",
+    security: [{ bearer: [] }],
+    request: {
+      params: z.object({ team_id: z.string().max(100) }),
+      body: { required: true, content: { "application/json": { schema: z.object({ session_id: clientId, topic_id: clientId.optional() }) } } },
+    },
+    responses: { 200: { description: "Restarted", content: { "application/json": { schema: restartedSchema } } }, ...problemResponses },
+  }),
+  async (c) => {
+    const { team_id } = c.req.valid("param");
+    const { session_id, topic_id } = c.req.valid("json");
+    const hubs: [string, SessionHubStub | TopicHubStub][] = [[`session ${session_id}`, sessionHub(c.env, team_id, session_id)]];
+    if (topic_id) hubs.push([`topic ${topic_id}`, topicHub(c.env, team_id, session_id, topic_id)]);
+    for (const [what, hub] of hubs) if (!(await hub.summary())) throw new ApiError("not_found", `No ${what} in team ${team_id}.`);
+    for (const [, hub] of hubs) await hub.restart().catch(() => {}); // the abort rejects the call that asked for it
+    return c.json({ restarted: hubs.map(([what]) => what) }, 200);
   },
 );
