@@ -24,7 +24,8 @@
 // BENCH_RESTART_S (30), BENCH_RESTART_AT_S (10), BENCH_RESTART_SUBSCRIBERS (100),
 // BENCH_QUEUE_CHECK (1; 0 skips the ~25 s check of what a reload does to the local queue),
 // BENCH_RESTART_SIGNAL (SIGKILL; SIGTERM stops the peer's and the limit's processes gracefully),
-// BENCH_WRANGLER_LOG_LEVEL (warn), X_LOCAL_OBSERVABILITY (false), BENCH_WATCHDOG_MIN (45),
+// BENCH_WRANGLER_LOG_LEVEL (warn), X_LOCAL_OBSERVABILITY (false), BENCH_LOG_LEVEL (warn: the
+// Worker's LOG_LEVEL; the peer and the limit write no line per request either), BENCH_WATCHDOG_MIN (45),
 // BENCH_OUT (where RESULTS.md and results.json go; bench/ by default).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";

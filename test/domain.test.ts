@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { backoffSeconds } from "../src/domain/backoff";
 import { type AgentEvent, parseCallbackBody } from "../src/domain/events";
+import { logs } from "../src/lib/log";
 import { jsonSchema, MAX_JSON_DEPTH, tooDeepAt } from "../src/domain/json";
 import { planReplay, trimBelow } from "../src/domain/replay";
 import { applySessionEvent, newSession, REJECTED_KEEP, transitionSession } from "../src/domain/session";
@@ -58,6 +59,18 @@ describe("session state machine: terminal repeats", () => {
     expect(again.accepted).toBe(true);
     expect(again.state).toBe(s);
     expect(again.state.status_reason).toBe("out of budget");
+  });
+});
+
+describe("log levels", () => {
+  it("writes info lines by default and only failures above it", () => {
+    expect(logs("info", undefined)).toBe(true);
+    expect(logs("info", "info")).toBe(true);
+    expect(logs("info", "warn")).toBe(false);
+    expect(logs("warn", "warn")).toBe(true);
+    expect(logs("warn", "error")).toBe(false);
+    expect(logs("error", "error")).toBe(true);
+    expect(logs("info", "nonsense")).toBe(true);
   });
 });
 

@@ -51,7 +51,7 @@ export async function startSwitchboard({ root, work, host, port, logLevel, log }
   const inspectorPort = await freePort(host, 0);
   const adminToken = `bench-${randomBytes(8).toString("hex")}`;
   log(`starting wrangler dev ${version} on ${host}:${p}`);
-  const worker = await startWorker({ root, host, port: p, inspectorPort, persistDir, logFile, logLevel, config, vars: { ADMIN_TOKEN: adminToken, SECRETS_KEY: randomBytes(32).toString("base64") } });
+  const worker = await startWorker({ root, host, port: p, inspectorPort, persistDir, logFile, logLevel, config, vars: { ADMIN_TOKEN: adminToken, SECRETS_KEY: randomBytes(32).toString("base64"), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" } });
   const label = labeler(`${host}:${p}`);
   const processes = () => groupProcesses(worker.pid).map((x) => ({ ...x, label: label(x), counted: x.comm === "workerd" }));
   const runtimePid = () => processes().find((x) => x.label.startsWith("workerd: runtime"))?.pid ?? null;
