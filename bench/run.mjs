@@ -10,7 +10,10 @@
 //   B. callback-to-SSE delivery latency at 200 callbacks/s for 15 s with 100, then 1,000
 //      subscribers on one topic (a fresh topic each), and events lost;
 //   R. the restart test: 100 subscribers that reconnect with Last-Event-ID, callbacks at
-//      200/s for 30 s from senders that retry, the system restarted at 10 s;
+//      200/s for 30 s from senders that retry, the system restarted at 10 s; Switchboard
+//      twice, on a fresh topic each: "redeploy" (its session's and topic's Durable Objects
+//      restarted through the admin endpoint, wrangler dev and its queue kept running: the
+//      main one) and "reload" (wrangler dev's reload, which also empties the local queue);
 // and the peak memory of the system's processes; writes bench/RESULTS.md and
 // bench/results.json.
 //
@@ -22,6 +25,8 @@
 // Switchboard's), BENCH_SUBSCRIBERS ("100,1000"), BENCH_RATE (200), BENCH_LATENCY_S (15),
 // BENCH_THROUGHPUT_S (10), BENCH_CONCURRENCY (32), BENCH_RESTART (1; 0 skips R),
 // BENCH_RESTART_S (30), BENCH_RESTART_AT_S (10), BENCH_RESTART_SUBSCRIBERS (100),
+// BENCH_SWITCHBOARD_RESTARTS ("redeploy,reload": Switchboard's restart modes in R, in order,
+// the first one in the side-by-side table),
 // BENCH_QUEUE_CHECK (1; 0 skips the ~25 s check of what a reload does to the local queue),
 // BENCH_RESTART_SIGNAL (SIGKILL; SIGTERM stops the peer's and the limit's processes gracefully),
 // BENCH_WRANGLER_LOG_LEVEL (warn), X_LOCAL_OBSERVABILITY (false), BENCH_LOG_LEVEL (warn: the
@@ -58,6 +63,7 @@ const config = {
   restartS: Number(env("BENCH_RESTART_S", 30)),
   restartAtS: Number(env("BENCH_RESTART_AT_S", 10)),
   restartSubscribers: Number(env("BENCH_RESTART_SUBSCRIBERS", 100)),
+  switchboardRestarts: env("BENCH_SWITCHBOARD_RESTARTS", "redeploy,reload").split(",").map((s) => s.trim()).filter(Boolean),
   queueCheck: env("BENCH_QUEUE_CHECK", "1") !== "0",
   restartSignal: env("BENCH_RESTART_SIGNAL", "SIGKILL"),
   // wrangler dev's per-request log lines and its local trace store (X_LOCAL_OBSERVABILITY,
@@ -68,6 +74,12 @@ const config = {
 const unknown = config.systems.filter((s) => !SYSTEMS[s]);
 if (unknown.length) {
   console.error(`BENCH_SYSTEMS: unknown ${unknown.join(", ")} (known: ${Object.keys(SYSTEMS).join(", ")})`);
+  process.exit(2);
+}
+const SWITCHBOARD_RESTARTS = ["redeploy", "reload"];
+const badModes = config.switchboardRestarts.filter((m) => !SWITCHBOARD_RESTARTS.includes(m));
+if (badModes.length || !config.switchboardRestarts.length) {
+  console.error(`BENCH_SWITCHBOARD_RESTARTS: ${badModes.length ? `unknown ${badModes.join(", ")}` : "empty"} (known: ${SWITCHBOARD_RESTARTS.join(", ")})`);
   process.exit(2);
 }
 const WATCHDOG_MS = Number(env("BENCH_WATCHDOG_MIN", 45)) * 60_000;
@@ -103,7 +115,8 @@ const version = (cmd, args) => (spawnSync(cmd, args, { encoding: "utf8" }).stdou
 
 /** One system: start, set up, A, B for each subscriber count, R, stop. */
 async function measure(name) {
-  const out = { name, error: null, scenarios: { throughput: null, latency: [], restart: null }, memory: null };
+  // restarts: one R result per restart mode (one for the peer and the limit), the first the main one.
+  const out = { name, error: null, scenarios: { throughput: null, latency: [], restarts: [] }, memory: null };
   const phase = (p) => sampler?.phase(p);
   try {
     system = await SYSTEMS[name]({ root, work, host, port: config.port, logLevel: config.logLevel, restartSignal: config.restartSignal, log });
@@ -131,8 +144,21 @@ async function measure(name) {
 
     if (config.restart) {
       const n = config.restartSubscribers;
-      log(`R. restart: ${n} reconnecting subscribers, ${config.rate} callbacks/s for ${config.restartS} s, restart at ${config.restartAtS} s`);
-      out.scenarios.restart = await restartTest({ system, base, streamBase: system.streamBase, key, sid, tid: await topic("restart"), prefix: `${run}-r-`, subscribers: n, threads: n > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.restartS * 1000, restartAtMs: config.restartAtS * 1000, log, phase });
+      // Each mode on a fresh topic; restartTest waits for the system to apply before it returns.
+      const modes = system.restartModes ? config.switchboardRestarts : [null];
+      for (const mode of modes) {
+        log(`R. restart${mode ? ` (${mode})` : ""}: ${n} reconnecting subscribers, ${config.rate} callbacks/s for ${config.restartS} s, restart at ${config.restartAtS} s`);
+        const tid = await topic(mode ? `restart-${mode}` : "restart");
+        const retriesBefore = system.queueRetriesLogged?.() ?? null;
+        const x = await restartTest({ system, mode, teamId: team.team_id, base, streamBase: system.streamBase, key, sid, tid, prefix: `${run}-r${mode ? `-${mode}` : ""}-`, subscribers: n, threads: n > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.restartS * 1000, restartAtMs: config.restartAtS * 1000, log, phase });
+        // Switchboard: queue messages that failed (a batch the restart interrupted) and were retried.
+        const retriesAfter = system.queueRetriesLogged?.() ?? null;
+        if (retriesBefore !== null && retriesAfter !== null) {
+          x.queue_retries_logged = retriesAfter - retriesBefore;
+          log(`  queue messages failed and retried (the Worker's warn log): ${x.queue_retries_logged}`);
+        }
+        out.scenarios.restarts.push(x);
+      }
     }
   } catch (e) {
     out.error = String(e?.stack ?? e);

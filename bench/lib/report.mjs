@@ -17,6 +17,13 @@ function ratio(a, b) {
   return `${r >= 100 ? Math.round(r).toLocaleString("en-US") : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
 }
 const ORDER = ["switchboard", "peer", "limit"];
+/** A system's restart-test results, one per restart mode, the main one first (older results: one). */
+const restartsOf = (s) => s?.scenarios?.restarts ?? (s?.scenarios?.restart ? [s.scenarios.restart] : []);
+const mainRestart = (s) => restartsOf(s)[0] ?? null;
+const MODE_TITLES = {
+  redeploy: "redeploy (its session's and topic's Durable Objects restarted, wrangler dev and its queue kept)",
+  reload: "wrangler dev reload (the whole runtime replaced, the local queue's memory with it)",
+};
 const TITLES = { switchboard: "Switchboard", peer: "Peer (seed architecture)", limit: "Limit (in-memory)" };
 
 export function renderResults(r) {
@@ -46,7 +53,7 @@ export function renderResults(r) {
     `Load, identical for all three: A. ${r.config.concurrency} concurrent senders POST single \`usage.reported\` callbacks back to back for ${r.config.throughputS} s; ` +
       `B. ${r.config.rate} callbacks/s for ${r.config.latencyS} s with ${r.config.subscribers.join(", then ")} SSE subscribers on one topic (a fresh topic each), latency from just before the POST to the arrival of the event at a subscriber (same clock), deliveries that never arrive are lost (no reconnect in B); ` +
       (r.config.restart
-        ? `R. the restart test: ${r.config.restartSubscribers} subscribers that reconnect with Last-Event-ID (waiting the server's \`retry:\`), ${r.config.rate} callbacks/s for ${r.config.restartS} s from senders that retry refused or failed POSTs (408, 429, 5xx, network errors) with backoff (100 ms doubling to 2 s, jittered), the system restarted at ${r.config.restartAtS} s the way its production restarts. `
+        ? `R. the restart test: ${r.config.restartSubscribers} subscribers that reconnect with Last-Event-ID (waiting the server's \`retry:\`), ${r.config.rate} callbacks/s for ${r.config.restartS} s from senders that retry refused or failed POSTs (408, 429, 5xx, network errors) with backoff (100 ms doubling to 2 s, jittered), the system restarted at ${r.config.restartAtS} s the way its production restarts${(r.config.switchboardRestarts ?? []).length > 1 && r.systems.switchboard ? ` (Switchboard once per restart mode: ${r.config.switchboardRestarts.join(", then ")}, each on a fresh topic)` : ""}. `
         : "") +
       "Memory: the summed VmRSS of the system's processes, sampled every 500 ms (PSS too, which splits shared pages instead of counting them once per process: it matters for PostgreSQL's backends, which all map shared_buffers).",
     "",
@@ -79,19 +86,23 @@ export function renderResults(r) {
   row("Peak memory, summed RSS of the system's processes", (s) => s.memory?.peak_rss_kb, mib);
   row("Peak memory, summed PSS", (s) => s.memory?.peak_pss_kb, mib);
   if (r.config.restart) {
-    const rs = (s) => s.scenarios.restart;
-    row("R. Restart: until it served again", (s) => rs(s)?.restart?.ready_ms, ms);
-    row("R. Restart: deliveries subscribers missed, after reconnecting", (s) => rs(s)?.missed_deliveries, fmt, false);
-    row("R. Restart: accepted events no subscriber received", (s) => rs(s)?.received_by_nobody.total, fmt, false);
-    row("R. Restart: accepted events the system no longer has", (s) => rs(s)?.not_applied, fmt, false);
-    row("R. Restart: POST retries (events that needed one)", (s) => rs(s)?.retries, (x) => fmt(x), false);
+    const rs = mainRestart;
+    const sbMode = sb ? rs(sb)?.mode : null;
+    const R = sbMode ? `R. Restart (Switchboard: ${sbMode})` : "R. Restart";
+    row(`${R}: until it served again`, (s) => rs(s)?.restart?.ready_ms, ms);
+    row(`${R}: streams dropped / resumed with Last-Event-ID`, (s) => rs(s) && `${fmt(rs(s).stream_drops.total)} / ${fmt(rs(s).stream_drops.resumed_with_last_event_id)}`, (x) => x, false);
+    row(`${R}: deliveries subscribers missed, after reconnecting`, (s) => rs(s)?.missed_deliveries, fmt, false);
+    row(`${R}: accepted events no subscriber received`, (s) => rs(s)?.received_by_nobody.total, fmt, false);
+    row(`${R}: accepted events the system no longer has`, (s) => rs(s)?.not_applied, fmt, false);
+    row(`${R}: POST retries (events that needed one)`, (s) => rs(s)?.retries, (x) => fmt(x), false);
   }
   line(`| Measure | ${cols.map((s, k) => (s?.title ?? TITLES[ORDER[k]])).join(" | ")} | Switchboard / peer | Switchboard / limit |`);
   line("|---|---|---|---|---|---|");
   line(...rows, "");
   line(
     "Ratios are Switchboard's value divided by the other's: above 1 is better for callbacks per second, worse for latency and memory. " +
-      "Counts of losses get no ratio (most are 0). A system that failed shows \"failed\" where it has no number; its error is under its details.",
+      "Counts of losses get no ratio (most are 0). A system that failed shows \"failed\" where it has no number; its error is under its details." +
+      (r.config.restart && restartsOf(sb).length > 1 ? ` The R rows show Switchboard's ${mainRestart(sb).mode} restart; its other restart mode${restartsOf(sb).length > 2 ? "s are" : " is"} in the restart test below.` : ""),
     "",
   );
   // The sender is one thread: near a full core, A measures the load generator as much as the system.
@@ -105,7 +116,7 @@ export function renderResults(r) {
     const a = s?.scenarios?.throughput;
     if (!a || a.accepted_per_s >= r.config.rate) continue;
     const b = s.scenarios.latency[0];
-    const rs = s.scenarios.restart;
+    const rs = mainRestart(s);
     line(
       `Note: ${s.title}'s saturation throughput (${fmt(a.accepted_per_s)}/s, A) is below the paced rate (${r.config.rate}/s), so B and R measure it overloaded: requests queue up in the system and latency grows for as long as the run lasts` +
         (b ? ` (in B with ${fmt(b.subscribers)} subscribers, where the sender keeps at most 512 callbacks in flight, it achieved ${fmt(b.rate_achieved_per_s)}/s and sent → applied p50 was ${ms(b.sent_to_applied_ms.p50)})` : "") +
@@ -125,20 +136,23 @@ export function renderResults(r) {
 
 function renderRestart(r, systems, line) {
   line("## Restart test", "");
-  line("| System | How it was restarted | Down / served again after | Streams dropped (reasons) | Stream gap p50 / max | Resets | Accepted (sent) | POST retries / events retried / given up / refused | Missed deliveries | Subscribers with every event | Received by nobody (accepted before / during / after the restart) | Applied by the system at the end | Duplicates |");
+  line("| System | How it was restarted | Down / served again after | Streams dropped (reasons); reconnections resumed with Last-Event-ID | Stream gap p50 / max | Resets | Accepted (sent) | POST retries / events retried / given up / refused | Missed deliveries | Subscribers with every event | Received by nobody (accepted before / during / after the restart) | Applied by the system at the end | Duplicates |");
   line("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  const rowTitle = (s, x) => (x.mode ? `${s.title}: ${MODE_TITLES[x.mode] ?? x.mode}` : s.title);
   for (const s of systems) {
-    const x = s.scenarios?.restart;
-    if (!x) {
+    if (!restartsOf(s).length) {
       line(`| ${s.title ?? s.name} | ${s.error ? `failed: ${s.error.split("\n")[0]}` : "not run"} |||||||||||| `);
       continue;
     }
-    const rs = x.restart ?? {};
-    const down = rs.old_runtime_gone_ms !== undefined ? `old runtime gone ${fmt(rs.old_runtime_gone_ms)} ms` : rs.stopped_ms !== undefined ? `stopped in ${fmt(rs.stopped_ms)} ms` : "";
-    const nob = x.received_by_nobody;
-    line(
-      `| ${s.title} | ${rs.error ? `failed: ${rs.error}` : rs.how} | ${down} / ${ms(rs.ready_ms)} | ${fmt(x.stream_drops.total)} (${Object.entries(x.stream_drops.reasons).map(([k, v]) => `${k}: ${v}`).join("; ") || "none"}) | ${ms(x.time_without_stream_ms.p50)} / ${ms(x.time_without_stream_ms.max)} | ${fmt(x.stream_drops.resets)} | ${fmt(x.accepted)} (${fmt(x.sent)}) | ${fmt(x.retries)} / ${fmt(x.events_retried)} / ${fmt(x.gave_up)} / ${fmt(x.refused)} | ${fmt(x.missed_deliveries)} of ${fmt(x.expected_deliveries)} | ${fmt(x.subscribers_with_every_event)} of ${fmt(x.subscribers)} | ${fmt(nob.total)} (${fmt(nob.accepted_before_restart)} / ${fmt(nob.accepted_during_restart)} / ${fmt(nob.accepted_after_restart)}) | ${fmt(x.applied_by_system_at_end)} of ${fmt(x.accepted)} | ${fmt(x.duplicates)} |`,
-    );
+    for (const x of restartsOf(s)) {
+      const rs = x.restart ?? {};
+      const down = rs.old_runtime_gone_ms !== undefined ? `old runtime gone ${fmt(rs.old_runtime_gone_ms)} ms` : rs.stopped_ms !== undefined ? `stopped in ${fmt(rs.stopped_ms)} ms` : rs.admin_answered_ms !== undefined ? `admin call answered ${fmt(rs.admin_answered_ms)} ms` : "";
+      const nob = x.received_by_nobody;
+      const resumed = x.stream_drops.resumed_with_last_event_id;
+      line(
+        `| ${rowTitle(s, x)} | ${rs.error ? `failed: ${rs.error}` : rs.how} | ${down} / ${ms(rs.ready_ms)} | ${fmt(x.stream_drops.total)} (${Object.entries(x.stream_drops.reasons).map(([k, v]) => `${k}: ${v}`).join("; ") || "none"})${resumed === undefined ? "" : `; ${fmt(resumed)} resumed`} | ${ms(x.time_without_stream_ms.p50)} / ${ms(x.time_without_stream_ms.max)} | ${fmt(x.stream_drops.resets)} | ${fmt(x.accepted)} (${fmt(x.sent)}) | ${fmt(x.retries)} / ${fmt(x.events_retried)} / ${fmt(x.gave_up)} / ${fmt(x.refused)} | ${fmt(x.missed_deliveries)} of ${fmt(x.expected_deliveries)} | ${fmt(x.subscribers_with_every_event)} of ${fmt(x.subscribers)} | ${fmt(nob.total)} (${fmt(nob.accepted_before_restart)} / ${fmt(nob.accepted_during_restart)} / ${fmt(nob.accepted_after_restart)}) | ${fmt(x.applied_by_system_at_end)} of ${fmt(x.accepted)} | ${fmt(x.duplicates)} |`,
+      );
+    }
   }
   line(
     "",
@@ -147,37 +161,73 @@ function renderRestart(r, systems, line) {
     "",
   );
   for (const s of systems) {
-    const x = s.scenarios?.restart;
-    if (!x) continue;
-    line(
-      `- ${s.title}: restart triggered ${fmt(x.restart_at_ms)} ms into the paced run with ${fmt(x.accepted_when_restart_triggered)} accepted; sent at ${fmt(x.rate_achieved_per_s)}/s (at most ${fmt(x.sender_max_behind_schedule_ms)} ms behind schedule); POST statuses ${JSON.stringify(x.statuses)}` +
-        `${Object.keys(x.network_errors).length ? `, network errors ${JSON.stringify(x.network_errors)}` : ""}; first send → 2xx p50 ${ms(x.first_send_to_accepted_ms.p50)}, p99 ${ms(x.first_send_to_accepted_ms.p99)}, max ${ms(x.first_send_to_accepted_ms.max)}. ` +
-        `Delivery latency over the whole run (replays included) p50 ${ms(x.latency_ms.p50)}, p99 ${ms(x.latency_ms.p99)}; reconnect answers ${JSON.stringify(x.stream_drops.reconnect_statuses)}; streams still down at the end ${x.stream_drops.still_down_at_end}; events received by some subscribers but not all ${fmt(x.received_by_some_not_all)}.`,
-    );
+    for (const x of restartsOf(s)) {
+      line(
+        `- ${x.mode ? `${s.title}, ${x.mode}` : s.title}: restart triggered ${fmt(x.restart_at_ms)} ms into the paced run with ${fmt(x.accepted_when_restart_triggered)} accepted; sent at ${fmt(x.rate_achieved_per_s)}/s (at most ${fmt(x.sender_max_behind_schedule_ms)} ms behind schedule); POST statuses ${JSON.stringify(x.statuses)}` +
+          `${Object.keys(x.network_errors).length ? `, network errors ${JSON.stringify(x.network_errors)}` : ""}; first send → 2xx p50 ${ms(x.first_send_to_accepted_ms.p50)}, p99 ${ms(x.first_send_to_accepted_ms.p99)}, max ${ms(x.first_send_to_accepted_ms.max)}. ` +
+          `Delivery latency over the whole run (replays included) p50 ${ms(x.latency_ms.p50)}, p99 ${ms(x.latency_ms.p99)}; reconnect answers ${JSON.stringify(x.stream_drops.reconnect_statuses)}; streams still down at the end ${x.stream_drops.still_down_at_end}; events received by some subscribers but not all ${fmt(x.received_by_some_not_all)}.` +
+          (x.stream_drops.subscribers_dropped !== undefined ? ` ${fmt(x.stream_drops.subscribers_dropped)} of ${fmt(x.subscribers)} subscribers lost their stream; ${fmt(x.stream_drops.resumed_with_last_event_id)} reconnections resumed with Last-Event-ID, ${fmt(x.stream_drops.reopened_without_last_event_id)} reopened without one (nothing received yet).` : ""),
+      );
+    }
   }
   line("");
   const sb = systems.find((s) => s.name === "switchboard");
-  if (sb?.scenarios?.restart) {
-    const q = sb.queue_check;
-    const x = sb.scenarios.restart;
-    line("### How Switchboard's redeploy is reproduced, and what is not", "");
+  if (restartsOf(sb).length) renderSwitchboardRestarts(sb, line);
+}
+
+/** How Switchboard's redeploy is reproduced (each restart mode that ran), and what is not. */
+function renderSwitchboardRestarts(sb, line) {
+  const q = sb.queue_check;
+  const runs = restartsOf(sb);
+  const redeploy = runs.find((x) => x.mode === "redeploy");
+  // Results from before the restart modes: one run, the reload.
+  const reload = runs.find((x) => x.mode === "reload" || !x.mode);
+  const them = (n) => (n === 1 ? "it" : "them");
+  const outcome = (x) =>
+    `${fmt(x.stream_drops.total)} stream drops (${fmt(x.stream_drops.subscribers_dropped ?? x.stream_drops.total)} of ${fmt(x.subscribers)} subscribers)` +
+    (x.stream_drops.resumed_with_last_event_id !== undefined ? `, ${fmt(x.stream_drops.resumed_with_last_event_id)} reconnections resumed with Last-Event-ID` : "") +
+    `, ${fmt(x.stream_drops.resets)} answered with a reset; ${fmt(x.missed_deliveries)} of ${fmt(x.expected_deliveries)} deliveries missed after reconnecting, ${fmt(x.received_by_nobody.total)} accepted events received by no subscriber, ${fmt(x.not_applied)} accepted events the system no longer has, ${fmt(x.duplicates)} duplicates` +
+    (x.queue_retries_logged !== undefined ? `; ${fmt(x.queue_retries_logged)} queue messages failed and were retried (the consumer's warn lines in wrangler's log)` : "");
+  const queueProof =
+    q && !q.error
+      ? `The bench shows this on a tiny Worker (bench/queue-reload/worker.js) with the same config touch: of ${fmt(q.messages_per_batch)} messages waiting ${q.delay_s} s in the queue, ${fmt(q.control_acked)} were acknowledged without a reload and ${fmt(q.acked_after_reload)} with one; the Durable Object's SQLite count ${q.do_state_kept ? "survived" : "did not survive"} the reload. `
+      : q?.error
+        ? `(The queue check, which shows this on a tiny Worker, failed: ${q.error}.) `
+        : "(The queue check, which shows this on a tiny Worker, did not run.) ";
+
+  line("### How Switchboard's redeploy is reproduced, and what is not", "");
+  line(
+    "On Cloudflare a deploy starts the Worker in new isolates and resets every Durable Object (at once, or, with the default code update strategy, once the object is idle or a maximum delay has passed: an object holding SSE streams is not idle): their open SSE streams drop and their memory is gone, while their SQLite storage, D1 and R2 stay. " +
+      "Cloudflare Queues keep every message not yet acknowledged and deliver it to the new version (a batch whose processing failed is retried: at least once; the hubs apply each event id once). " +
+      `The run restarts Switchboard ${runs.length > 1 ? `in ${runs.length} ways, one after the other on a fresh topic each (${runs.map((x) => x.mode ?? "reload").join(", then ")})` : "one way"}, under the same load and with the same reconnecting subscribers as the peer and the limit.`,
+    "",
+  );
+  if (redeploy) {
+    const rs = redeploy.restart ?? {};
     line(
-      "On Cloudflare a deploy restarts the Worker and every Durable Object (their open SSE streams drop; SQLite storage, D1 and R2 stay), while Cloudflare Queues keep the messages not yet acknowledged and deliver them to the new version (a batch that was being processed is retried: at least once; the hubs apply each event id once). " +
-        "The run reproduces this with `wrangler dev` itself: Switchboard is started with a copy of wrangler.toml (paths made absolute; the project's files are never touched), and at the restart the bench touches that copy. " +
-        "wrangler dev then rebuilds the Worker and Miniflare SIGKILLs its runtime workerd process (the Worker, the Durable Objects, local D1 and the queue simulator all live there) and starts a new one on the same `--persist-to` directory, " +
-        "while wrangler's proxy workerd keeps the public port and queues new requests until the new runtime answers (a request in flight in the old runtime is retried by the proxy if it is a GET, and fails if it is a POST: the bench's senders retry it). So the run reproduces: the Worker and DOs restarted with their in-memory state gone, every stream dropped and resumed by Last-Event-ID from the hubs' SQLite logs, D1 and DO storage kept, new requests not refused.",
+      `**redeploy**${runs[0] === redeploy ? " (the main one: the R rows of the side-by-side table)" : ""}: the Worker's admin endpoint \`POST /v1/admin/teams/{team_id}/hubs/restart\` (src/routes/admin.ts) calls \`restart()\` on the run's session and topic Durable Objects (durable-objects/hub.ts), which \`ctx.abort()\`s each one as a deploy resets it: its open SSE streams drop, its memory is discarded, and the next request loads it anew from its SQLite; a queue batch the topic's hub was applying at that moment fails and the queue retries it. ` +
+        `wrangler dev, its queue simulator with the messages waiting in it, local D1 and the Worker isolate keep running (the runtime workerd process was ${rs.runtime_kept ? `the same before and after, pid ${rs.runtime_pid_before}` : rs.error ? "not checked: the restart failed" : `**not** the same: pid ${rs.runtime_pid_before} before, ${rs.runtime_pid_after} after`}). ` +
+        (rs.error ? `The restart failed: ${rs.error}. ` : `The admin call answered in ${ms(rs.admin_answered_ms)} and the topic's hub served a read again ${ms(rs.ready_ms)} after the trigger. `) +
+        `Outcome: ${outcome(redeploy)}.`,
       "",
     );
     line(
-      "What it does not reproduce: the queue. wrangler dev's queue simulator keeps messages in the runtime process's memory (a Durable Object inside Miniflare with an in-memory list), so the SIGKILL loses every message not yet acknowledged, including a batch the consumer was applying; Cloudflare would deliver them. " +
-        (q && !q.error
-          ? `The bench shows this on a tiny Worker (bench/queue-reload/worker.js) with the same config touch: of ${fmt(q.messages_per_batch)} messages waiting ${q.delay_s} s in the queue, ${fmt(q.control_acked)} were acknowledged without a reload and ${fmt(q.acked_after_reload)} with one; the Durable Object's SQLite count ${q.do_state_kept ? "survived" : "did not survive"} the reload. `
-          : q?.error
-            ? `(The queue check failed: ${q.error}.) `
-            : "") +
+      "What the redeploy mode does not reproduce: the Worker isolate's own restart. The isolate holds only caches (nothing an accepted callback or a stream depends on), so restarting it would add a cold start and cache misses, not a loss; on a real deploy, requests in flight finish on the old version while new ones reach the new version, here they simply continue on the one isolate. " +
+        "Only the run's session and topic objects are reset, not every object of the namespace (the run's other topics are idle by then), and at a moment the bench picks, all at once on one machine: not a deploy's gradual rollout across Cloudflare's locations, its deferred resets, or the time Cloudflare takes to start the new version.",
+      "",
+    );
+  }
+  if (reload) {
+    const lost = reload.not_applied;
+    line(
+      `**${reload.mode ? "reload" : "wrangler dev reload"}**${runs[0] === reload ? " (the R rows of the side-by-side table)" : " (a second row, for comparison)"}: wrangler dev's own reload. Switchboard is started with a copy of wrangler.toml (paths made absolute; the project's files are never touched), and at the restart the bench touches that copy: ` +
+        "wrangler dev rebuilds the Worker and Miniflare SIGKILLs its runtime workerd process (the Worker, the Durable Objects, local D1 and the queue simulator all live there) and starts a new one on the same `--persist-to` directory, " +
+        "while wrangler's proxy workerd keeps the public port and holds new requests until the new runtime answers (a request in flight in the old runtime is retried by the proxy if it is a GET, and fails if it is a POST: the bench's senders retry it). " +
+        "That resets the Worker and the DOs as a deploy does, and more: wrangler dev's queue simulator keeps its messages in the runtime process's memory (a Durable Object inside Miniflare holding them in an in-memory list), so the SIGKILL loses every message not yet acknowledged, including a batch the consumer was applying; Cloudflare Queues would keep and deliver them. " +
+        queueProof +
         "Killing wrangler dev and starting it again would lose the same messages (and refuse requests while it is down), so it is no more faithful. " +
-        `Any accepted event that the system no longer has after the restart was in that queue (the only place an accepted event lives outside the hubs' SQLite): this run lost ${fmt(x.not_applied)}; a real redeploy would have delivered ${x.not_applied === 1 ? "it" : "them"}. ` +
-        "Nor does the run reproduce a deploy's gradual rollout across Cloudflare's machines, or the time Cloudflare takes to start the new version.",
+        `Outcome: ${outcome(reload)}. ` +
+        `Any accepted event the system no longer has after a reload was in that queue (the only place an accepted event lives outside the hubs' SQLite): ${lost ? `the ${fmt(lost)} here are the local queue simulator's gap, not Switchboard's; a real redeploy would have delivered ${them(lost)}` : "none in this run (no accepted event was still waiting in the queue, unapplied, when the runtime was killed), which a reload does not guarantee"}.`,
       "",
     );
   }

@@ -2,7 +2,8 @@
 // paced at a fixed rate by senders that retry like a real agent client, and the system
 // restarted the way its production restarts (system.restart(), bench/lib/systems.mjs) while
 // both run. Then: what each subscriber missed, what nobody received, what the system itself
-// no longer has.
+// no longer has. `mode` picks one of the system's restart modes (Switchboard has two:
+// "redeploy" and "reload"); teamId, sid and tid tell it which hubs the run uses.
 import { agent, request } from "./http.mjs";
 import { nowMs } from "./sse-client.mjs";
 import { appliedCount, usageEvent } from "./scenarios.mjs";
@@ -13,10 +14,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Worth sending again: the request may not have reached a live server (or it said so). */
 const retryable = (status) => status === 408 || status === 429 || status >= 500;
 
-export async function restartTest({ system, base, streamBase = base, key, sid, tid, prefix, subscribers = 100, threads = 1, ratePerS = 200, durationMs = 30_000, restartAtMs = 10_000, collectWaitMs = 30_000, drainTimeoutMs = 60_000, giveUpMs = 120_000, log, phase = () => {} }) {
+export async function restartTest({ system, mode = null, teamId, base, streamBase = base, key, sid, tid, prefix, subscribers = 100, threads = 1, ratePerS = 200, durationMs = 30_000, restartAtMs = 10_000, collectWaitMs = 30_000, drainTimeoutMs = 60_000, giveUpMs = 120_000, log, phase = () => {} }) {
   const total = Math.round((ratePerS * durationMs) / 1000);
   const url = `${streamBase}/v1/sessions/${sid}/topics/${tid}/stream`;
-  phase(`R: opening streams`);
+  const R = mode ? `R ${mode}` : "R";
+  phase(`${R}: opening streams`);
   const pool = await openSubscribers({ url, token: key, count: subscribers, threads, eventPrefix: prefix, maxEvents: total, reconnect: true });
   try {
     log(`  ${pool.ready.open}/${subscribers} reconnecting streams open in ${(pool.ready.open_ms / 1000).toFixed(1)} s`);
@@ -67,7 +69,7 @@ export async function restartTest({ system, base, streamBase = base, key, sid, t
       }
     }
 
-    phase(`R: posting at ${ratePerS}/s, restart at ${restartAtMs / 1000} s`);
+    phase(`${R}: posting at ${ratePerS}/s, restart at ${restartAtMs / 1000} s`);
     const start = performance.now();
     const startEpoch = nowMs();
     let behindMax = 0;
@@ -79,8 +81,10 @@ export async function restartTest({ system, base, streamBase = base, key, sid, t
       if (wait > 1) await sleep(wait);
       if (!restartP && performance.now() - start >= restartAtMs) {
         acceptedAtTrigger = accepted.reduce((n, x) => n + x, 0);
-        log(`  restarting ${system.name} (${acceptedAtTrigger} accepted so far)`);
-        restartP = system.restart().then(
+        log(`  restarting ${system.name}${mode ? ` (${mode})` : ""} (${acceptedAtTrigger} accepted so far)`);
+        // probe: a read served by the topic's hub, for a restart that is over only once the
+        // hub answers again (Switchboard's redeploy).
+        restartP = system.restart({ mode, teamId, sid, tid, probe: () => appliedCount(base, key, sid, tid) }).then(
           (r) => {
             log(`  restarted: ready ${(r.ready_ms / 1000).toFixed(1)} s after the trigger`);
             return r;
@@ -101,11 +105,11 @@ export async function restartTest({ system, base, streamBase = base, key, sid, t
     const acceptedCount = accepted.reduce((n, x) => n + x, 0);
     log(`  posted ${total} in ${(sendMs / 1000).toFixed(1)} s; ${acceptedCount} accepted after ${retries} retries (${eventsRetried} events retried), ${refused} refused, ${gaveUp} given up; statuses ${JSON.stringify(statuses)}`);
 
-    phase("R: waiting for deliveries");
+    phase(`${R}: waiting for deliveries`);
     const got = await pool.collect(accepted, collectWaitMs);
 
     // What the system has: its counter of applied events, once it stops moving.
-    phase("R: waiting for the system to apply");
+    phase(`${R}: waiting for the system to apply`);
     const d0 = performance.now();
     let applied = await appliedCount(base, key, sid, tid).catch(() => null);
     let stableSince = performance.now();
@@ -145,8 +149,11 @@ export async function restartTest({ system, base, streamBase = base, key, sid, t
       for (const s of got.subs) for (const [k, v] of Object.entries(s[field] ?? {})) out[k] = (out[k] ?? 0) + v;
       return out;
     };
+    const resumed = got.subs.reduce((n, s) => n + (s.resumed_with_last_event_id ?? 0), 0);
+    log(`  ${downs.reduce((a, b) => a + b, 0)} stream drops (${got.subs.filter((s) => s.downs > 0).length}/${subscribers} subscribers), ${resumed} reconnections resumed with Last-Event-ID, ${got.subs.reduce((n, s) => n + (s.resets ?? 0), 0)} resets`);
     log(`  missed ${missed} of ${acceptedCount * subscribers} deliveries; ${complete}/${subscribers} subscribers got every event; received by nobody ${nobody.total}; applied by the system ${applied} of ${acceptedCount}`);
     return {
+      mode,
       subscribers,
       rate_target_per_s: ratePerS,
       duration_ms: durationMs,
@@ -172,7 +179,7 @@ export async function restartTest({ system, base, streamBase = base, key, sid, t
       duplicates: got.subs.reduce((n, s) => n + s.duplicates, 0),
       received_by_nobody: nobody,
       received_by_some_not_all: partially,
-      stream_drops: { total: downs.reduce((a, b) => a + b, 0), per_subscriber_max: Math.max(0, ...downs), reasons: mergeCounts("down_reasons"), reconnect_statuses: mergeCounts("statuses"), resets: got.subs.reduce((n, s) => n + (s.resets ?? 0), 0), still_down_at_end: got.subs.filter((s) => s.still_down).length },
+      stream_drops: { total: downs.reduce((a, b) => a + b, 0), per_subscriber_max: Math.max(0, ...downs), reasons: mergeCounts("down_reasons"), reconnect_statuses: mergeCounts("statuses"), resets: got.subs.reduce((n, s) => n + (s.resets ?? 0), 0), resumed_with_last_event_id: got.subs.reduce((n, s) => n + (s.resumed_with_last_event_id ?? 0), 0), reopened_without_last_event_id: got.subs.reduce((n, s) => n + (s.reopened_without_last_event_id ?? 0), 0), subscribers_dropped: got.subs.filter((s) => s.downs > 0).length, still_down_at_end: got.subs.filter((s) => s.still_down).length },
       time_without_stream_ms: summarize(downMs),
       latency_ms: lat,
       applied_by_system_at_end: applied,

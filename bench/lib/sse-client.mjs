@@ -104,7 +104,8 @@ export function openSse(url, { headers = {}, agent, onOpen, onEvent, onRetry, on
  * the last `retry:` the server sent (defaultRetryMs before any) and reopens with the
  * Last-Event-ID of the last event that had an id. Unlike EventSource it also retries after
  * an error status (a restarting server may answer 502/503 for a moment) and never gives up
- * until close(). Callbacks: onOpen(status, attempt), onEvent(event, at), onDown(reason,
+ * until close(). Callbacks: onOpen(status, attempt, lastEventId: the Last-Event-ID this
+ * connection sent, null for none), onEvent(event, at), onDown(reason,
  * at) each time a connection ends; onEnd(reason) once, at close(). Returns { close() }.
  */
 export function openReconnectingSse(url, { headers = {}, agent, onOpen, onEvent, onDown, onEnd, connectTimeoutMs = 60_000, defaultRetryMs = 2000 }) {
@@ -116,13 +117,14 @@ export function openReconnectingSse(url, { headers = {}, agent, onOpen, onEvent,
   let attempt = 0;
   const connect = () => {
     timer = null;
-    const h = lastId === null ? headers : { ...headers, "Last-Event-ID": lastId };
+    const sent = lastId;
+    const h = sent === null ? headers : { ...headers, "Last-Event-ID": sent };
     const n = attempt++;
     current = openSse(url, {
       headers: h,
       agent,
       connectTimeoutMs,
-      onOpen: (status) => onOpen?.(status, n),
+      onOpen: (status) => onOpen?.(status, n, sent),
       onRetry: (ms) => (retryMs = ms),
       onEvent: (ev, at) => {
         if (ev.id !== null) lastId = ev.id;

@@ -55,7 +55,7 @@ function decode(data) {
 
 const subs = [];
 function subscribe() {
-  const sub = { status: null, snapshot: false, ended: null, got: new Uint8Array(maxEvents), received: 0, duplicates: 0, unexpected: 0, handle: null, downs: 0, downSince: null, downMs: 0, resets: 0, statuses: {}, downReasons: {} };
+  const sub = { status: null, snapshot: false, ended: null, got: new Uint8Array(maxEvents), received: 0, duplicates: 0, unexpected: 0, handle: null, downs: 0, downSince: null, downMs: 0, resets: 0, statuses: {}, downReasons: {}, resumedWithId: 0, reopenedWithoutId: 0 };
   subs.push(sub);
   return new Promise((resolve) => {
     sub.handle = (reconnect ? openReconnectingSse : openSse)(url, {
@@ -63,9 +63,15 @@ function subscribe() {
       agent,
       connectTimeoutMs: openTimeoutMs,
       defaultRetryMs,
-      onOpen: (status) => {
+      onOpen: (status, attempt = 0, lastEventId = null) => {
         sub.status = status;
         sub.statuses[status] = (sub.statuses[status] ?? 0) + 1;
+        // A reconnection (not the first open) that the server accepted: with the id of the
+        // last event received (a resume), or without one (nothing received yet).
+        if (attempt > 0 && status === 200) {
+          if (lastEventId !== null) sub.resumedWithId++;
+          else sub.reopenedWithoutId++;
+        }
         if (status === 200 && sub.downSince !== null) {
           sub.downMs += nowMs() - sub.downSince;
           sub.downSince = null;
@@ -135,7 +141,7 @@ parentPort.on("message", async (msg) => {
     let have = 0;
     for (const i of expected) have += s.got[i];
     const r = { snapshot: s.snapshot, received: have, lost: expected.length - have, duplicates: s.duplicates, unexpected: s.unexpected, ended: s.ended, ended_at_ms: s.endedAt ?? null };
-    if (reconnect) Object.assign(r, { downs: s.downs, down_ms: s.downMs + (s.downSince !== null ? nowMs() - s.downSince : 0), still_down: s.downSince !== null, resets: s.resets, statuses: s.statuses, down_reasons: s.downReasons });
+    if (reconnect) Object.assign(r, { downs: s.downs, down_ms: s.downMs + (s.downSince !== null ? nowMs() - s.downSince : 0), still_down: s.downSince !== null, resets: s.resets, statuses: s.statuses, down_reasons: s.downReasons, resumed_with_last_event_id: s.resumedWithId, reopened_without_last_event_id: s.reopenedWithoutId });
     return r;
   });
   for (const s of subs) {

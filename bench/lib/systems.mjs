@@ -4,13 +4,15 @@
 // the peer, whose SSE server is its own process: the seed's load balancer routed by path,
 // here the client goes to each directly, so the peer has no proxy hop). processes() lists
 // what to sample: [{pid, label, cpuTicks, counted}] (counted: part of the system's memory).
-// restart() restarts the system the way its production restarts, and resolves with
-// { how, began_epoch_ms, ready_ms, ... } once it serves again.
+// restart({ mode, teamId, sid, tid, probe }) restarts the system the way its production
+// restarts, and resolves with { how, began_epoch_ms, ready_ms, ... } once it serves again.
+// restartModes (Switchboard only): the modes restart() knows, the first the main one.
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, rmSync, utimesSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { groupProcesses, labeler, processTree } from "./procs.mjs";
 import { missingServices, spawnGroup, startPostgres, startRedis } from "./services.mjs";
+import { request } from "./http.mjs";
 import { nowMs } from "./sse-client.mjs";
 import { applyMigrations, freePort, restartableConfig, startWorker, wranglerVersion } from "./wrangler.mjs";
 
@@ -32,11 +34,18 @@ async function waitHealthy(base, timeoutMs = 60_000, isDead = () => null) {
 }
 
 /**
- * Switchboard under `wrangler dev`, started with a copy of wrangler.toml (restartableConfig):
- * restart() touches the copy, so wrangler dev rebuilds and Miniflare replaces its runtime
- * workerd process (Worker, Durable Objects, local D1 and the queue simulator) with a new one
- * on the same persisted state, while wrangler's proxy keeps the public port and holds
- * requests until the new runtime is up: a redeploy, as far as wrangler dev can show one.
+ * Switchboard under `wrangler dev`, started with a copy of wrangler.toml (restartableConfig).
+ * Two restart modes:
+ *   redeploy (the main one): POST /v1/admin/teams/{team}/hubs/restart aborts the run's
+ *     session and topic Durable Objects (ctx.abort()) as a deploy resets them: their streams
+ *     drop, their memory is discarded, the next request loads them from their SQLite; a
+ *     queue message being applied at that moment fails and the queue retries it. wrangler
+ *     dev, its queue simulator (and the messages in it) and the Worker isolate keep running.
+ *   reload: touches the config copy, so wrangler dev rebuilds and Miniflare replaces its
+ *     runtime workerd process (Worker, Durable Objects, local D1 and the queue simulator,
+ *     whose messages live only in that process's memory) with a new one on the same
+ *     persisted state, while wrangler's proxy keeps the public port and holds requests until
+ *     the new runtime is up.
  */
 export async function startSwitchboard({ root, work, host, port, logLevel, log }) {
   const dir = join(work, "switchboard");
@@ -55,6 +64,43 @@ export async function startSwitchboard({ root, work, host, port, logLevel, log }
   const label = labeler(`${host}:${p}`);
   const processes = () => groupProcesses(worker.pid).map((x) => ({ ...x, label: label(x), counted: x.comm === "workerd" }));
   const runtimePid = () => processes().find((x) => x.label.startsWith("workerd: runtime"))?.pid ?? null;
+
+  /** The redeploy mode: the run's hubs restarted through the admin endpoint, the runtime left running. */
+  async function redeploy({ teamId, sid, tid, probe }) {
+    if (!teamId || !sid) throw new Error("a redeploy restart needs the team and session whose hubs to restart");
+    const before = runtimePid();
+    const began = nowMs();
+    const res = await request(worker.base, "POST", `/v1/admin/teams/${encodeURIComponent(teamId)}/hubs/restart`, { token: adminToken, body: JSON.stringify(tid ? { session_id: sid, topic_id: tid } : { session_id: sid }), timeoutMs: 30_000 });
+    if (res.status !== 200) throw new Error(`POST /v1/admin/teams/{team}/hubs/restart: expected 200, got ${res.status}: ${res.text.slice(0, 300)}`);
+    const answeredAt = nowMs();
+    const { restarted } = res.json();
+    // Serving again: a read of the topic answered by its hub, loaded anew from its SQLite.
+    let probeError = null;
+    while (probe) {
+      try {
+        await probe();
+        break;
+      } catch (e) {
+        probeError = e.message;
+        if (nowMs() - began > 60_000) throw new Error(`the topic's hub did not answer within 60 s of its restart: ${probeError}`);
+        await sleep(20);
+      }
+    }
+    const readyAt = nowMs();
+    const after = runtimePid();
+    return {
+      mode: "redeploy",
+      how: `redeploy: POST /v1/admin/teams/{team}/hubs/restart aborted the run's ${restarted.map((h) => h.split(" ")[0]).join(" and ")} Durable Objects (ctx.abort(), as a deploy resets them); wrangler dev, its queue simulator and the Worker isolate kept running (runtime workerd ${after === before ? "unchanged" : `**replaced**: ${before} → ${after}`})`,
+      restarted,
+      began_epoch_ms: began,
+      admin_answered_ms: Math.round(answeredAt - began),
+      ready_ms: Math.round(readyAt - began),
+      runtime_pid_before: before,
+      runtime_pid_after: after,
+      runtime_kept: before !== null && before === after,
+    };
+  }
+
   return {
     name: "switchboard",
     title: "Switchboard",
@@ -62,13 +108,24 @@ export async function startSwitchboard({ root, work, host, port, logLevel, log }
     streamBase: worker.base,
     adminToken,
     processes,
+    restartModes: ["redeploy", "reload"],
+    /** Queue messages the consumer failed to apply and retried so far: its warn lines in wrangler's log. */
+    queueRetriesLogged() {
+      try {
+        return readFileSync(logFile, "utf8").split("callback message failed; retrying").length - 1;
+      } catch {
+        return null;
+      }
+    },
     describe: {
-      what: `The Worker under \`wrangler dev\` ${version} with local D1, Queues and Durable Objects persisted to a temp dir, migrations applied first, started with a copy of wrangler.toml whose paths are absolute (so the restart test can make wrangler dev reload it without touching the project's files).`,
+      what: `The Worker under \`wrangler dev\` ${version} with local D1, Queues and Durable Objects persisted to a temp dir, migrations applied first, started with a copy of wrangler.toml whose paths are absolute (so the restart test's reload mode can make wrangler dev reload it without touching the project's files).`,
       processes: "2 workerd processes (the runtime: Worker, DOs, local D1 and queue simulator, one JavaScript thread; wrangler's proxy on the public port) and wrangler's Node process (dev tooling, not counted in memory)",
       log: logFile,
       wrangler: version,
     },
-    async restart() {
+    async restart({ mode = "redeploy", ...target } = {}) {
+      if (mode === "redeploy") return redeploy(target);
+      if (mode !== "reload") throw new Error(`unknown restart mode ${mode} (known: redeploy, reload)`);
       const before = runtimePid();
       const began = nowMs();
       const t = new Date();
@@ -86,7 +143,8 @@ export async function startSwitchboard({ root, work, host, port, logLevel, log }
       await waitHealthy(worker.base, 60_000);
       // The proxy holds /healthz until the new runtime answers: that is when it serves again.
       return {
-        how: "touched the wrangler.toml copy: wrangler dev rebuilt, SIGKILLed its runtime workerd and started a new one on the same persisted D1/DO state; the proxy kept the port",
+        mode,
+        how: "reload: touched the wrangler.toml copy; wrangler dev rebuilt, SIGKILLed its runtime workerd (Worker, DOs, local D1, queue simulator and its messages) and started a new one on the same persisted D1/DO state; the proxy kept the port",
         began_epoch_ms: began,
         old_runtime_gone_ms: Math.round(replacedAt - began),
         ready_ms: Math.round(nowMs() - began),
