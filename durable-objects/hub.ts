@@ -190,6 +190,12 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
    * abort also rejects this call, which the caller expects.
    */
   async restart(): Promise<void> {
+    // Ended first, so clients see a clean end of stream rather than a broken one; a reader
+    // too slow to take its last chunks within 200 ms is cut off by the abort.
+    const closing = [...this.subscribers].map((sub) => sub.writer.close().catch(() => {}));
+    this.subscribers.clear();
+    this.stopHeartbeat();
+    await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 200))]);
     this.ctx.abort("restarted");
   }
 

@@ -1,10 +1,10 @@
 import { eq } from "drizzle-orm";
 import { getCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
-import { dbOf } from "../db/client";
+import { type Db, dbOf } from "../db/client";
 import { apiKeys } from "../db/schema";
 import { SCOPES, type Scope } from "../domain/scopes";
-import type { AppEnv } from "./app-env";
+import type { AppEnv, AuthContext } from "./app-env";
 import { keyCache } from "./auth-cache";
 import { sha256Hex, timingSafeEqual, verifyToken } from "./crypto";
 import { ApiError } from "./errors";
@@ -39,14 +39,8 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   if (header) {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match?.[1]) throw new ApiError("unauthorized", "Authorization must be `Bearer <api key>`.");
-    const hash = await sha256Hex(match[1]);
-    let auth = keyCache.byHash(hash);
-    if (!auth) {
-      const row = await db.select().from(apiKeys).where(eq(apiKeys.hash, hash)).get();
-      if (!row) throw new ApiError("unauthorized", "The API key is not valid.");
-      auth = { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] };
-      keyCache.remember(hash, auth);
-    }
+    const auth = await findKey(db, { hash: await sha256Hex(match[1]) });
+    if (!auth) throw new ApiError("unauthorized", "The API key is not valid.");
     c.set("auth", auth);
     return next();
   }
@@ -66,18 +60,27 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
     keyId = payload.key;
     teamId = payload.team;
   }
-  // Tokens and cookies stand for a key: a deleted key ends them at once.
-  let auth = keyCache.byId(keyId);
-  if (!auth) {
-    const row = await db.select().from(apiKeys).where(eq(apiKeys.id, keyId)).get();
-    if (!row) throw new ApiError("unauthorized", "The key behind this token was deleted.");
-    auth = { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] };
-    keyCache.remember(null, auth);
-  }
-  if (auth.team_id !== teamId) throw new ApiError("unauthorized", "The key behind this token was deleted.");
+  // Tokens and cookies stand for a key: deleting the key ends them too (src/lib/auth-cache.ts).
+  const auth = await findKey(db, { id: keyId });
+  if (!auth || auth.team_id !== teamId) throw new ApiError("unauthorized", "The key behind this token was deleted.");
   c.set("auth", auth);
   return next();
 });
+
+/** A key by its hash or id, from this isolate's cache or D1; null when there is none. */
+async function findKey(db: Db, by: { hash: string } | { id: string }): Promise<AuthContext | null> {
+  const cached = "hash" in by ? keyCache.byHash(by.hash) : keyCache.byId(by.id);
+  if (cached) return cached;
+  const row = await db
+    .select()
+    .from(apiKeys)
+    .where("hash" in by ? eq(apiKeys.hash, by.hash) : eq(apiKeys.id, by.id))
+    .get();
+  if (!row) return null;
+  const auth: AuthContext = { team_id: row.teamId, key_id: row.id, scopes: row.scopes as Scope[] };
+  keyCache.remember(row.hash, auth);
+  return auth;
+}
 
 /** Allows the request when the caller's key has a scope that grants `needed`. */
 export function requireScope(needed: Scope) {
