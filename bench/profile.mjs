@@ -15,7 +15,8 @@ import { SourceMap } from "node:module";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { expectJson } from "./lib/http.mjs";
-import { groupProcesses, startRssSampler } from "./lib/procs.mjs";
+import { groupProcesses, labeler } from "./lib/procs.mjs";
+import { startSystemSampler } from "./lib/sampler.mjs";
 import { throughput } from "./lib/scenarios.mjs";
 import { applyMigrations, freePort, startWorker } from "./lib/wrangler.mjs";
 
@@ -179,7 +180,8 @@ async function main() {
   await Promise.all(targets.map((t) => t.s.send("Profiler.start")));
   log(`profiling ${targets.map((t) => `${t.name} (every ${t.us} µs)`).join(", ")}`);
 
-  sampler = startRssSampler(worker.pid, `${host}:${port}`, 500);
+  const label = labeler(`${host}:${port}`);
+  sampler = startSystemSampler(() => groupProcesses(worker.pid).map((x) => ({ ...x, label: label(x), counted: x.comm === "workerd" })), 500);
   const [ticks0, wall0] = [rt && threadTicks(rt.pid), performance.now()]; // threads: whole load + drain
   const a = await throughput({ base, key, sid, tid, prefix: `${run}-`, concurrency, durationMs: durationS * 1000, drainTimeoutMs: 60_000, log, phase: sampler.phase });
   const [ticks1, wallS] = [rt && threadTicks(rt.pid), (performance.now() - wall0) / 1000]; // before the profilers' threads end

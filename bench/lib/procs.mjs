@@ -1,10 +1,8 @@
-// Process-group inspection through /proc (Linux): which processes belong to wrangler dev's
-// group, the resident memory (VmRSS) of its workerd processes and the CPU time of each
-// process, sampled periodically and attributed to the bench's phases.
-import { spawnSync } from "node:child_process";
+// Process inspection through /proc (Linux): which processes belong to a group or a tree,
+// their resident memory (VmRSS, PSS) and CPU ticks, and labels for wrangler dev's processes.
+// bench/lib/sampler.mjs samples them over the bench's phases.
 import { readFileSync, readdirSync } from "node:fs";
 
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100;
 
 function readStat(pid) {
   try {
@@ -111,69 +109,5 @@ export function labeler(publicAddr) {
     else label = p.comm;
     cache.set(p.pid, label);
     return label;
-  };
-}
-
-/**
- * Samples the group every intervalMs: summed VmRSS of its workerd processes (peak overall,
- * per phase and per process) and CPU seconds per process per phase, plus this process's
- * own CPU (the bench client, all its threads). phase(name) starts a new phase.
- */
-export function startRssSampler(pgid, publicAddr, intervalMs = 500) {
-  const label = labeler(publicAddr);
-  const peak = { kb: 0, processes: 0 };
-  const perProcessPeakKb = {};
-  const phases = [];
-  let current = null;
-  let samples = 0;
-
-  const sample = () => {
-    const procs = groupProcesses(pgid);
-    const workerd = procs.filter((p) => p.comm === "workerd");
-    let kb = 0;
-    for (const p of workerd) {
-      const r = rssKb(p.pid);
-      kb += r;
-      const l = label(p);
-      perProcessPeakKb[l] = Math.max(perProcessPeakKb[l] ?? 0, r);
-    }
-    samples++;
-    if (kb > peak.kb) Object.assign(peak, { kb, processes: workerd.length });
-    if (current && kb > current.peak_kb) current.peak_kb = kb;
-    return procs;
-  };
-  const ticksByLabel = (procs) => {
-    const out = {};
-    for (const p of procs) out[label(p)] = (out[label(p)] ?? 0) + p.cpuTicks;
-    return out;
-  };
-  const closePhase = (procs) => {
-    if (!current) return;
-    const wallS = (performance.now() - current.t0) / 1000;
-    const ticks = ticksByLabel(procs);
-    const cpu = {};
-    for (const [l, t] of Object.entries(ticks)) cpu[l] = Math.round(((t - (current.ticks[l] ?? 0)) / CLK_TCK / wallS) * 100);
-    const self = process.cpuUsage(current.self);
-    cpu["node: bench client (this process)"] = Math.round(((self.user + self.system) / 1e6 / wallS) * 100);
-    phases.push({ phase: current.name, wall_s: Math.round(wallS * 10) / 10, peak_workerd_rss_kb: current.peak_kb, cpu_percent_of_one_core: cpu });
-  };
-  const open = (name, procs) => {
-    current = { name, t0: performance.now(), ticks: ticksByLabel(procs), self: process.cpuUsage(), peak_kb: 0 };
-  };
-
-  open("setup (team, session)", sample());
-  const timer = setInterval(sample, intervalMs);
-  return {
-    phase(name) {
-      const procs = sample();
-      closePhase(procs);
-      open(name, procs);
-    },
-    stop() {
-      clearInterval(timer);
-      closePhase(sample());
-      current = null;
-      return { interval_ms: intervalMs, samples, peak_kb: peak.kb, workerd_processes: peak.processes, per_process_peak_kb: perProcessPeakKb, phases };
-    },
   };
 }
