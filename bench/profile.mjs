@@ -160,7 +160,9 @@ async function main() {
   log(`temp dir ${work} (wrangler output: ${logFile}); source ${execSync("git describe --always --dirty", { cwd: root, encoding: "utf8" }).trim()}`);
   applyMigrations({ root, persistDir, logFile });
   const [port, inspectorPort] = [await freePort(host, 0), await freePort(host, 0)];
-  worker = await startWorker({ root, host, port, inspectorPort, persistDir, logFile, vars: { ADMIN_TOKEN, SECRETS_KEY: randomBytes(32).toString("base64") } });
+  // As bench/run.mjs runs it: no wrangler request log, no per-request Worker log line.
+  const logLevel = env("BENCH_WRANGLER_LOG_LEVEL", "warn");
+  worker = await startWorker({ root, host, port, inspectorPort, persistDir, logFile, logLevel, vars: { ADMIN_TOKEN, SECRETS_KEY: randomBytes(32).toString("base64"), LOG_LEVEL: env("BENCH_LOG_LEVEL", "warn") } });
   const [base, run] = [worker.base, `p${Date.now().toString(36)}`];
   log(`wrangler dev healthy on ${base}, inspector ${inspectorPort} (pgid ${worker.pid})`);
   const team = await expectJson(base, "POST", "/v1/admin/teams", 201, { token: ADMIN_TOKEN, body: JSON.stringify({ name: `profile ${run}` }) });
