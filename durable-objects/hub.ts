@@ -133,7 +133,8 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
         const body = JSON.stringify({ ...event, received_at: now } satisfies LoggedEvent);
         sql.exec(`INSERT INTO hub_events (seq, event_id, type, body) VALUES (?, ?, ?, ?)`, lastSeq, event.id, event.type, body);
         results.push({ event_id: event.id, status: "applied", seq: lastSeq });
-        toSend.push(sseEvent({ id: lastSeq, event: event.type, data: body }));
+        // Encoded only for someone to send it to: most topics have no one watching.
+        if (this.subscribers.size > 0) toSend.push(sseEvent({ id: lastSeq, event: event.type, data: body }));
       }
       if (version === this.version) return;
       this.writeState(state, version, lastSeq);
