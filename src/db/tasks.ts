@@ -56,12 +56,11 @@ export function blockDependents(db: Db, teamId: string, now: string) {
 }
 
 /** Inserts a task (nothing when its idempotency key is taken) and blocks it at once if a dependency cannot complete. */
-export async function insertTask(db: Db, row: NewTaskRow & { teamId: string; id: string; updatedAt: string }) {
-  const [inserted, , current] = await db.batch([
-    db.insert(tasks).values(row).onConflictDoNothing().returning({ id: tasks.id }),
-    blockDependents(db, row.teamId, row.updatedAt),
-    selectTask(db, row.teamId, row.id),
-  ]);
+export async function insertTask(db: Db, row: NewTaskRow & { teamId: string; id: string; updatedAt: string }): Promise<TaskRow | undefined> {
+  const insert = db.insert(tasks).values(row).onConflictDoNothing();
+  // Without dependencies nothing can block it, and no task depends on it yet.
+  if ((row.dependsOn ?? []).length === 0) return (await insert.returning())[0];
+  const [inserted, , current] = await db.batch([insert.returning({ id: tasks.id }), blockDependents(db, row.teamId, row.updatedAt), selectTask(db, row.teamId, row.id)]);
   return inserted.length > 0 ? current[0] : undefined;
 }
 
