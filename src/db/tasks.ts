@@ -32,9 +32,11 @@ export function findByIdempotencyKey(db: Db, teamId: string, key: string) {
 /**
  * Blocks every pending task of the team that depends, directly or through other tasks, on a
  * failed, cancelled or blocked one, with `blocked_by` naming the failed or cancelled task at
- * the root (src/domain/tasks.ts `blockingTask`). It runs in the same batch as whatever made a
- * task fail, end or appear, so a task created while its dependency fails is never left
- * pending forever. Its cost grows with the team's pending tasks, not its history.
+ * the root (src/domain/tasks.ts `blockingTask`). It runs after whatever made a task fail, end
+ * or appear, in the same batch where it can, and looks at the whole team, so a task created
+ * while its dependency fails is not left pending. `blocked` is for people to see: a claim
+ * never relies on it (it checks every dependency), so a moment between two statements is
+ * harmless. Its cost grows with the team's pending tasks, not its history.
  */
 export function blockDependents(db: Db, teamId: string, now: string) {
   // Recursive without the RECURSIVE keyword, which SQLite does not need and drizzle's `$with`
