@@ -12,6 +12,8 @@ import { healthRoutes } from "./routes/health";
 import { keyRoutes } from "./routes/keys";
 import { sessionRoutes } from "./routes/sessions";
 import { streamRoutes } from "./routes/streams";
+import { taskLeaseRoutes } from "./routes/task-leases";
+import { taskRoutes } from "./routes/tasks";
 import { sentinelRoutes } from "./routes/sentinels";
 import { teamRoutes } from "./routes/team";
 import { workspaceRoutes } from "./routes/workspace";
@@ -88,6 +90,8 @@ export function createApp() {
   app.route("/", deadLetterRoutes);
   app.route("/", workspaceRoutes);
   app.route("/", sentinelRoutes);
+  app.route("/", taskRoutes);
+  app.route("/", taskLeaseRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });
   app.doc31("/openapi.json", {

@@ -42,6 +42,15 @@ const EXPECTED: [string, string][] = [
   ["put", "/v1/sessions/{sid}/topics/{tid}/workspace/{path}"],
   ["get", "/v1/sessions/{sid}/topics/{tid}/workspace/{path}"],
   ["delete", "/v1/sessions/{sid}/topics/{tid}/workspace/{path}"],
+  ["post", "/v1/tasks"],
+  ["get", "/v1/tasks"],
+  ["get", "/v1/tasks/{id}"],
+  ["post", "/v1/tasks/{id}/cancel"],
+  ["post", "/v1/tasks/{id}/retry"],
+  ["post", "/v1/tasks/claim"],
+  ["post", "/v1/tasks/{id}/heartbeat"],
+  ["post", "/v1/tasks/{id}/complete"],
+  ["post", "/v1/tasks/{id}/fail"],
 ];
 
 async function fetchDoc(): Promise<OpenApiDoc> {
@@ -85,7 +94,7 @@ describe("GET /openapi.json", () => {
       expect(op?.summary, `${method} ${path}`).toEqual(expect.any(String));
       expect(Object.keys(op?.responses ?? {}).length, `${method} ${path}`).toBeGreaterThan(0);
     }
-    for (const [method, path] of EXPECTED.filter(([, p]) => p.startsWith("/v1/sessions") || p === "/v1/callbacks")) {
+    for (const [method, path] of EXPECTED.filter(([, p]) => p.startsWith("/v1/sessions") || p.startsWith("/v1/tasks") || p === "/v1/callbacks")) {
       expect(Object.keys(doc.paths[path]?.[method]?.responses ?? {}), `${method} ${path}`).toEqual(expect.arrayContaining(["400", "401", "404"]));
     }
   });

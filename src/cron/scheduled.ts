@@ -1,15 +1,31 @@
 import { lt } from "drizzle-orm";
 import { dbOf } from "../db/client";
 import { webhookIds } from "../db/schema";
+import { blockDependents, expireLeases } from "../db/tasks";
 import { TOLERANCE_SECONDS } from "../lib/standard-webhooks";
 import { log } from "../lib/log";
 import { sweepSentinels } from "./sentinels";
 
-/** The every-minute cron: sweep callback sentinels; forget webhook ids past the signature window. */
+/**
+ * The every-minute cron: sweep callback sentinels; return tasks whose lease expired to the
+ * queue; forget webhook ids past the signature window.
+ */
 export async function handleScheduled(_controller: ScheduledController, env: Env, _ctx?: ExecutionContext): Promise<void> {
   const report = await sweepSentinels(env);
   if (report.applied + report.rejected + report.skipped > 0) log("info", "sentinel sweep", { ...report });
+  await expireTaskLeases(env);
   await dbOf(env)
     .delete(webhookIds)
     .where(lt(webhookIds.seenAt, Date.now() - 2 * TOLERANCE_SECONDS * 1000));
+}
+
+/** Tasks whose worker stopped heartbeating go back to pending, or fail once their attempts are used up. */
+export async function expireTaskLeases(env: Env, now = new Date().toISOString()): Promise<{ returned: number; failed: number }> {
+  const db = dbOf(env);
+  const expired = await expireLeases(db, now);
+  const failed = expired.filter((t) => t.status === "failed");
+  // A task that failed for good blocks its dependents, as a worker's last `fail` does.
+  for (const team of new Set(failed.map((t) => t.teamId))) await blockDependents(db, team, now);
+  if (expired.length > 0) log("info", "task leases expired", { returned: expired.length - failed.length, failed: failed.length, tasks: expired.map((t) => t.id).slice(0, 50) });
+  return { returned: expired.length - failed.length, failed: failed.length };
 }

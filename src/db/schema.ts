@@ -120,3 +120,54 @@ export const workspaceFiles = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.sessionId, t.topicId, t.path] })],
 );
+
+/**
+ * The task queue (src/domain/tasks.ts has its rules). Times are RFC 3339 UTC strings of one
+ * width (`toISOString`), so they compare as text. `priority` is a rank (critical = 0) so the
+ * claim sorts by it; `attempts` counts claims; `worker_id` is the worker that claimed it last;
+ * `blocked_by` names the failed or cancelled task that keeps a `blocked` task from running;
+ * `completed_at` is when it ended (completed, failed or cancelled); cost, tokens and duration
+ * add up over attempts.
+ */
+export const tasks = sqliteTable(
+  "tasks",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    title: text("title").notNull(),
+    description: text("description").notNull().default(""),
+    role: text("role").notNull(),
+    priority: integer("priority").notNull(),
+    dependsOn: text("depends_on", { mode: "json" }).notNull().$type<string[]>(),
+    status: text("status").notNull(),
+    blockedBy: text("blocked_by"),
+    maxAttempts: integer("max_attempts").notNull().default(3),
+    attempts: integer("attempts").notNull().default(0),
+    availableAt: text("available_at").notNull(),
+    idempotencyKey: text("idempotency_key"),
+    source: text("source").notNull(),
+    workerId: text("worker_id"),
+    leaseId: text("lease_id"),
+    leaseExpiresAt: text("lease_expires_at"),
+    result: text("result"),
+    costUsd: real("cost_usd").notNull().default(0),
+    tokens: integer("tokens").notNull().default(0),
+    durationMs: integer("duration_ms").notNull().default(0),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+    claimedAt: text("claimed_at"),
+    completedAt: text("completed_at"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.teamId, t.id] }),
+    // The claim: equality on team, status and role, then the claim order straight off the index
+    // (rowid, implicitly last, breaks ties between tasks created in the same millisecond).
+    index("tasks_claim").on(t.teamId, t.status, t.role, t.priority, t.createdAt),
+    index("tasks_team_created").on(t.teamId, t.createdAt),
+    // The cron's sweep of expired leases across teams; unleased tasks have NULL here.
+    index("tasks_lease_expiry").on(t.leaseExpiresAt),
+    index("tasks_blocked_by").on(t.teamId, t.blockedBy),
+    // SQLite lets many NULLs through a unique index: only given keys are unique.
+    uniqueIndex("tasks_idempotency").on(t.teamId, t.idempotencyKey),
+  ],
+);

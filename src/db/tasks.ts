@@ -1,0 +1,198 @@
+import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
+import { BLOCKING_STATUSES, CANCELLABLE_STATUSES, LEASED_STATUSES, RETRYABLE_STATUSES } from "../domain/tasks";
+import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
+import type { Db } from "./client";
+import { tasks } from "./schema";
+
+/** The task queue's statements. Each state change is one statement (or one D1 batch, a transaction). */
+
+export type TaskRow = typeof tasks.$inferSelect;
+export type NewTaskRow = typeof tasks.$inferInsert;
+
+const list = (values: readonly string[]) => sql.join(values.map((v) => sql`${v}`), sql`, `);
+
+/** The task as a query (so it can end a batch); `findTask` runs it. */
+function selectTask(db: Db, teamId: string, id: string) {
+  return db.select().from(tasks).where(and(eq(tasks.teamId, teamId), eq(tasks.id, id)));
+}
+
+export async function findTask(db: Db, teamId: string, id: string): Promise<TaskRow | undefined> {
+  return (await selectTask(db, teamId, id))[0];
+}
+
+/** The team's tasks among `ids` (at most 50 here: D1 binds at most 100 parameters). */
+export function findTasks(db: Db, teamId: string, ids: string[]) {
+  return db.select().from(tasks).where(and(eq(tasks.teamId, teamId), inArray(tasks.id, ids))).all();
+}
+
+export function findByIdempotencyKey(db: Db, teamId: string, key: string) {
+  return db.select().from(tasks).where(and(eq(tasks.teamId, teamId), eq(tasks.idempotencyKey, key))).get();
+}
+
+/**
+ * Blocks every pending task of the team that depends, directly or through other tasks, on a
+ * failed, cancelled or blocked one, with `blocked_by` naming the failed or cancelled task at
+ * the root (src/domain/tasks.ts `blockingTask`). It runs after whatever made a task fail, end
+ * or appear, in the same batch where it can, and looks at the whole team, so a task created
+ * while its dependency fails is not left pending. `blocked` is for people to see: a claim
+ * never relies on it (it checks every dependency), so a moment between two statements is
+ * harmless. Its cost grows with the team's pending tasks, not its history.
+ */
+export function blockDependents(db: Db, teamId: string, now: string) {
+  // Recursive without the RECURSIVE keyword, which SQLite does not need and drizzle's `$with`
+  // cannot write; built with drizzle (not `db.run(sql)`) so that it can join a D1 batch.
+  const doomed = db.$with("doomed", { id: sql<string>`id`, root: sql<string>`root` }).as(sql`
+    SELECT d.id AS id, CASE WHEN d.status = 'blocked' THEN coalesce(d.blocked_by, d.id) ELSE d.id END AS root
+    FROM tasks d
+    WHERE d.team_id = ${teamId} AND d.status IN (${list(BLOCKING_STATUSES)})
+      AND d.id IN (SELECT j.value FROM tasks p, json_each(p.depends_on) j WHERE p.team_id = ${teamId} AND p.status = 'pending')
+    UNION
+    SELECT p.id, doomed.root
+    FROM doomed, tasks p, json_each(p.depends_on) j
+    WHERE p.team_id = ${teamId} AND p.status = 'pending' AND j.value = doomed.id`);
+  return db
+    .with(doomed)
+    .update(tasks)
+    .set({ status: "blocked", blockedBy: sql`(SELECT min(root) FROM doomed WHERE doomed.id = ${tasks.id})`, updatedAt: now })
+    .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "pending"), sql`${tasks.id} IN (SELECT id FROM doomed)`));
+}
+
+/** Inserts a task (nothing when its idempotency key is taken) and blocks it at once if a dependency cannot complete. */
+export async function insertTask(db: Db, row: NewTaskRow & { teamId: string; id: string; updatedAt: string }): Promise<TaskRow | undefined> {
+  const insert = db.insert(tasks).values(row).onConflictDoNothing();
+  // Without dependencies nothing can block it, and no task depends on it yet.
+  if ((row.dependsOn ?? []).length === 0) return (await insert.returning())[0];
+  const [inserted, , current] = await db.batch([insert.returning({ id: tasks.id }), blockDependents(db, row.teamId, row.updatedAt), selectTask(db, row.teamId, row.id)]);
+  return inserted.length > 0 ? current[0] : undefined;
+}
+
+export interface ClaimRequest {
+  teamId: string;
+  role: string;
+  workerId: string;
+  leaseId: string;
+  now: string;
+  leaseExpiresAt: string;
+}
+
+/**
+ * Claims the most urgent, oldest claimable task of a role in ONE statement: the subquery
+ * picks it and the UPDATE takes it, and D1 runs one statement at a time, so two workers
+ * never get the same task (D1 has no SKIP LOCKED, and needs none). Counts the attempt.
+ */
+export function claimNextTask(db: Db, r: ClaimRequest) {
+  const next = db
+    .select({ id: tasks.id })
+    .from(tasks)
+    .where(
+      and(
+        eq(tasks.teamId, r.teamId),
+        eq(tasks.status, "pending"),
+        eq(tasks.role, r.role),
+        lte(tasks.availableAt, r.now),
+        // Every dependency completed: none is missing or in another state.
+        sql`NOT EXISTS (SELECT 1 FROM json_each(${tasks.dependsOn}) j LEFT JOIN tasks d ON d.team_id = ${tasks.teamId} AND d.id = j.value WHERE d.status IS NOT 'completed')`,
+      ),
+    )
+    .orderBy(asc(tasks.priority), asc(tasks.createdAt), sql`rowid`)
+    .limit(1);
+  return db
+    .update(tasks)
+    .set({
+      status: "claimed",
+      workerId: r.workerId,
+      leaseId: r.leaseId,
+      leaseExpiresAt: r.leaseExpiresAt,
+      attempts: sql`${tasks.attempts} + 1`,
+      claimedAt: r.now,
+      updatedAt: r.now,
+    })
+    .where(and(eq(tasks.teamId, r.teamId), eq(tasks.status, "pending"), sql`${tasks.id} = (${next})`))
+    .returning()
+    .get();
+}
+
+/**
+ * Changes a task only while `leaseId` is still its current, unexpired lease (the caller has
+ * checked it; this guard makes the check and the write one step). Undefined when it is not.
+ */
+export function updateUnderLease(db: Db, teamId: string, id: string, leaseId: string, now: string, set: SQLiteUpdateSetSource<typeof tasks>) {
+  return db
+    .update(tasks)
+    .set({ ...set, updatedAt: now })
+    .where(
+      and(
+        eq(tasks.teamId, teamId),
+        eq(tasks.id, id),
+        eq(tasks.leaseId, leaseId),
+        inArray(tasks.status, [...LEASED_STATUSES]),
+        sql`${tasks.leaseExpiresAt} > ${now}`,
+      ),
+    )
+    .returning();
+}
+
+/** What ends a lease, whichever way: no lease, no holder's deadline. */
+export const LEASE_CLEARED = { leaseId: null, leaseExpiresAt: null } as const;
+
+/** Adds an attempt's reported cost, tokens and duration to the task's totals. */
+export function addUsage(usage: { cost_usd?: number | undefined; tokens?: number | undefined; duration_ms?: number | undefined }) {
+  return {
+    costUsd: sql`${tasks.costUsd} + ${usage.cost_usd ?? 0}`,
+    tokens: sql`${tasks.tokens} + ${usage.tokens ?? 0}`,
+    durationMs: sql`${tasks.durationMs} + ${usage.duration_ms ?? 0}`,
+  };
+}
+
+/**
+ * Returns every task whose lease expired to the queue, in all teams, in one statement:
+ * `pending` at once (no backoff: the worker vanished, the task did not fail), or `failed`
+ * when its attempts are used up (they are counted at claim; see `attemptsUsedUp`).
+ */
+export function expireLeases(db: Db, now: string) {
+  const usedUp = sql`${tasks.attempts} >= ${tasks.maxAttempts}`;
+  return db
+    .update(tasks)
+    .set({
+      status: sql`CASE WHEN ${usedUp} THEN 'failed' ELSE 'pending' END`,
+      ...LEASE_CLEARED,
+      availableAt: now,
+      completedAt: sql`CASE WHEN ${usedUp} THEN ${now} ELSE NULL END`,
+      updatedAt: now,
+    })
+    .where(and(inArray(tasks.status, [...LEASED_STATUSES]), lte(tasks.leaseExpiresAt, now)))
+    .returning({ teamId: tasks.teamId, id: tasks.id, status: tasks.status })
+    .all();
+}
+
+/** A person's retry: back to pending with fresh attempts, its dependents unblocked unless something else still blocks them. */
+export async function retryTask(db: Db, teamId: string, id: string, now: string) {
+  const [retried, , , current] = await db.batch([
+    db
+      .update(tasks)
+      .set({ status: "pending", attempts: 0, availableAt: now, blockedBy: null, completedAt: null, ...LEASE_CLEARED, updatedAt: now })
+      .where(and(eq(tasks.teamId, teamId), eq(tasks.id, id), inArray(tasks.status, [...RETRYABLE_STATUSES])))
+      .returning({ id: tasks.id }),
+    db
+      .update(tasks)
+      .set({ status: "pending", blockedBy: null, updatedAt: now })
+      .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "blocked"), eq(tasks.blockedBy, id))),
+    blockDependents(db, teamId, now),
+    selectTask(db, teamId, id),
+  ]);
+  return retried.length > 0 ? current[0] : undefined;
+}
+
+/** A person's cancel of a task that has not ended (its lease, if any, is void); its dependents are blocked. */
+export async function cancelTask(db: Db, teamId: string, id: string, now: string) {
+  const [cancelled, , current] = await db.batch([
+    db
+      .update(tasks)
+      .set({ status: "cancelled", blockedBy: null, completedAt: now, ...LEASE_CLEARED, updatedAt: now })
+      .where(and(eq(tasks.teamId, teamId), eq(tasks.id, id), inArray(tasks.status, [...CANCELLABLE_STATUSES])))
+      .returning({ id: tasks.id }),
+    blockDependents(db, teamId, now),
+    selectTask(db, teamId, id),
+  ]);
+  return cancelled.length > 0 ? current[0] : undefined;
+}

@@ -1,0 +1,151 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { type Db, dbOf } from "../db/client";
+import { addUsage, blockDependents, claimNextTask, findTask, LEASE_CLEARED, type TaskRow, updateUnderLease } from "../db/tasks";
+import { afterFailure, checkLease, leaseExpiry, type TaskStatus } from "../domain/tasks";
+import type { AppEnv } from "../lib/app-env";
+import { authenticate, requireScope } from "../lib/auth";
+import { newId } from "../lib/crypto";
+import { ApiError } from "../lib/errors";
+import { newRouter, problemResponses, security } from "../lib/openapi";
+import { attemptReportSchema, leasedTaskSchema, roleSchema, taskIdParam, taskSchema, toLeasedTask, toTask, workerIdSchema } from "./task-schemas";
+
+/** A worker's side of the queue: claim a task under a lease, keep the lease alive, end it. */
+export const taskLeaseRoutes = newRouter();
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+const leaseResponses = { 409: { description: "The lease is stale (expired, or the task was claimed again) or not this task's" }, ...problemResponses } as const;
+
+taskLeaseRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/tasks/claim",
+    summary: "Claim the most urgent, oldest claimable task of a role, under a 15-minute lease (204: none)",
+    description: "Claimable: pending, past its retry backoff, and every dependency completed. Atomic: concurrent claims never get the same task.",
+    security,
+    middleware: [authenticate, requireScope("agent")] as const,
+    request: { body: { required: true, ...json(z.object({ worker_id: workerIdSchema, role: roleSchema })) } },
+    responses: { 200: { description: "Claimed", ...json(leasedTaskSchema) }, 204: { description: "Nothing is claimable now" }, ...problemResponses },
+  }),
+  async (c) => {
+    const { worker_id, role } = c.req.valid("json");
+    const now = new Date();
+    const claimed = await claimNextTask(dbOf(c.env), {
+      teamId: c.get("auth").team_id,
+      role,
+      workerId: worker_id,
+      leaseId: newId("lease", 16),
+      now: now.toISOString(),
+      leaseExpiresAt: leaseExpiry(now),
+    });
+    if (!claimed) return c.body(null, 204);
+    return c.json(toLeasedTask(claimed), 200);
+  },
+);
+
+/**
+ * The task under `leaseId`, checked before a change: 404 when the team has no such task,
+ * 409 naming why when the lease is not the task's current, unexpired one.
+ */
+async function leasedTask(c: Context<AppEnv>, db: Db, id: string, leaseId: string, now: string): Promise<TaskRow> {
+  const row = await findTask(db, c.get("auth").team_id, id);
+  if (!row) throw new ApiError("not_found", `No task ${id}.`);
+  const verdict = checkLease({ status: row.status as TaskStatus, lease_id: row.leaseId, lease_expires_at: row.leaseExpiresAt }, leaseId, now);
+  if (!verdict.ok) throw new ApiError("conflict", verdict.reason);
+  return row;
+}
+
+/** The write lost a race with the cron, a cancel or another claim after the check: 409 with today's state. */
+async function lostLease(db: Db, team: string, id: string, leaseId: string, now: string): Promise<never> {
+  const row = await findTask(db, team, id);
+  const verdict = row ? checkLease({ status: row.status as TaskStatus, lease_id: row.leaseId, lease_expires_at: row.leaseExpiresAt }, leaseId, now) : null;
+  throw new ApiError("conflict", verdict && !verdict.ok ? verdict.reason : "The lease ended while this request was handled.");
+}
+
+taskLeaseRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/tasks/{id}/heartbeat",
+    summary: "Extend a task's lease by 15 minutes from now; the first heartbeat marks a claimed task running",
+    security,
+    middleware: [authenticate, requireScope("agent")] as const,
+    request: { params: taskIdParam, body: { required: true, ...json(z.object({ lease_id: z.string().min(1).max(200) })) } },
+    responses: { 200: { description: "The lease, extended", ...json(leasedTaskSchema) }, ...leaseResponses },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const { lease_id } = c.req.valid("json");
+    const team = c.get("auth").team_id;
+    const db = dbOf(c.env);
+    const now = new Date();
+    const at = now.toISOString();
+    const row = await leasedTask(c, db, id, lease_id, at);
+    const [updated] = await updateUnderLease(db, team, id, lease_id, at, {
+      leaseExpiresAt: leaseExpiry(now),
+      ...(row.status === "claimed" ? { status: "running" } : {}),
+    });
+    if (!updated) return lostLease(db, team, id, lease_id, at);
+    return c.json(toLeasedTask(updated), 200);
+  },
+);
+
+taskLeaseRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/tasks/{id}/complete",
+    summary: "End the attempt as completed, with its result, cost, tokens and duration; dependents become claimable",
+    security,
+    middleware: [authenticate, requireScope("agent")] as const,
+    request: { params: taskIdParam, body: { required: true, ...json(attemptReportSchema) } },
+    responses: { 200: { description: "Completed", ...json(taskSchema) }, ...leaseResponses },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const report = c.req.valid("json");
+    const team = c.get("auth").team_id;
+    const db = dbOf(c.env);
+    const at = new Date().toISOString();
+    await leasedTask(c, db, id, report.lease_id, at);
+    const [updated] = await updateUnderLease(db, team, id, report.lease_id, at, {
+      status: "completed",
+      ...LEASE_CLEARED,
+      ...(report.result !== undefined ? { result: report.result } : {}),
+      ...addUsage(report),
+      completedAt: at,
+    });
+    if (!updated) return lostLease(db, team, id, report.lease_id, at);
+    return c.json(toTask(updated), 200);
+  },
+);
+
+taskLeaseRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/tasks/{id}/fail",
+    summary: "End the attempt as failed: retried after an exponential, jittered backoff until max_attempts, then failed (its dependents blocked)",
+    security,
+    middleware: [authenticate, requireScope("agent")] as const,
+    request: { params: taskIdParam, body: { required: true, ...json(attemptReportSchema) } },
+    responses: { 200: { description: "Back in the queue (pending, available_at in the future) or failed", ...json(taskSchema) }, ...leaseResponses },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const report = c.req.valid("json");
+    const team = c.get("auth").team_id;
+    const db = dbOf(c.env);
+    const now = new Date();
+    const at = now.toISOString();
+    const row = await leasedTask(c, db, id, report.lease_id, at);
+    const outcome = afterFailure({ attempts: row.attempts, max_attempts: row.maxAttempts }, now);
+    const change = updateUnderLease(db, team, id, report.lease_id, at, {
+      ...LEASE_CLEARED,
+      ...(report.result !== undefined ? { result: report.result } : {}),
+      ...addUsage(report),
+      ...(outcome.status === "failed" ? { status: "failed", completedAt: at } : { status: "pending", availableAt: outcome.available_at }),
+    });
+    // Failing for good blocks the dependents in the same transaction.
+    const [updated] = outcome.status === "failed" ? (await db.batch([change, blockDependents(db, team, at)]))[0] : await change;
+    if (!updated) return lostLease(db, team, id, report.lease_id, at);
+    return c.json(toTask(updated), 200);
+  },
+);

@@ -1,0 +1,87 @@
+import { z } from "@hono/zod-openapi";
+import type { TaskRow } from "../db/tasks";
+import { PRIORITIES, priorityName, ROLE_PATTERN, TASK_SOURCES, TASK_STATUSES, type TaskSource, type TaskStatus } from "../domain/tasks";
+import { clientId } from "../lib/ids";
+
+/** Request and response shapes of the task routes, exported for tests and the CLI. */
+
+export const taskId = clientId.describe("a task id, as POST /v1/tasks gave it");
+export const taskIdParam = z.object({ id: taskId });
+export const roleSchema = z.string().regex(ROLE_PATTERN, "a lowercase name: a letter, then up to 63 letters, digits, '_' or '-'");
+export const workerIdSchema = clientId.describe("the worker's own name, e.g. exec-alpha");
+
+/** A task as the API shows it. The lease id is never shown: it is the holder's capability. */
+export const taskSchema = z
+  .object({
+    id: z.string(),
+    title: z.string(),
+    description: z.string().describe("Markdown"),
+    role: z.string(),
+    priority: z.enum(PRIORITIES),
+    depends_on: z.array(z.string()),
+    status: z.enum(TASK_STATUSES),
+    blocked_by: z.string().nullable().describe("the failed or cancelled task that keeps this one from running"),
+    attempts: z.number().int().describe("claims so far, the current one included"),
+    max_attempts: z.number().int(),
+    available_at: z.string().describe("not claimable before this (a retry's backoff)"),
+    idempotency_key: z.string().nullable(),
+    source: z.enum(TASK_SOURCES),
+    worker_id: z.string().nullable().describe("the worker that claimed it last"),
+    lease_expires_at: z.string().nullable(),
+    result: z.string().nullable(),
+    cost_usd: z.number().describe("summed over attempts"),
+    tokens: z.number().int(),
+    duration_ms: z.number().int(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    claimed_at: z.string().nullable(),
+    completed_at: z.string().nullable().describe("when it ended: completed, failed or cancelled"),
+  })
+  .openapi("Task");
+export type TaskResponse = z.infer<typeof taskSchema>;
+
+export const leaseSchema = z.object({ id: z.string(), expires_at: z.string() });
+export const leasedTaskSchema = taskSchema.extend({ lease: leaseSchema }).openapi("LeasedTask");
+export type LeasedTaskResponse = z.infer<typeof leasedTaskSchema>;
+
+export function toTask(row: TaskRow): TaskResponse {
+  return {
+    id: row.id,
+    title: row.title,
+    description: row.description,
+    role: row.role,
+    priority: priorityName(row.priority),
+    depends_on: row.dependsOn,
+    status: row.status as TaskStatus,
+    blocked_by: row.blockedBy,
+    attempts: row.attempts,
+    max_attempts: row.maxAttempts,
+    available_at: row.availableAt,
+    idempotency_key: row.idempotencyKey,
+    source: row.source as TaskSource,
+    worker_id: row.workerId,
+    lease_expires_at: row.leaseExpiresAt,
+    result: row.result,
+    cost_usd: row.costUsd,
+    tokens: row.tokens,
+    duration_ms: row.durationMs,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+    claimed_at: row.claimedAt,
+    completed_at: row.completedAt,
+  };
+}
+
+/** The task with the lease its holder uses for heartbeat, complete and fail. */
+export function toLeasedTask(row: TaskRow): LeasedTaskResponse {
+  return { ...toTask(row), lease: { id: row.leaseId ?? "", expires_at: row.leaseExpiresAt ?? "" } };
+}
+
+/** What a worker reports when an attempt ends (as `claude -p --output-format json` does). */
+export const attemptReportSchema = z.object({
+  lease_id: z.string().min(1).max(200),
+  result: z.string().max(200_000).optional().describe("Markdown: what the agent produced, or why it failed"),
+  cost_usd: z.number().nonnegative().max(1_000_000).optional(),
+  tokens: z.number().int().nonnegative().max(1e12).optional(),
+  duration_ms: z.number().int().nonnegative().max(1e12).optional(),
+});
