@@ -133,6 +133,12 @@ async function measure(name) {
 
     log(`A. throughput: ${config.concurrency} concurrent senders for ${config.throughputS} s`);
     out.scenarios.throughput = await throughput({ base, key, sid, tid: await topic("throughput"), prefix: `${run}-a-`, concurrency: config.concurrency, durationMs: config.throughputS * 1000, log, phase });
+    // Switchboard again, straight to its runtime: what wrangler dev's proxy costs.
+    const direct = await system.directBase?.();
+    if (direct) {
+      log(`A'. throughput straight to the runtime (${direct}), without wrangler dev's proxy`);
+      out.scenarios.throughput_direct = await throughput({ base: direct, key, sid, tid: await topic("throughput-direct"), prefix: `${run}-ad-`, concurrency: config.concurrency, durationMs: config.throughputS * 1000, log, phase: (p) => phase(p.replace("A:", "A':")) });
+    } else if (system.directBase) log("A'. skipped: the runtime's own port was not found");
 
     for (const [k, n] of config.subscribers.entries()) {
       log(`B. latency: ${n} subscribers, ${config.rate} callbacks/s for ${config.latencyS} s`);
@@ -140,6 +146,13 @@ async function measure(name) {
       // Let the queue drain before the next scenario (none after the last one when R is off).
       const more = k < config.subscribers.length - 1 || config.restart;
       out.scenarios.latency.push(await latency({ base, streamBase: system.streamBase, key, sid, tid, prefix: `${run}-b${n}-`, subscribers: n, threads: n > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.latencyS * 1000, drainTimeoutMs: more ? 60_000 : 0, log, phase }));
+    }
+    // And the first subscriber count again straight to the runtime (callbacks and streams).
+    const [firstN] = config.subscribers;
+    if (direct && firstN) {
+      log(`B'. latency straight to the runtime: ${firstN} subscribers, ${config.rate} callbacks/s for ${config.latencyS} s`);
+      const tid = await topic(`latency-direct-${firstN}`);
+      out.scenarios.latency_direct = [await latency({ base: direct, streamBase: direct, key, sid, tid, prefix: `${run}-bd${firstN}-`, subscribers: firstN, threads: firstN > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.latencyS * 1000, drainTimeoutMs: 60_000, log, phase: (p) => phase(p.replace(/^B /, "B' ")) })];
     }
 
     if (config.restart) {

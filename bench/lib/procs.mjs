@@ -1,7 +1,7 @@
 // Process inspection through /proc (Linux): which processes belong to a group or a tree,
 // their resident memory (VmRSS, PSS) and CPU ticks, and labels for wrangler dev's processes.
 // bench/lib/sampler.mjs samples them over the bench's phases.
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 
 
 function readStat(pid) {
@@ -110,4 +110,26 @@ export function labeler(publicAddr) {
     cache.set(p.pid, label);
     return label;
   };
+}
+
+/** The loopback TCP ports a process listens on (from /proc/net/tcp and its socket fds). */
+export function listeningPorts(pid) {
+  const inodes = new Set();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      } catch {}
+    }
+  } catch {
+    return [];
+  }
+  const ports = [];
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // local_address is HEX_IP:HEX_PORT; state 0A is LISTEN; the inode is field 9.
+    if (f.length > 9 && f[3] === "0A" && inodes.has(f[9])) ports.push(Number.parseInt(f[1].split(":")[1], 16));
+  }
+  return ports;
 }

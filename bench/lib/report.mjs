@@ -78,10 +78,20 @@ export function renderResults(r) {
     rows.push(`| ${label} | ${cols.map((s, k) => cell(s, v[k])).join(" | ")} | ${ratios ? ratio(v[0], v[1]) : "–"} | ${ratios ? ratio(v[0], v[2]) : "–"} |`);
   };
   row(`A. Callbacks accepted per second (${r.config.concurrency} senders)`, (s) => s.scenarios.throughput?.accepted_per_s, (x) => `${fmt(x)}/s`);
+  if (sb?.scenarios?.throughput_direct) {
+    row(`A'. … straight to Switchboard's runtime, without wrangler dev's proxy (the others have none)`, (s) => (s === sb ? s.scenarios.throughput_direct.accepted_per_s : s.scenarios.throughput?.accepted_per_s), (x) => `${fmt(x)}/s`);
+  }
   for (const n of r.config.subscribers) {
     row(`B. Delivery p50 at ${r.config.rate}/s, ${fmt(n)} subscribers`, (s) => lat(s, n)?.latency_ms.p50, ms);
     row(`B. Delivery p99 at ${r.config.rate}/s, ${fmt(n)} subscribers`, (s) => lat(s, n)?.latency_ms.p99, ms);
     row(`B. Deliveries lost, ${fmt(n)} subscribers (of ${fmt(n)} × accepted)`, (s) => lat(s, n)?.lost, (x) => fmt(x), false);
+  }
+  const bd = sb?.scenarios?.latency_direct?.[0];
+  if (bd) {
+    const pick = (s, k) => (s === sb ? bd.latency_ms[k] : lat(s, bd.subscribers)?.latency_ms[k]);
+    row(`B'. Delivery p50 at ${r.config.rate}/s, ${fmt(bd.subscribers)} subscribers, straight to Switchboard's runtime (no dev proxy)`, (s) => pick(s, "p50"), ms);
+    row(`B'. Delivery p99 at ${r.config.rate}/s, ${fmt(bd.subscribers)} subscribers, straight to Switchboard's runtime (no dev proxy)`, (s) => pick(s, "p99"), ms);
+    row(`B'. Deliveries lost, ${fmt(bd.subscribers)} subscribers, straight to the runtime`, (s) => (s === sb ? bd.lost : lat(s, bd.subscribers)?.lost), (x) => fmt(x), false);
   }
   row("Peak memory, summed RSS of the system's processes", (s) => s.memory?.peak_rss_kb, mib);
   row("Peak memory, summed PSS", (s) => s.memory?.peak_pss_kb, mib);

@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, rmSync, utimesSync } from "node:fs";
 import { join } from "node:path";
-import { groupProcesses, labeler, processTree } from "./procs.mjs";
+import { groupProcesses, labeler, listeningPorts, processTree } from "./procs.mjs";
 import { missingServices, spawnGroup, startPostgres, startRedis } from "./services.mjs";
 import { request } from "./http.mjs";
 import { nowMs } from "./sse-client.mjs";
@@ -109,6 +109,20 @@ export async function startSwitchboard({ root, work, host, port, logLevel, log }
     adminToken,
     processes,
     restartModes: ["redeploy", "reload"],
+    /**
+     * The runtime workerd's own HTTP address, behind wrangler's proxy: the Worker without the
+     * dev-only hop production does not have. Found by asking each port it listens on for
+     * /healthz (its other sockets are miniflare's loopback and inspector, which answer otherwise).
+     */
+    async directBase() {
+      const pid = runtimePid();
+      for (const port of pid ? listeningPorts(pid) : []) {
+        const base = `http://${host}:${port}`;
+        const res = await request(base, "GET", "/healthz", { timeoutMs: 2000 }).catch(() => null);
+        if (res?.status === 200 && res.text.includes("ok")) return base;
+      }
+      return null;
+    },
     /** Queue messages the consumer failed to apply and retried so far: its warn lines in wrangler's log. */
     queueRetriesLogged() {
       try {
