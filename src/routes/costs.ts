@@ -9,10 +9,16 @@ import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
 /** What the team's tasks cost, summed by day, role, worker or task. */
 export const costRoutes = newRouter();
 
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const utcDate = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, "a UTC date, YYYY-MM-DD")
-  .refine((d) => new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), "not a calendar date");
+  .regex(DATE, "a UTC date, YYYY-MM-DD")
+  // Date.parse rejects some impossible days (NaN) and rolls others over (02-30 → 03-02): both are refused.
+  .refine((d) => {
+    if (!DATE.test(d)) return true; // the regex has said so: one error per field
+    const t = Date.parse(`${d}T00:00:00Z`);
+    return !Number.isNaN(t) && new Date(t).toISOString().startsWith(d);
+  }, "not a calendar date");
 
 export const costQuery = listQuery.extend({
   by: z.enum(COST_GROUPS),
