@@ -100,7 +100,7 @@ const spentSince = (teamId: string, dayStart: string) =>
  * picks it and the UPDATE takes it, and D1 runs one statement at a time, so two workers
  * never get the same task (D1 has no SKIP LOCKED, and needs none). The role's running limit
  * and the team's daily budget are checked in the same statement, so concurrent claims can
- * never go past them. Counts the attempt.
+ * never go past them. Counts the attempt. A query (one row or none), so that it can begin a batch.
  */
 export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
   const next = db
@@ -127,8 +127,7 @@ export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
       updatedAt: r.now,
     })
     .where(and(eq(tasks.teamId, r.teamId), eq(tasks.status, "pending"), sql`${tasks.id} = (${next})`))
-    .returning()
-    .get();
+    .returning();
 }
 
 /** After a claim got nothing: whether a task was claimable, and the limits and today's numbers (one read). */

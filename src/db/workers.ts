@@ -16,6 +16,22 @@ export function upsertWorker(db: Db, w: { teamId: string; id: string; role: stri
     .onConflictDoUpdate({ target: [workers.teamId, workers.id], set });
 }
 
+/**
+ * Records the worker of the task just claimed under `leaseId` as working on it (creating its
+ * row if it never heart-beat). It reads the claim's own row, so it can follow the claim in the
+ * same batch: a claimed task never lacks its worker; with no claim it changes nothing. The
+ * worker id lets the lookup use tasks_team_worker instead of scanning the team's tasks.
+ */
+export function recordClaim(db: Db, teamId: string, workerId: string, leaseId: string, now: string) {
+  return db
+    .insert(workers)
+    .select(sql`SELECT c.team_id, c.worker_id, c.role, 'working', c.id, 0, ${now}, ${now} FROM tasks c WHERE c.team_id = ${teamId} AND c.worker_id = ${workerId} AND c.lease_id = ${leaseId}`)
+    .onConflictDoUpdate({
+      target: [workers.teamId, workers.id],
+      set: { role: sql`excluded.role`, status: sql`excluded.status`, currentTask: sql`excluded.current_task`, lastSeenAt: sql`excluded.last_seen_at` },
+    });
+}
+
 /** A task the worker held completed: one more done, and it is no longer its current task. */
 export function countCompletion(db: Db, teamId: string, workerId: string, taskId: string, now: string) {
   return db

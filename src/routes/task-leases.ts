@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { type Db, dbOf } from "../db/client";
 import { addUsage, blockDependents, claimLimits, claimNextTask, findTask, LEASE_CLEARED, type TaskRow, updateUnderLease } from "../db/tasks";
-import { countCompletion, upsertWorker } from "../db/workers";
+import { countCompletion, recordClaim } from "../db/workers";
 import { afterFailure, checkLease, leaseExpiry, type TaskStatus } from "../domain/tasks";
 import { claimRefusal, utcDayStart } from "../domain/workers";
 import type { AppEnv } from "../lib/app-env";
@@ -42,11 +42,9 @@ taskLeaseRoutes.openapi(
     const now = new Date();
     const at = now.toISOString();
     const dayStart = utcDayStart(now);
-    const claimed = await claimNextTask(db, { teamId, role, workerId: worker_id, leaseId: newId("lease", 16), now: at, dayStart, leaseExpiresAt: leaseExpiry(now) });
-    if (claimed) {
-      await upsertWorker(db, { teamId, id: worker_id, role, status: "working", currentTask: claimed.id, now: at });
-      return c.json(toLeasedTask(claimed), 200);
-    }
+    const leaseId = newId("lease", 16);
+    const [[claimed]] = await db.batch([claimNextTask(db, { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) }), recordClaim(db, teamId, worker_id, leaseId, at)]);
+    if (claimed) return c.json(toLeasedTask(claimed), 200);
     // Nothing claimed: a second, cheap read tells "nothing to do" from "stopped by a limit".
     const refusal = claimRefusal(await claimLimits(db, { teamId, role, now: at, dayStart }), now);
     if (refusal) throw new ApiError("rate_limited", refusal.detail, [], { "Retry-After": String(refusal.retryAfterSeconds) });
