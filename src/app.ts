@@ -7,6 +7,7 @@ import { newRouter } from "./lib/openapi";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { callbackRoutes } from "./routes/callbacks";
+import { costRoutes } from "./routes/costs";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { healthRoutes } from "./routes/health";
 import { keyRoutes } from "./routes/keys";
@@ -16,6 +17,7 @@ import { taskLeaseRoutes } from "./routes/task-leases";
 import { taskRoutes } from "./routes/tasks";
 import { sentinelRoutes } from "./routes/sentinels";
 import { teamRoutes } from "./routes/team";
+import { workerRoutes } from "./routes/workers";
 import { workspaceRoutes } from "./routes/workspace";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
@@ -92,6 +94,8 @@ export function createApp() {
   app.route("/", sentinelRoutes);
   app.route("/", taskRoutes);
   app.route("/", taskLeaseRoutes);
+  app.route("/", workerRoutes);
+  app.route("/", costRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });
   app.doc31("/openapi.json", {

@@ -51,6 +51,10 @@ const EXPECTED: [string, string][] = [
   ["post", "/v1/tasks/{id}/heartbeat"],
   ["post", "/v1/tasks/{id}/complete"],
   ["post", "/v1/tasks/{id}/fail"],
+  ["post", "/v1/workers/{wid}/heartbeat"],
+  ["get", "/v1/workers"],
+  ["get", "/v1/workers/{wid}"],
+  ["get", "/v1/costs"],
 ];
 
 async function fetchDoc(): Promise<OpenApiDoc> {

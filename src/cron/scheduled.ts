@@ -2,13 +2,16 @@ import { lt } from "drizzle-orm";
 import { dbOf } from "../db/client";
 import { webhookIds } from "../db/schema";
 import { blockDependents, expireLeases } from "../db/tasks";
+import { markWorkersLost } from "../db/workers";
+import { LOST_AFTER_MS } from "../domain/workers";
 import { TOLERANCE_SECONDS } from "../lib/standard-webhooks";
 import { log } from "../lib/log";
 import { sweepSentinels } from "./sentinels";
 
 /**
  * The every-minute cron: sweep callback sentinels; return tasks whose lease expired to the
- * queue; forget webhook ids past the signature window.
+ * queue and mark lost the workers that held them or went silent; forget webhook ids past the
+ * signature window.
  */
 export async function handleScheduled(_controller: ScheduledController, env: Env, _ctx?: ExecutionContext): Promise<void> {
   const report = await sweepSentinels(env);
@@ -19,13 +22,17 @@ export async function handleScheduled(_controller: ScheduledController, env: Env
     .where(lt(webhookIds.seenAt, Date.now() - 2 * TOLERANCE_SECONDS * 1000));
 }
 
-/** Tasks whose worker stopped heartbeating go back to pending, or fail once their attempts are used up. */
+/**
+ * Tasks whose worker stopped heartbeating go back to pending, or fail once their attempts are
+ * used up; those workers, and any not seen for 5 minutes, are marked lost.
+ */
 export async function expireTaskLeases(env: Env, now = new Date().toISOString()): Promise<{ returned: number; failed: number }> {
   const db = dbOf(env);
   const expired = await expireLeases(db, now);
   const failed = expired.filter((t) => t.status === "failed");
   // A task that failed for good blocks its dependents, as a worker's last `fail` does.
   for (const team of new Set(failed.map((t) => t.teamId))) await blockDependents(db, team, now);
+  await markWorkersLost(db, expired, new Date(new Date(now).getTime() - LOST_AFTER_MS).toISOString());
   if (expired.length > 0) log("info", "task leases expired", { returned: expired.length - failed.length, failed: failed.length, tasks: expired.map((t) => t.id).slice(0, 50) });
   return { returned: expired.length - failed.length, failed: failed.length };
 }

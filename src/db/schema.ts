@@ -167,7 +167,29 @@ export const tasks = sqliteTable(
     // The cron's sweep of expired leases across teams; unleased tasks have NULL here.
     index("tasks_lease_expiry").on(t.leaseExpiresAt),
     index("tasks_blocked_by").on(t.teamId, t.blockedBy),
+    // The claim's daily budget sums today's ended tasks; a worker's cost sums its tasks.
+    index("tasks_team_completed").on(t.teamId, t.completedAt),
+    index("tasks_team_worker").on(t.teamId, t.workerId),
     // SQLite lets many NULLs through a unique index: only given keys are unique.
     uniqueIndex("tasks_idempotency").on(t.teamId, t.idempotencyKey),
   ],
+);
+
+/**
+ * The team's workers as they last reported themselves (a heartbeat, or a claim). `lost` is
+ * set by the cron: the worker's lease expired, or it has not been seen for 5 minutes.
+ */
+export const workers = sqliteTable(
+  "workers",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    role: text("role").notNull(),
+    status: text("status").notNull(),
+    currentTask: text("current_task"),
+    tasksCompleted: integer("tasks_completed").notNull().default(0),
+    lastSeenAt: text("last_seen_at").notNull(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("workers_last_seen").on(t.lastSeenAt)],
 );

@@ -75,23 +75,42 @@ export interface ClaimRequest {
   leaseExpiresAt: string;
 }
 
+/** A pending task of the role, past its backoff, every dependency completed: what a claim may take. */
+function claimable(r: { teamId: string; role: string; now: string }) {
+  return [
+    eq(tasks.teamId, r.teamId),
+    eq(tasks.status, "pending"),
+    eq(tasks.role, r.role),
+    lte(tasks.availableAt, r.now),
+    // Every dependency completed: none is missing or in another state.
+    sql`NOT EXISTS (SELECT 1 FROM json_each(${tasks.dependsOn}) j LEFT JOIN tasks d ON d.team_id = ${tasks.teamId} AND d.id = j.value WHERE d.status IS NOT 'completed')`,
+  ];
+}
+
+/** The role's entry in the team's `max_running` (NULL: no limit). Roles never hold a quote (ROLE_PATTERN). */
+const maxRunningOf = (teamId: string, role: string) => sql`(SELECT json_extract(t.max_running, ${`$."${role}"`}) FROM teams t WHERE t.id = ${teamId})`;
+const runningOf = (teamId: string, role: string) => sql`(SELECT count(*) FROM tasks r WHERE r.team_id = ${teamId} AND r.role = ${role} AND r.status IN (${list(LEASED_STATUSES)}))`;
+const dailyBudgetOf = (teamId: string) => sql`(SELECT t.daily_budget_usd FROM teams t WHERE t.id = ${teamId})`;
+/** What the team's tasks that ended today (completed or failed) cost, by their `completed_at`. */
+const spentSince = (teamId: string, dayStart: string) =>
+  sql`(SELECT coalesce(sum(e.cost_usd), 0) FROM tasks e WHERE e.team_id = ${teamId} AND e.completed_at >= ${dayStart} AND e.status IN ('completed', 'failed'))`;
+
 /**
  * Claims the most urgent, oldest claimable task of a role in ONE statement: the subquery
  * picks it and the UPDATE takes it, and D1 runs one statement at a time, so two workers
- * never get the same task (D1 has no SKIP LOCKED, and needs none). Counts the attempt.
+ * never get the same task (D1 has no SKIP LOCKED, and needs none). The role's running limit
+ * and the team's daily budget are checked in the same statement, so concurrent claims can
+ * never go past them. Counts the attempt. A query (one row or none), so that it can begin a batch.
  */
-export function claimNextTask(db: Db, r: ClaimRequest) {
+export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
   const next = db
     .select({ id: tasks.id })
     .from(tasks)
     .where(
       and(
-        eq(tasks.teamId, r.teamId),
-        eq(tasks.status, "pending"),
-        eq(tasks.role, r.role),
-        lte(tasks.availableAt, r.now),
-        // Every dependency completed: none is missing or in another state.
-        sql`NOT EXISTS (SELECT 1 FROM json_each(${tasks.dependsOn}) j LEFT JOIN tasks d ON d.team_id = ${tasks.teamId} AND d.id = j.value WHERE d.status IS NOT 'completed')`,
+        ...claimable(r),
+        sql`(${maxRunningOf(r.teamId, r.role)} IS NULL OR ${runningOf(r.teamId, r.role)} < ${maxRunningOf(r.teamId, r.role)})`,
+        sql`(${dailyBudgetOf(r.teamId)} IS NULL OR ${spentSince(r.teamId, r.dayStart)} < ${dailyBudgetOf(r.teamId)})`,
       ),
     )
     .orderBy(asc(tasks.priority), asc(tasks.createdAt), sql`rowid`)
@@ -108,8 +127,30 @@ export function claimNextTask(db: Db, r: ClaimRequest) {
       updatedAt: r.now,
     })
     .where(and(eq(tasks.teamId, r.teamId), eq(tasks.status, "pending"), sql`${tasks.id} = (${next})`))
-    .returning()
+    .returning();
+}
+
+/** After a claim got nothing: whether a task was claimable, and the limits and today's numbers (one read). */
+export async function claimLimits(db: Db, r: { teamId: string; role: string; now: string; dayStart: string }) {
+  const anyClaimable = db.select({ one: sql`1` }).from(tasks).where(and(...claimable(r))).limit(1);
+  const row = await db
+    .select({
+      claimable: sql<number>`EXISTS ${anyClaimable}`,
+      dailyBudgetUsd: sql<number | null>`${dailyBudgetOf(r.teamId)}`,
+      spentTodayUsd: sql<number>`${spentSince(r.teamId, r.dayStart)}`,
+      maxRunning: sql<number | null>`${maxRunningOf(r.teamId, r.role)}`,
+      running: sql<number>`${runningOf(r.teamId, r.role)}`,
+    })
+    .from(sql`(SELECT 1)`)
     .get();
+  return {
+    role: r.role,
+    claimable: Boolean(row?.claimable),
+    dailyBudgetUsd: row?.dailyBudgetUsd ?? null,
+    spentTodayUsd: row?.spentTodayUsd ?? 0,
+    maxRunning: row?.maxRunning ?? null,
+    running: row?.running ?? 0,
+  };
 }
 
 /**
@@ -161,7 +202,7 @@ export function expireLeases(db: Db, now: string) {
       updatedAt: now,
     })
     .where(and(inArray(tasks.status, [...LEASED_STATUSES]), lte(tasks.leaseExpiresAt, now)))
-    .returning({ teamId: tasks.teamId, id: tasks.id, status: tasks.status })
+    .returning({ teamId: tasks.teamId, id: tasks.id, status: tasks.status, workerId: tasks.workerId })
     .all();
 }
 

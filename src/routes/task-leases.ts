@@ -1,8 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { type Db, dbOf } from "../db/client";
-import { addUsage, blockDependents, claimNextTask, findTask, LEASE_CLEARED, type TaskRow, updateUnderLease } from "../db/tasks";
+import { addUsage, blockDependents, claimLimits, claimNextTask, findTask, LEASE_CLEARED, type TaskRow, updateUnderLease } from "../db/tasks";
+import { countCompletion, recordClaim } from "../db/workers";
 import { afterFailure, checkLease, leaseExpiry, type TaskStatus } from "../domain/tasks";
+import { claimRefusal, utcDayStart } from "../domain/workers";
 import type { AppEnv } from "../lib/app-env";
 import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
@@ -20,26 +22,33 @@ taskLeaseRoutes.openapi(
   createRoute({
     method: "post",
     path: "/v1/tasks/claim",
-    summary: "Claim the most urgent, oldest claimable task of a role, under a 15-minute lease (204: none)",
-    description: "Claimable: pending, past its retry backoff, and every dependency completed. Atomic: concurrent claims never get the same task.",
+    summary: "Claim the most urgent, oldest claimable task of a role, under a 15-minute lease (204: none; 429: the role's max_running or the daily budget)",
+    description:
+      "Claimable: pending, past its retry backoff, and every dependency completed. Atomic: concurrent claims never get the same task, nor go past the role's `max_running` or the team's `daily_budget_usd` (the cost of tasks that ended this UTC day). The worker is recorded as working on the task.",
     security,
     middleware: [authenticate, requireScope("agent")] as const,
     request: { body: { required: true, ...json(z.object({ worker_id: workerIdSchema, role: roleSchema })) } },
-    responses: { 200: { description: "Claimed", ...json(leasedTaskSchema) }, 204: { description: "Nothing is claimable now" }, ...problemResponses },
+    responses: {
+      200: { description: "Claimed", ...json(leasedTaskSchema) },
+      204: { description: "Nothing is claimable now" },
+      429: { description: "A task is claimable, but the role's max_running or the daily budget stops the claim (problem+json, Retry-After)" },
+      ...problemResponses,
+    },
   }),
   async (c) => {
     const { worker_id, role } = c.req.valid("json");
+    const teamId = c.get("auth").team_id;
+    const db = dbOf(c.env);
     const now = new Date();
-    const claimed = await claimNextTask(dbOf(c.env), {
-      teamId: c.get("auth").team_id,
-      role,
-      workerId: worker_id,
-      leaseId: newId("lease", 16),
-      now: now.toISOString(),
-      leaseExpiresAt: leaseExpiry(now),
-    });
-    if (!claimed) return c.body(null, 204);
-    return c.json(toLeasedTask(claimed), 200);
+    const at = now.toISOString();
+    const dayStart = utcDayStart(now);
+    const leaseId = newId("lease", 16);
+    const [[claimed]] = await db.batch([claimNextTask(db, { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) }), recordClaim(db, teamId, worker_id, leaseId, at)]);
+    if (claimed) return c.json(toLeasedTask(claimed), 200);
+    // Nothing claimed: a second, cheap read tells "nothing to do" from "stopped by a limit".
+    const refusal = claimRefusal(await claimLimits(db, { teamId, role, now: at, dayStart }), now);
+    if (refusal) throw new ApiError("rate_limited", refusal.detail, [], { "Retry-After": String(refusal.retryAfterSeconds) });
+    return c.body(null, 204);
   },
 );
 
@@ -114,6 +123,7 @@ taskLeaseRoutes.openapi(
       completedAt: at,
     });
     if (!updated) return lostLease(db, team, id, report.lease_id, at);
+    if (updated.workerId) await countCompletion(db, team, updated.workerId, id, at);
     return c.json(toTask(updated), 200);
   },
 );

@@ -1,0 +1,85 @@
+import { and, asc, eq, gt, inArray, lt, ne, sql } from "drizzle-orm";
+import type { WorkerStatus } from "../domain/workers";
+import type { Db } from "./client";
+import { workers } from "./schema";
+
+/** The workers' statements: a worker's row is upserted by whatever it does (heartbeat, claim). */
+
+export type WorkerRow = typeof workers.$inferSelect;
+
+/** Records what a worker says it is doing, and that it was seen now (creating its row on first sight). */
+export function upsertWorker(db: Db, w: { teamId: string; id: string; role: string; status: WorkerStatus; currentTask: string | null; now: string }) {
+  const set = { role: w.role, status: w.status, currentTask: w.currentTask, lastSeenAt: w.now };
+  return db
+    .insert(workers)
+    .values({ teamId: w.teamId, id: w.id, ...set, createdAt: w.now })
+    .onConflictDoUpdate({ target: [workers.teamId, workers.id], set });
+}
+
+/**
+ * Records the worker of the task just claimed under `leaseId` as working on it (creating its
+ * row if it never heart-beat). It reads the claim's own row, so it can follow the claim in the
+ * same batch: a claimed task never lacks its worker; with no claim it changes nothing. The
+ * worker id lets the lookup use tasks_team_worker instead of scanning the team's tasks.
+ */
+export function recordClaim(db: Db, teamId: string, workerId: string, leaseId: string, now: string) {
+  return db
+    .insert(workers)
+    .select(sql`SELECT c.team_id, c.worker_id, c.role, 'working', c.id, 0, ${now}, ${now} FROM tasks c WHERE c.team_id = ${teamId} AND c.worker_id = ${workerId} AND c.lease_id = ${leaseId}`)
+    .onConflictDoUpdate({
+      target: [workers.teamId, workers.id],
+      set: { role: sql`excluded.role`, status: sql`excluded.status`, currentTask: sql`excluded.current_task`, lastSeenAt: sql`excluded.last_seen_at` },
+    });
+}
+
+/** A task the worker held completed: one more done, and it is no longer its current task. */
+export function countCompletion(db: Db, teamId: string, workerId: string, taskId: string, now: string) {
+  return db
+    .update(workers)
+    .set({
+      tasksCompleted: sql`${workers.tasksCompleted} + 1`,
+      status: sql`CASE WHEN ${workers.currentTask} = ${taskId} THEN 'idle' ELSE ${workers.status} END`,
+      currentTask: sql`CASE WHEN ${workers.currentTask} = ${taskId} THEN NULL ELSE ${workers.currentTask} END`,
+      lastSeenAt: now,
+    })
+    .where(and(eq(workers.teamId, teamId), eq(workers.id, workerId)));
+}
+
+/** Marks lost the workers whose leases the cron just expired (by team) and, in all teams, those not seen since `seenBefore`. */
+export async function markWorkersLost(db: Db, expired: { teamId: string; workerId: string | null }[], seenBefore: string) {
+  const byTeam = new Map<string, Set<string>>();
+  for (const e of expired) if (e.workerId) byTeam.set(e.teamId, (byTeam.get(e.teamId) ?? new Set()).add(e.workerId));
+  const unseen = db.update(workers).set({ status: "lost" }).where(and(ne(workers.status, "lost"), lt(workers.lastSeenAt, seenBefore)));
+  // At most 50 ids a statement: D1 binds at most 100 parameters.
+  const holders = [...byTeam].flatMap(([teamId, ids]) => chunks([...ids], 50).map((chunk) => db.update(workers).set({ status: "lost" }).where(and(eq(workers.teamId, teamId), inArray(workers.id, chunk)))));
+  await db.batch([unseen, ...holders]);
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** What a worker has cost so far: its tasks' costs (a task's cost is summed over its attempts, and it is counted to the worker that claimed it last). */
+// Written out in full: drizzle may render a column of the selected table without its table name, which the subquery would read as its own.
+const costSoFar = sql<number>`(SELECT coalesce(sum(k.cost_usd), 0) FROM tasks k WHERE k.team_id = workers.team_id AND k.worker_id = workers.id)`;
+
+/** The team's workers by id, after `afterId`; `limit` rows. */
+export function listWorkers(db: Db, teamId: string, limit: number, afterId: string | null) {
+  return db
+    .select({ worker: workers, costUsd: costSoFar })
+    .from(workers)
+    .where(and(eq(workers.teamId, teamId), afterId === null ? undefined : gt(workers.id, afterId)))
+    .orderBy(asc(workers.id))
+    .limit(limit)
+    .all();
+}
+
+export function findWorker(db: Db, teamId: string, id: string) {
+  return db
+    .select({ worker: workers, costUsd: costSoFar })
+    .from(workers)
+    .where(and(eq(workers.teamId, teamId), eq(workers.id, id)))
+    .get();
+}

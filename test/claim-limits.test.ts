@@ -1,0 +1,113 @@
+import { describe, expect, it } from "vitest";
+import { secondsUntilUtcMidnight } from "../src/domain/workers";
+import type { LeasedTaskResponse } from "../src/routes/task-schemas";
+import { call, createTeam, expectProblem, json } from "./helpers";
+import { claim, createTask } from "./task-helpers";
+import { finish, isoDaysAgo, rewrite, setTeam } from "./worker-helpers";
+
+const claimCall = (key: string, worker: string, role = "executor") => call("/v1/tasks/claim", { method: "POST", key, json: { worker_id: worker, role } });
+
+/** Sorts concurrent claim answers into claimed tasks, 204s and 429 problems (every body read). */
+async function sortAnswers(responses: Response[]) {
+  const claimed: LeasedTaskResponse[] = [];
+  const refused: { detail: string; retryAfter: string | null }[] = [];
+  let empty = 0;
+  for (const res of responses) {
+    if (res.status === 200) claimed.push(await json<LeasedTaskResponse>(res));
+    else if (res.status === 204) {
+      expect(await res.text()).toBe("");
+      empty++;
+    } else refused.push({ retryAfter: res.headers.get("retry-after"), detail: (await expectProblem(res, 429)).detail });
+  }
+  return { claimed, refused, empty };
+}
+
+describe("claims: a role's max_running", () => {
+  it("10 concurrent claims under max_running 2 claim 2 tasks; the rest are 429 naming the limit while tasks wait", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    await setTeam(k, { max_running: { executor: 2 } });
+    for (let i = 0; i < 5; i++) await createTask(k, { title: `t${i}` });
+    await createTask(k, { title: "plan", role: "planner" });
+
+    const { claimed, refused, empty } = await sortAnswers(await Promise.all(Array.from({ length: 10 }, (_, i) => claimCall(k, `w${i}`))));
+    expect(claimed).toHaveLength(2);
+    expect(empty).toBe(0);
+    expect(refused).toHaveLength(8);
+    for (const r of refused) {
+      expect(r.detail).toContain("max_running for executor is 2");
+      expect(r.retryAfter).toBe("30");
+    }
+    // Other roles have no limit.
+    expect((await claim(k, "planner"))?.title).toBe("plan");
+    // Ending one frees a slot for exactly one more.
+    await finish(k, claimed[0]?.id ?? "", claimed[0]?.lease.id ?? "", "complete");
+    expect(await claim(k, "executor", "w-next")).toMatchObject({ status: "claimed", worker_id: "w-next" });
+    await expectProblem(await claimCall(k, "w-late"), 429);
+  });
+
+  it("is 204, not 429, when the limit is reached but nothing is left to claim", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    await setTeam(k, { max_running: { executor: 2 } });
+    await createTask(k);
+    await createTask(k);
+    const { claimed, refused, empty } = await sortAnswers(await Promise.all(Array.from({ length: 10 }, (_, i) => claimCall(k, `w${i}`))));
+    expect(claimed).toHaveLength(2);
+    expect(refused).toHaveLength(0);
+    expect(empty).toBe(8);
+  });
+
+  it("a limit of 0 stops the role; removing the limit lets it claim", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    await setTeam(k, { max_running: { executor: 0 } });
+    await createTask(k);
+    expect((await expectProblem(await claimCall(k, "w1"), 429)).detail).toContain("max_running for executor is 0");
+    await setTeam(k, { max_running: {} });
+    expect(await claim(k)).not.toBeNull();
+  });
+});
+
+describe("claims: the daily budget", () => {
+  it("stops claims once today's completed and failed tasks cost the budget, until the next UTC midnight", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    await setTeam(k, { daily_budget_usd: 1 });
+    const done = await createTask(k, { title: "done", priority: "critical" });
+    const failed = await createTask(k, { title: "failed", priority: "high", max_attempts: 1 });
+    await createTask(k, { title: "waiting" });
+
+    const first = await claim(k);
+    expect(first?.id).toBe(done.id);
+    await finish(k, done.id, first?.lease.id ?? "", "complete", { cost_usd: 0.6 });
+    // $0.60 of $1 spent: still claimable.
+    const second = await claim(k);
+    expect(second?.id).toBe(failed.id);
+    expect((await finish(k, failed.id, second?.lease.id ?? "", "fail", { cost_usd: 0.5 })).status).toBe("failed");
+
+    const res = await claimCall(k, "w1");
+    const retryAfter = Number(res.headers.get("retry-after"));
+    const problem = await expectProblem(res, 429);
+    expect(problem.detail).toContain("daily budget of $1.00 spent");
+    const expected = secondsUntilUtcMidnight(new Date());
+    expect(retryAfter).toBeGreaterThan(expected - 10);
+    expect(retryAfter).toBeLessThanOrEqual(expected);
+
+    // The next day (the costs were yesterday's) claims work again.
+    await rewrite("tasks", "completed_at", isoDaysAgo(1), { id: done.id });
+    await rewrite("tasks", "completed_at", isoDaysAgo(1), { id: failed.id });
+    expect((await claim(k))?.title).toBe("waiting");
+  });
+
+  it("is 204 when the budget is spent but nothing is claimable; no budget means no stop", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    await setTeam(k, { daily_budget_usd: 0 });
+    expect(await claim(k)).toBeNull();
+    await createTask(k);
+    await expectProblem(await claimCall(k, "w1"), 429);
+    await setTeam(k, { daily_budget_usd: null });
+    expect(await claim(k)).not.toBeNull();
+  });
+});

@@ -1,0 +1,112 @@
+import { createExecutionContext, createScheduledController } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../src/index";
+import type { WorkerResponse } from "../src/routes/workers";
+import { call, createKey, createTeam, errorPaths, expectProblem, json } from "./helpers";
+import { claim, createTask, past, setTimes } from "./task-helpers";
+import { finish, getWorker, rewrite, workerHeartbeat } from "./worker-helpers";
+
+const MINUTE = 60_000;
+const runCron = () => worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, createExecutionContext());
+type WorkerList = { items: WorkerResponse[]; next_cursor: string | null };
+
+describe("workers: heartbeats and the list", () => {
+  it("a heartbeat creates the worker, a later one updates it; the list pages by id", async () => {
+    const team = await createTeam();
+    const agent = await createKey(team.api_key, ["agent"]);
+    const reader = await createKey(team.api_key, ["read"]);
+    const before = new Date().toISOString();
+    const first = await workerHeartbeat(agent, "exec-b", { role: "executor", status: "idle" });
+    expect(first).toEqual({ id: "exec-b", role: "executor", status: "idle", current_task: null, tasks_completed: 0, last_seen_at: expect.any(String), cost_usd: 0, created_at: first.last_seen_at });
+    expect(first.last_seen_at >= before).toBe(true);
+    const task = await createTask(agent);
+    const second = await workerHeartbeat(agent, "exec-b", { role: "executor", status: "working", current_task: task.id });
+    expect(second).toMatchObject({ status: "working", current_task: task.id, created_at: first.created_at });
+    await workerHeartbeat(agent, "exec-a", { role: "executor", status: "waiting" });
+    await workerHeartbeat(agent, "plan-1", { role: "planner", status: "idle" });
+
+    const page1 = await json<WorkerList>(await call("/v1/workers?limit=2", { key: reader }));
+    expect(page1.items.map((w) => w.id)).toEqual(["exec-a", "exec-b"]);
+    expect(page1.items[0]).toMatchObject({ role: "executor", status: "waiting" });
+    const page2 = await json<WorkerList>(await call(`/v1/workers?limit=2&cursor=${page1.next_cursor}`, { key: reader }));
+    expect(page2).toEqual({ items: [expect.objectContaining({ id: "plan-1", role: "planner" })], next_cursor: null });
+    expect(await getWorker(reader, "exec-b")).toEqual(second);
+  });
+
+  it("a claim records an unknown worker as working on the task; completing counts it and adds its cost", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const a = await createTask(k, { title: "a" });
+    const b = await createTask(k, { title: "b" });
+    const held = await claim(k, "executor", "exec-new");
+    expect(await getWorker(k, "exec-new")).toMatchObject({ role: "executor", status: "working", current_task: a.id, tasks_completed: 0, cost_usd: 0 });
+    await finish(k, a.id, held?.lease.id ?? "", "complete", { cost_usd: 0.25, tokens: 100 });
+    expect(await getWorker(k, "exec-new")).toMatchObject({ status: "idle", current_task: null, tasks_completed: 1, cost_usd: 0.25 });
+    // A failed attempt's cost counts too, though nothing completed.
+    const next = await claim(k, "executor", "exec-new");
+    expect(next?.id).toBe(b.id);
+    await finish(k, b.id, next?.lease.id ?? "", "fail", { cost_usd: 0.5 });
+    expect(await getWorker(k, "exec-new")).toMatchObject({ tasks_completed: 1, cost_usd: 0.75 });
+  });
+});
+
+describe("workers: the cron marks them lost", () => {
+  it("a worker whose lease expired, and one not seen for 5 minutes, become lost; a heartbeat brings one back", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const task = await createTask(k);
+    await claim(k, "executor", "holder");
+    await workerHeartbeat(k, "silent", { role: "executor", status: "idle" });
+    await workerHeartbeat(k, "recent", { role: "executor", status: "idle" });
+    await setTimes(task.id, { lease_expires_at: past() });
+    await rewrite("workers", "last_seen_at", new Date(Date.now() - 6 * MINUTE).toISOString(), { id: "silent" });
+    await rewrite("workers", "last_seen_at", new Date(Date.now() - 4 * MINUTE).toISOString(), { id: "recent" });
+    await runCron();
+
+    expect((await getWorker(k, "holder")).status).toBe("lost");
+    expect((await getWorker(k, "silent")).status).toBe("lost");
+    expect((await getWorker(k, "recent")).status).toBe("idle");
+    expect(await workerHeartbeat(k, "silent", { role: "executor", status: "working" })).toMatchObject({ status: "working" });
+  });
+});
+
+describe("workers: refused", () => {
+  it("another team gets 404 for a worker and an empty list; a heartbeat there makes its own worker", async () => {
+    const a = await createTeam("a");
+    const b = await createTeam("b");
+    await workerHeartbeat(a.api_key, "exec-1", { role: "executor", status: "working" });
+    await expectProblem(await call("/v1/workers/exec-1", { key: b.api_key }), 404);
+    expect(await json<WorkerList>(await call("/v1/workers", { key: b.api_key }))).toEqual({ items: [], next_cursor: null });
+    await workerHeartbeat(b.api_key, "exec-1", { role: "planner", status: "idle" });
+    expect(await getWorker(a.api_key, "exec-1")).toMatchObject({ role: "executor", status: "working" });
+  });
+
+  it("a read key cannot heartbeat (403); no key cannot list (401)", async () => {
+    const team = await createTeam();
+    const reader = await createKey(team.api_key, ["read"]);
+    await expectProblem(await call("/v1/workers/w1/heartbeat", { method: "POST", key: reader, json: { role: "executor", status: "idle" } }), 403);
+    await expectProblem(await call("/v1/workers"), 401);
+    await expectProblem(await call("/v1/workers/w1"), 401);
+    expect(await json<WorkerList>(await call("/v1/workers", { key: reader }))).toEqual({ items: [], next_cursor: null });
+  });
+
+  it("bad input is 400 naming the field, and records nothing", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const cases: [string, unknown, string[]][] = [
+      ["w1", {}, ["role", "status"]],
+      ["w1", { role: "Executor", status: "idle" }, ["role"]],
+      ["w1", { role: "executor", status: "lost" }, ["status"]],
+      ["w1", { role: "executor", status: "idle", current_task: "a:b" }, ["current_task"]],
+      ["w%20x", { role: "executor", status: "idle" }, ["wid"]],
+    ];
+    for (const [wid, body, paths] of cases) {
+      const problem = await expectProblem(await call(`/v1/workers/${wid}/heartbeat`, { method: "POST", key: k, json: body }), 400);
+      expect(errorPaths(problem).sort(), JSON.stringify(body)).toEqual(paths.sort());
+    }
+    expect(errorPaths(await expectProblem(await call("/v1/workers?limit=0", { key: k }), 400))).toEqual(["limit"]);
+    expect(errorPaths(await expectProblem(await call("/v1/workers?cursor=nope", { key: k }), 400))).toEqual(["cursor"]);
+    expect(await json<WorkerList>(await call("/v1/workers", { key: k }))).toEqual({ items: [], next_cursor: null });
+  });
+});
