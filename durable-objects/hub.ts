@@ -12,7 +12,8 @@ const RETRY_MS = 2000;
  * Fan-out pacing (see `enqueue`): 100 streams are flushed every 100 ms, 1,000 every second.
  * Each write costs about the same whatever it carries (under wrangler dev it crosses the DO,
  * the Worker and wrangler's proxy). Measured at 200 events/s to 100 streams on the 2-core
- * machine: 10,000 writes/s saturated it (p99 3.9 s), 2,000 gave p99 418 ms, 1,000 308 ms.
+ * machine (single 10–15 s runs): 10,000 writes/s saturated it (p99 3.9 s), 2,000 gave p99
+ * 418 ms, 1,000 gave 308 ms.
  */
 const MIN_FLUSH_MS = 5;
 const WRITES_PER_SECOND = 1_000;
