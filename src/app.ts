@@ -11,6 +11,7 @@ import { costRoutes } from "./routes/costs";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { healthRoutes } from "./routes/health";
 import { keyRoutes } from "./routes/keys";
+import { questionRoutes } from "./routes/questions";
 import { sessionRoutes } from "./routes/sessions";
 import { streamRoutes } from "./routes/streams";
 import { taskLeaseRoutes } from "./routes/task-leases";
@@ -95,6 +96,7 @@ export function createApp() {
   app.route("/", taskRoutes);
   app.route("/", taskLeaseRoutes);
   app.route("/", workerRoutes);
+  app.route("/", questionRoutes);
   app.route("/", costRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });

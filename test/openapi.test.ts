@@ -55,6 +55,10 @@ const EXPECTED: [string, string][] = [
   ["get", "/v1/workers"],
   ["get", "/v1/workers/{wid}"],
   ["get", "/v1/costs"],
+  ["post", "/v1/questions"],
+  ["get", "/v1/questions"],
+  ["get", "/v1/questions/{qid}"],
+  ["post", "/v1/questions/{qid}/answer"],
 ];
 
 async function fetchDoc(): Promise<OpenApiDoc> {

@@ -193,3 +193,31 @@ export const workers = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("workers_last_seen").on(t.lastSeenAt)],
 );
+
+/**
+ * Questions a worker asks a person about the task it holds. `answered_by` is the id of the
+ * key that answered. One open question at a time per task (asking moves the task to
+ * `waiting_input`, and only a `claimed` or `running` task may ask).
+ */
+export const questions = sqliteTable(
+  "questions",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    taskId: text("task_id").notNull(),
+    workerId: text("worker_id").notNull(),
+    text: text("text").notNull(),
+    status: text("status").notNull(),
+    answer: text("answer"),
+    answeredBy: text("answered_by"),
+    createdAt: text("created_at").notNull(),
+    answeredAt: text("answered_at"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.teamId, t.id] }),
+    // The list by status, newest first; and the open questions of a task.
+    index("questions_team_status").on(t.teamId, t.status, t.createdAt),
+    index("questions_team_created").on(t.teamId, t.createdAt),
+    index("questions_team_task").on(t.teamId, t.taskId, t.status),
+  ],
+);

@@ -136,3 +136,15 @@ export function blockingTask(deps: readonly Dependency[]): string | null {
   }
   return null;
 }
+
+/** Where a worker may ask a question about the task it holds (it then waits for the answer). */
+export const ASKABLE_STATUSES = ["claimed", "running"] as const satisfies readonly TaskStatus[];
+
+/** Whether `workerId` may ask a question about the task now: it holds it, unexpired, claimed or running. */
+export function checkAsk(task: { status: TaskStatus; worker_id: string | null; lease_expires_at: string | null }, workerId: string, now: string): Verdict {
+  if (task.status === "waiting_input") return { ok: false, reason: "The task is waiting_input: its open question must be answered before another is asked." };
+  if (!(ASKABLE_STATUSES as readonly TaskStatus[]).includes(task.status)) return { ok: false, reason: `The task is ${task.status}; only a claimed or running task can ask a question.` };
+  if (task.worker_id !== workerId) return { ok: false, reason: `The task is held by worker ${task.worker_id}, not ${workerId}.` };
+  if (task.lease_expires_at === null || task.lease_expires_at <= now) return { ok: false, reason: `The lease expired at ${task.lease_expires_at}; the task goes back to the queue.` };
+  return { ok: true };
+}

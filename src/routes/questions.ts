@@ -1,0 +1,143 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { dbOf } from "../db/client";
+import { answerQuestion, askQuestion, findQuestion, listQuestions, type QuestionRow } from "../db/questions";
+import { findTask } from "../db/tasks";
+import { checkAsk, type TaskStatus } from "../domain/tasks";
+import { authenticate, requireScope } from "../lib/auth";
+import { newId } from "../lib/crypto";
+import { ApiError } from "../lib/errors";
+import { clientId } from "../lib/ids";
+import { newRouter, problemResponses, security } from "../lib/openapi";
+import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
+import { taskId, workerIdSchema } from "./task-schemas";
+
+/** Questions a worker asks a person about the task it holds, and their answers. */
+export const questionRoutes = newRouter();
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+const qidParam = z.object({ qid: clientId.describe("a question id, as POST /v1/questions gave it") });
+export const QUESTION_STATUSES = ["open", "answered"] as const;
+const MAX_TEXT = 20_000;
+const markdown = z.string().trim().min(1).max(MAX_TEXT).describe("Markdown");
+
+export const questionSchema = z
+  .object({
+    id: z.string(),
+    task_id: z.string(),
+    worker_id: z.string(),
+    text: z.string().describe("Markdown"),
+    status: z.enum(QUESTION_STATUSES),
+    answer: z.string().nullable().describe("Markdown"),
+    answered_by: z.string().nullable().describe("the id of the key that answered"),
+    created_at: z.string(),
+    answered_at: z.string().nullable(),
+  })
+  .openapi("Question");
+export type QuestionResponse = z.infer<typeof questionSchema>;
+
+export const askSchema = z.object({ worker_id: workerIdSchema, task_id: taskId, text: markdown });
+
+function toQuestion(row: QuestionRow): QuestionResponse {
+  return {
+    id: row.id,
+    task_id: row.taskId,
+    worker_id: row.workerId,
+    text: row.text,
+    status: row.status as QuestionResponse["status"],
+    answer: row.answer,
+    answered_by: row.answeredBy,
+    created_at: row.createdAt,
+    answered_at: row.answeredAt,
+  };
+}
+
+questionRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/questions",
+    summary: "A worker asks a person about the task it holds (claimed or running); the task becomes waiting_input and the worker waiting",
+    description: "The task's lease keeps counting while it waits: keep heartbeating it. Poll `GET /v1/questions/{qid}` for the answer.",
+    security,
+    middleware: [authenticate, requireScope("agent")] as const,
+    request: { body: { required: true, ...json(askSchema) } },
+    responses: {
+      201: { description: "Asked", ...json(questionSchema) },
+      409: { description: "The task is not claimed or running, not held by this worker, or its lease expired" },
+      ...problemResponses,
+    },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const teamId = c.get("auth").team_id;
+    const db = dbOf(c.env);
+    const now = new Date().toISOString();
+    const task = await findTask(db, teamId, body.task_id);
+    if (!task) throw new ApiError("not_found", `No task ${body.task_id}.`);
+    const verdict = checkAsk({ status: task.status as TaskStatus, worker_id: task.workerId, lease_expires_at: task.leaseExpiresAt }, body.worker_id, now);
+    if (!verdict.ok) throw new ApiError("conflict", verdict.reason);
+    const asked = await askQuestion(db, { teamId, id: newId("q"), taskId: body.task_id, workerId: body.worker_id, text: body.text, now });
+    if (!asked) throw new ApiError("conflict", `The task changed while the question was asked; it is ${(await findTask(db, teamId, body.task_id))?.status}.`);
+    return c.json(toQuestion(asked), 201);
+  },
+);
+
+questionRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/questions",
+    summary: "The team's questions, newest first, by status",
+    security,
+    middleware: [authenticate, requireScope("read")] as const,
+    request: { query: listQuery.extend({ status: z.enum(QUESTION_STATUSES).optional() }) },
+    responses: { 200: { description: "Questions", ...json(listSchema(questionSchema)) }, ...problemResponses },
+  }),
+  async (c) => {
+    const { limit, cursor, status } = c.req.valid("query");
+    const after = decodeCursor(cursor, 2) as [string, string] | null;
+    const rows = await listQuestions(dbOf(c.env), c.get("auth").team_id, status, limit + 1, after);
+    return c.json(page(rows.map(toQuestion), limit, (q) => [q.created_at, q.id]), 200);
+  },
+);
+
+questionRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/questions/{qid}",
+    summary: "A question and, once answered, its answer (the asking worker polls this)",
+    security,
+    middleware: [authenticate, requireScope("read")] as const,
+    request: { params: qidParam },
+    responses: { 200: { description: "Question", ...json(questionSchema) }, ...problemResponses },
+  }),
+  async (c) => {
+    const { qid } = c.req.valid("param");
+    const row = await findQuestion(dbOf(c.env), c.get("auth").team_id, qid);
+    if (!row) throw new ApiError("not_found", `No question ${qid}.`);
+    return c.json(toQuestion(row), 200);
+  },
+);
+
+questionRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/questions/{qid}/answer",
+    summary: "Answer a question, once; the task goes back to running (if still waiting_input) and the worker to working",
+    security,
+    middleware: [authenticate, requireScope("operator")] as const,
+    request: { params: qidParam, body: { required: true, ...json(z.object({ text: markdown })) } },
+    responses: { 200: { description: "Answered", ...json(questionSchema) }, 409: { description: "The question was already answered" }, ...problemResponses },
+  }),
+  async (c) => {
+    const { qid } = c.req.valid("param");
+    const { text } = c.req.valid("json");
+    const auth = c.get("auth");
+    const db = dbOf(c.env);
+    const row = await findQuestion(db, auth.team_id, qid);
+    if (!row) throw new ApiError("not_found", `No question ${qid}.`);
+    const already = `The question was already answered at ${row.answeredAt}; it is answered once.`;
+    if (row.status !== "open") throw new ApiError("conflict", already);
+    const answered = await answerQuestion(db, { teamId: auth.team_id, id: qid, taskId: row.taskId, workerId: row.workerId, answer: text, answeredBy: auth.key_id, now: new Date().toISOString() });
+    if (!answered) throw new ApiError("conflict", `The question was answered while this answer was sent; it is answered once.`);
+    return c.json(toQuestion(answered), 200);
+  },
+);
