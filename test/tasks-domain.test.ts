@@ -5,6 +5,7 @@ import {
   blockingTask,
   CANCELLABLE_STATUSES,
   canTransition,
+  checkAsk,
   checkCancel,
   checkLease,
   checkRetry,
@@ -97,5 +98,20 @@ describe("what blocks a task", () => {
     expect(blockingTask([{ id: "a", status: "completed", blocked_by: null }, { id: "b", status: "failed", blocked_by: null }])).toBe("b");
     expect(blockingTask([{ id: "c", status: "cancelled", blocked_by: null }])).toBe("c");
     expect(blockingTask([{ id: "d", status: "blocked", blocked_by: "root" }])).toBe("root");
+  });
+});
+
+describe("who may ask a question", () => {
+  const held = { worker_id: "w1", lease_expires_at: at(60) };
+  it("the holder of a claimed or running task with an unexpired lease, and no one else", () => {
+    expect(checkAsk({ ...held, status: "claimed" }, "w1", at(0))).toEqual({ ok: true });
+    expect(checkAsk({ ...held, status: "running" }, "w1", at(0))).toEqual({ ok: true });
+    const refused = (v: ReturnType<typeof checkAsk>) => (v.ok ? "" : v.reason);
+    expect(refused(checkAsk({ ...held, status: "running" }, "w2", at(0)))).toContain("held by worker w1");
+    expect(refused(checkAsk({ ...held, status: "waiting_input" }, "w1", at(0)))).toContain("waiting_input");
+    for (const status of ["pending", "completed", "failed", "cancelled", "blocked"] as const) expect(refused(checkAsk({ ...held, status }, "w1", at(0)))).toContain(status);
+    expect(refused(checkAsk({ ...held, status: "running" }, "w1", at(60)))).toContain("expired");
+    // Asking and answering are transitions the queue allows.
+    expect(canTransition("running", "waiting_input") && canTransition("claimed", "waiting_input") && canTransition("waiting_input", "running")).toBe(true);
   });
 });
