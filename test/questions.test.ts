@@ -118,11 +118,12 @@ describe("questions: ask, wait, answer", () => {
     expect(await getTask(reader, task.id)).toMatchObject({ status: "running" });
   });
 
-  it("a worker that never heart-beat nor is recorded is not created by asking", async () => {
+  it("asking changes a worker only if the team has its row: it never creates one", async () => {
     const { agent, reader, task } = await heldTask();
-    // The claim recorded w1; a question names only the task's holder, so no other worker appears.
+    await env.DB.prepare("DELETE FROM workers WHERE id = 'w1'").run();
     await ask(agent, { worker_id: "w1", task_id: task.id, text: "?" });
-    await expectProblem(await call("/v1/workers/w2", { key: reader }), 404);
+    expect(await getTask(reader, task.id)).toMatchObject({ status: "waiting_input" });
+    await expectProblem(await call("/v1/workers/w1", { key: reader }), 404);
   });
 
   it("lists page newest first", async () => {
