@@ -8,6 +8,7 @@ import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { callbackRoutes } from "./routes/callbacks";
 import { costRoutes } from "./routes/costs";
+import { githubRoutes } from "./routes/github";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { healthRoutes } from "./routes/health";
 import { keyRoutes } from "./routes/keys";
@@ -74,9 +75,10 @@ export function createApp() {
   });
   app.use("/v1/*", (c, next) => (isWorkspace(c.req.path) ? next() : jsonLimit(c, next)));
   // Depth is checked once here, on the body Hono parses and caches for the validators.
-  // Callbacks parse their raw body themselves (it is signed) and check it there.
+  // Callbacks and GitHub deliveries parse their raw body themselves (it is signed) and check it there.
+  const isSigned = (path: string) => path === "/v1/callbacks" || path.startsWith("/v1/webhooks/github/");
   app.use("/v1/*", async (c, next) => {
-    if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path) || c.req.path === "/v1/callbacks" || !c.req.header("Content-Type")) return next();
+    if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path) || isSigned(c.req.path) || !c.req.header("Content-Type")) return next();
     const body: unknown = await c.req.json().catch(() => undefined); // malformed: the validator answers 400
     refuseTooDeep(body);
     return next();
@@ -89,6 +91,7 @@ export function createApp() {
   app.route("/", teamRoutes);
   app.route("/", sessionRoutes);
   app.route("/", callbackRoutes);
+  app.route("/", githubRoutes);
   app.route("/", streamRoutes);
   app.route("/", deadLetterRoutes);
   app.route("/", workspaceRoutes);

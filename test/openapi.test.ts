@@ -59,6 +59,7 @@ const EXPECTED: [string, string][] = [
   ["get", "/v1/questions"],
   ["get", "/v1/questions/{qid}"],
   ["post", "/v1/questions/{qid}/answer"],
+  ["post", "/v1/webhooks/github/{team_id}"],
 ];
 
 async function fetchDoc(): Promise<OpenApiDoc> {
