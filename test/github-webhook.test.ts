@@ -200,16 +200,34 @@ describe("GitHub webhook: deliveries", () => {
 
   it("answers 400 for a validly signed body that is not JSON or lacks the fields", async () => {
     const team = await teamWithSecret();
-    for (const [event, body] of [
-      ["issues", "not json at all"],
-      ["ping", "{"],
-      ["issues", JSON.stringify({ action: "opened", issue: { title: "no number" }, repository: { full_name: "acme/app" } })],
+    for (const [event, body, detail] of [
+      ["issues", "not json at all", /not valid JSON/],
+      ["ping", "{", /not valid JSON/],
+      ["issues", JSON.stringify({ action: "opened", issue: { title: "no number" }, repository: { full_name: "acme/app" } }), /lacks fields/],
+      // The app's depth check skips signed bodies; the route checks after the signature.
+      ["issues", issuesPayload("opened", ["orchestrator"]).replace(/^\{/, `{"x":${"[".repeat(5000)}${"]".repeat(5000)},`), /nests deeper/],
     ] as const) {
       const res = await deliver(team.team_id, event, body, { secret: team.secret });
-      expect(res.status, body).toBe(400);
+      expect(res.status, body.slice(0, 60)).toBe(400);
       expect(res.headers.get("content-type")).toContain("application/problem+json");
-      await res.body?.cancel();
+      expect((await json(res)).detail).toMatch(detail);
     }
     expect(await tasksOf(team.api_key)).toEqual([]);
+  });
+
+  it("asks for application/json, as the webhook settings should say (415 for form-encoded deliveries)", async () => {
+    const team = await teamWithSecret();
+    const body = `payload=${encodeURIComponent(issuesPayload("opened", ["orchestrator"]))}`;
+    const res = await call(`/v1/webhooks/github/${team.team_id}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-GitHub-Event": "issues", "X-Hub-Signature-256": await sign(team.secret, body) },
+      body,
+    });
+    expect(res.status).toBe(415);
+    await res.body?.cancel();
+    expect(await tasksOf(team.api_key)).toEqual([]);
+    const asJson = await deliver(team.team_id, "issues", issuesPayload("opened", ["orchestrator"]), { secret: team.secret });
+    expect(asJson.status).toBe(202);
+    expect(await json(asJson)).toMatchObject({ created: true });
   });
 });
