@@ -31,6 +31,21 @@ async function sessionIds(key: string): Promise<string[]> {
 /** A body of about `bytes` bytes that is valid JSON for POST /v1/sessions. */
 const bigSession = (bytes: number) => JSON.stringify({ id: uid("big"), metadata: { blob: "x".repeat(bytes) } });
 
+
+/** Every route that takes a JSON body, with `sid` filled in. */
+function jsonRoutes(sid: string): [string, string][] {
+  return [
+    ["POST", "/v1/sessions"],
+    ["POST", `/v1/sessions/${sid}/topics`],
+    ["PATCH", `/v1/sessions/${sid}`],
+    ["POST", "/v1/callbacks"],
+    ["PATCH", "/v1/team"],
+    ["POST", "/v1/keys"],
+    ["POST", "/v1/stream-tokens"],
+    ["POST", "/v1/auth/session"],
+  ];
+}
+
 describe("bad input: 400 with field errors, and nothing changes", () => {
   it("refuses session ids with ':' or spaces (and other bad ids) naming `id`", async () => {
     const team = await createTeam();
@@ -175,16 +190,7 @@ describe("bad input: 400 with field errors, and nothing changes", () => {
   it("answers malformed JSON with 400 on every JSON route", async () => {
     const team = await createTeam();
     const { sid } = await sessionWithTopic(team.api_key);
-    const routes: [string, string][] = [
-      ["POST", "/v1/sessions"],
-      ["POST", `/v1/sessions/${sid}/topics`],
-      ["PATCH", `/v1/sessions/${sid}`],
-      ["POST", "/v1/callbacks"],
-      ["PATCH", "/v1/team"],
-      ["POST", "/v1/keys"],
-      ["POST", "/v1/stream-tokens"],
-      ["POST", "/v1/auth/session"],
-    ];
+    const routes = jsonRoutes(sid);
     for (const [method, path] of routes) {
       for (const body of ['{"id": "s1",', "{'id': 's1'}", "{id: s1}", '{"id":"s1"} trailing', "\u0000"]) {
         const problem = await expectProblem(await raw(path, team.api_key, body, { method }), 400);
@@ -446,16 +452,7 @@ describe("bad input: never a 500", () => {
       `{"name":"${"n".repeat(100_000)}","scopes":["read"]}`,
       "{\"a\":1,\"a\":2}",
     ];
-    const routes: [string, string][] = [
-      ["POST", "/v1/sessions"],
-      ["POST", `/v1/sessions/${sid}/topics`],
-      ["PATCH", `/v1/sessions/${sid}`],
-      ["POST", "/v1/callbacks"],
-      ["PATCH", "/v1/team"],
-      ["POST", "/v1/keys"],
-      ["POST", "/v1/stream-tokens"],
-      ["POST", "/v1/auth/session"],
-    ];
+    const routes = jsonRoutes(sid);
     const seen: string[] = [];
     for (const [method, path] of routes) {
       for (const body of weird) {
