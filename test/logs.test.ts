@@ -1,10 +1,13 @@
+import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import worker from "../src/index";
 import type { AppendedLogsResponse, AppendLogs, LogLinesResponse } from "../src/routes/logs";
 import { call, createKey, createTeam, errorPaths, expectProblem } from "./helpers";
 import { createTask } from "./task-helpers";
-import { workerHeartbeat } from "./worker-helpers";
+import { isoDaysAgo, workerHeartbeat } from "./worker-helpers";
 
+const runCron = () => worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, createExecutionContext());
 const postLogs = (key: string, wid: string, body: unknown) => call(`/v1/workers/${wid}/logs`, { method: "POST", key, json: body });
 
 async function append(key: string, wid: string, body: AppendLogs): Promise<AppendedLogsResponse> {
@@ -353,5 +356,59 @@ describe("logs: cross-team", () => {
     expect(await stored(a.team.team_id)).toEqual(before);
     const bStored = await stored(b.team.team_id);
     expect(Object.keys(bStored.objects).every((k) => k.startsWith(`logs/${b.team.team_id}/`))).toBe(true);
+  });
+});
+
+describe("logs: retention", () => {
+  it("the cron deletes batches older than 30 days, their R2 objects and their index rows, and keeps the rest", async () => {
+    const { team: t, agent, reader } = await team();
+    const old = await append(agent, "w1", { lines: ["31 days ago"] });
+    const recent = await append(agent, "w1", { lines: ["29 days ago"] });
+    const fresh = await append(agent, "w1", { lines: ["now"] });
+    await env.DB.prepare("UPDATE log_batches SET created_at = ? WHERE id = ?").bind(isoDaysAgo(31), old.batch_id).run();
+    await env.DB.prepare("UPDATE log_batches SET created_at = ? WHERE id = ?").bind(isoDaysAgo(29), recent.batch_id).run();
+    const before = await stored(t.team_id);
+    expect(before.rows).toHaveLength(3);
+    const oldKey = before.rows.find((r) => r.id === old.batch_id)!.r2_key;
+
+    await runCron();
+
+    const after = await stored(t.team_id);
+    expect(after.rows.map((r) => r.id)).toEqual([recent.batch_id, fresh.batch_id]);
+    expect(Object.keys(after.objects).sort()).toEqual(after.rows.map((r) => r.r2_key).sort());
+    expect(await env.BUCKET.head(oldKey)).toBeNull();
+    expect(texts(await read(reader, "/v1/workers/w1/logs"))).toEqual(["29 days ago", "now"]);
+    // Following from before the deleted batch reads on from the ones kept.
+    expect(texts(await read(reader, "/v1/workers/w1/logs?after=WzAsMF0"))).toEqual(["29 days ago", "now"]);
+    // A second run changes nothing more.
+    await runCron();
+    expect(await stored(t.team_id)).toEqual(after);
+  });
+
+  it("the cron sweeps a backlog of more than one chunk across teams", async () => {
+    const x = await team();
+    const y = await team();
+    for (const k of [x, y]) await append(k.agent, "w1", { lines: ["keep"] });
+    // 1,100 old rows (over one R2 delete of 1,000 keys), with their objects, straight in storage.
+    const old = isoDaysAgo(40);
+    const stmts: D1PreparedStatement[] = [];
+    for (let i = 0; i < 1100; i++) {
+      const k = i % 2 === 0 ? x : y;
+      const key = `logs/${k.team.team_id}/w1/old-${i}.jsonl`;
+      await env.BUCKET.put(key, `${JSON.stringify({ text: `old ${i}` })}\n`);
+      stmts.push(env.DB.prepare("INSERT INTO log_batches VALUES (?, ?, ?, 'w1', NULL, ?, 1, 10, ?)").bind(k.team.team_id, i + 1, `old-${i}`, key, old));
+    }
+    for (let i = 0; i < stmts.length; i += 100) await env.DB.batch(stmts.slice(i, i + 100));
+    // One read fetches at most 200 batches (src/domain/logs.ts), so this tail of 551 one-line batches has 200 lines.
+    expect((await read(x.reader, "/v1/workers/w1/logs?lines=5000")).lines).toHaveLength(200);
+
+    await runCron();
+
+    for (const k of [x, y]) {
+      const s = await stored(k.team.team_id);
+      expect(s.rows.map((r) => r.line_count)).toEqual([1]);
+      expect(Object.keys(s.objects)).toEqual([s.rows[0]!.r2_key]);
+      expect(texts(await read(k.reader, "/v1/workers/w1/logs"))).toEqual(["keep"]);
+    }
   });
 });
