@@ -21,7 +21,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { claimsConfig, measureClaims } from "./lib/claims-run.mjs";
-import { mergeResults, readResults, writeResults } from "./lib/results-file.mjs";
+import { commandLine, mergeResults, readResults, writeResults } from "./lib/results-file.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const outDir = process.env.BENCH_OUT ?? new URL(".", import.meta.url).pathname;
@@ -60,7 +60,7 @@ setTimeout(() => {
 try {
   const work = mkdtempSync(join(tmpdir(), "switchboard-bench-claims-"));
   log(`temp dir ${work} (wrangler's log stays there)`);
-  const command = `${Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_")).map(([k, v]) => `${k}=${v} `).join("")}npm run bench:claims`;
+  const command = commandLine("bench:claims");
   const claims = await measureClaims({
     root,
     work,

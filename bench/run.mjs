@@ -45,7 +45,7 @@ import { expectJson } from "./lib/http.mjs";
 import { machine } from "./lib/machine.mjs";
 import { queueReloadCheck } from "./lib/queue-check.mjs";
 import { restartTest } from "./lib/restart.mjs";
-import { mergeResults, readResults, writeResults } from "./lib/results-file.mjs";
+import { commandLine, mergeResults, readResults, writeResults } from "./lib/results-file.mjs";
 import { startSystemSampler } from "./lib/sampler.mjs";
 import { latency, throughput } from "./lib/scenarios.mjs";
 import { postgresBin } from "./lib/services.mjs";
@@ -212,7 +212,7 @@ async function measure(name) {
   return out;
 }
 
-const command = `${Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_")).map(([k, v]) => `${k}=${v} `).join("")}npm run bench`;
+const command = commandLine("bench");
 
 async function main() {
   log(`temp dir ${work} (logs of every system stay there); parts: ${parts.join(", ")}${parts.includes("events") ? `; systems: ${config.systems.join(", ")}` : ""}`);

@@ -14,8 +14,8 @@ export function renderClaims(c, line) {
   const m = c.machine;
   line("## Claims", "");
   if (c.note) line(`> **${c.note}.** These numbers are not final: rerun on a quiet machine (\`npm run bench:claims\`).`, "");
-  line(`Measured ${c.date} with \`${c.command}\` (bench/claims.mjs, bench/lib/claims.mjs; separately from the sections above, on a fresh \`wrangler dev\`). Raw numbers: \`claims\` in \`bench/results.json\`.`, "");
-  line(`Machine: \`nproc\` ${m.nproc}; CPU model ${m.cpu_model}; ${m.mem_total_gib} GiB; ${m.kernel}; Node ${m.node}; wrangler ${m.wrangler}.`, "");
+  line(`Measured ${c.date} with \`${c.command}\` (bench/claims.mjs, bench/lib/claims.mjs; on a fresh \`wrangler dev\` of its own). Raw numbers: \`claims\` in \`bench/results.json\`.`, "");
+  line(`Machine: \`nproc\` ${m.nproc}; CPU model ${m.cpu_model}; ${m.mem_total_gib} GiB; ${m.kernel}; Node ${m.node}; wrangler ${m.wrangler}.${c.load_average_1m ? ` Load average (1 min) at the start / end: ${c.load_average_1m.start} / ${c.load_average_1m.end ?? "n/a"} (${m.nproc} cores: above about 1 at the start, something else was running).` : ""}`, "");
   line(
     `Load: T. ${fmt(cfg.tasks)} tasks created first (\`POST /v1/tasks\`, ${cfg.createConcurrency} at a time), then ${cfg.workers} concurrent workers each loop \`POST /v1/tasks/claim {worker_id, role}\` → \`POST /v1/tasks/:id/complete {lease_id}\` until a claim answers 204. ` +
       "Claims/s counts the 200 claims from the workers' start to the last one; cycles/s the completions up to the last one. Every claimed id is recorded with its worker: zero double claims means every created task was claimed exactly once and none twice, " +

@@ -2,6 +2,7 @@
 // started fresh under `wrangler dev`, then each scenario of bench/lib/claims.mjs through
 // wrangler's proxy and straight to the runtime's own port, each on a team of its own (the
 // claim's statements look at the team's tasks, so one run's history never slows the next).
+import { loadavg } from "node:os";
 import { claimLatency, claimsTeam, claimThroughput } from "./claims.mjs";
 import { machine } from "./machine.mjs";
 import { startSystemSampler } from "./sampler.mjs";
@@ -41,6 +42,8 @@ export async function measureClaims({ root, work, host, port, logLevel, log, con
     command,
     note,
     machine: machine({ wranglerVersion: wranglerVersion(root) }),
+    // Whether anything else was running: the numbers are only worth keeping on a quiet machine.
+    load_average_1m: { start: Math.round(loadavg()[0] * 100) / 100, end: null },
     config,
     base: null,
     direct_base: null,
@@ -82,6 +85,7 @@ export async function measureClaims({ root, work, host, port, logLevel, log, con
     out.error = String(e?.stack ?? e);
     console.error(`bench: claims failed: ${out.error}`);
   } finally {
+    out.load_average_1m.end = Math.round(loadavg()[0] * 100) / 100;
     out.memory = sampler?.stop() ?? null;
     if (system) {
       log("stopping switchboard (claims)");

@@ -27,6 +27,13 @@ export function mergeResults(previous, { events, claims }) {
   return merged;
 }
 
+/** How this run was started, for the results: the BENCH_* settings (shell-quoted where needed), then the npm script. */
+export function commandLine(script) {
+  const quote = (v) => (/^[\w.,:/=@%+-]*$/.test(v) ? v : `'${v.replace(/'/g, "'\\''")}'`);
+  const vars = Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_"));
+  return `${vars.map(([k, v]) => `${k}=${quote(v)} `).join("")}npm run ${script}`;
+}
+
 export function writeResults(dir, results) {
   writeFileSync(join(dir, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(dir, "RESULTS.md"), renderResults(results));
