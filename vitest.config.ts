@@ -15,6 +15,8 @@ export default defineConfig(async () => {
             // Small enough for tests to reach the history bound and see heartbeats.
             STREAM_HISTORY: "20",
             HEARTBEAT_MS: "300",
+            // Notification retries a second apart, so tests see several tries.
+            NOTIFY_MAX_BACKOFF_SECONDS: "1",
           },
         },
       }),
@@ -23,6 +25,8 @@ export default defineConfig(async () => {
       include: ["test/**/*.test.ts"],
       exclude: ["test/node/**"],
       setupFiles: ["./test/apply-migrations.ts"],
+      // A real HTTP receiver for outgoing notifications, in Node, on 127.0.0.1.
+      globalSetup: ["./test/receiver-setup.ts"],
       testTimeout: 20_000,
       // The Worker logs a JSON line per request; show them only for failing tests.
       silent: "passed-only",

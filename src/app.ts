@@ -13,6 +13,7 @@ import { deadLetterRoutes } from "./routes/dead-letters";
 import { healthRoutes } from "./routes/health";
 import { keyRoutes } from "./routes/keys";
 import { logRoutes } from "./routes/logs";
+import { notificationRoutes } from "./routes/notifications";
 import { questionRoutes } from "./routes/questions";
 import { sessionRoutes } from "./routes/sessions";
 import { streamRoutes } from "./routes/streams";
@@ -102,6 +103,7 @@ export function createApp() {
   app.route("/", workerRoutes);
   app.route("/", questionRoutes);
   app.route("/", logRoutes);
+  app.route("/", notificationRoutes);
   app.route("/", costRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });

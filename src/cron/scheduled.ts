@@ -9,6 +9,7 @@ import { expiryEventType, type TeamEvent } from "../domain/team-events";
 import { log } from "../lib/log";
 import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
+import { requeueStalled } from "../notify/deliver";
 import { expireLogs } from "./log-retention";
 import { sweepSentinels } from "./sentinels";
 
@@ -26,6 +27,8 @@ export async function handleScheduled(_controller: ScheduledController, env: Env
     .where(lt(webhookIds.seenAt, Date.now() - 2 * TOLERANCE_SECONDS * 1000));
   const expiredLogs = await expireLogs(env);
   if (expiredLogs > 0) log("info", "log batches expired", { batches: expiredLogs });
+  const requeued = await requeueStalled(env);
+  if (requeued > 0) log("warn", "stalled notification deliveries queued again", { deliveries: requeued });
 }
 
 /**

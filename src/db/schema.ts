@@ -253,3 +253,50 @@ export const logBatches = sqliteTable(
     index("log_batches_created").on(t.createdAt, t.teamId, t.seq),
   ],
 );
+
+/**
+ * Outgoing webhooks a team registers for questions asked, tasks failed and the budget spent.
+ * The URL is a secret (Slack and Discord put the credential in it) and so is the signing
+ * secret of generic JSON channels: both are AES-GCM ciphertexts under SECRETS_KEY.
+ */
+export const notificationChannels = sqliteTable(
+  "notification_channels",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    name: text("name").notNull(),
+    url: text("url").notNull(),
+    urlHint: text("url_hint").notNull(),
+    format: text("format").notNull(),
+    events: text("events", { mode: "json" }).notNull().$type<string[]>(),
+    signingSecret: text("signing_secret"),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] })],
+);
+
+/** One event sent to one channel: at most one per (channel, event), retried until it lands or gives up. */
+export const notificationDeliveries = sqliteTable(
+  "notification_deliveries",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    channelId: text("channel_id").notNull(),
+    eventId: text("event_id").notNull(),
+    eventType: text("event_type").notNull(),
+    event: text("event", { mode: "json" }).notNull().$type<Record<string, unknown>>(),
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+    deliveredAt: text("delivered_at"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.teamId, t.id] }),
+    uniqueIndex("notification_deliveries_once").on(t.teamId, t.channelId, t.eventId),
+    // A channel's deliveries, newest first.
+    index("notification_deliveries_channel").on(t.teamId, t.channelId, t.createdAt),
+  ],
+);

@@ -1,6 +1,7 @@
 import type { TeamHub } from "../../durable-objects/team-hub";
 import { newId } from "./crypto";
 import { log } from "./log";
+import { queueNotifications } from "../notify/deliver";
 import type { TeamEvent, TeamEventType } from "../domain/team-events";
 
 type TeamHubStub = Pick<TeamHub, "publish" | "subscriberCount" | "storageCounts" | "restart"> & { fetch(request: Request): Promise<Response> };
@@ -21,13 +22,14 @@ export function teamEvent(type: TeamEventType, data: Record<string, unknown>, at
 }
 
 /**
- * Sends events to the team's stream after their change is in D1. Awaited, so a client that
+ * Sends events to the team's stream, and to the channels that want them (src/notify), after their change is in D1. Awaited, so a client that
  * made a change and then reads the stream finds it there. Should the hub not answer, the
  * events go to the queue, whose consumer retries them (the ids make that apply once); the
  * change itself stands whatever happens here, so this never throws.
  */
 export async function publishTeamEvents(env: Env, teamId: string, events: TeamEvent[]): Promise<void> {
   if (events.length === 0) return;
+  await queueNotifications(env, teamId, events);
   try {
     await teamHub(env, teamId).publish(teamId, events);
   } catch (error) {

@@ -5,6 +5,7 @@ import { newId } from "../lib/crypto";
 import { log } from "../lib/log";
 import { applyCallbackRequests } from "./apply-callbacks";
 import { type TeamEventsMessage, teamHub } from "../lib/team-stream";
+import { attemptDelivery, type NotificationMessage } from "../notify/deliver";
 import type { CallbackMessage } from "./messages";
 
 export { applyCallbackMessage } from "./apply-callbacks";
@@ -25,7 +26,11 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?:
   // Team events the hub could not take when they happened (src/lib/team-stream.ts).
   const callbacks: Message<unknown>[] = [];
   for (const message of batch.messages) {
-    const body = message.body as CallbackMessage | TeamEventsMessage;
+    const body = message.body as CallbackMessage | TeamEventsMessage | NotificationMessage;
+    if (body.kind === "notification") {
+      await deliverOne(env, batch.queue, message, body);
+      continue;
+    }
     if (body.kind !== "team-events") {
       callbacks.push(message);
       continue;
@@ -42,6 +47,18 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?:
   // so one failure redelivers only the requests it touched.
   const { failed, errors } = await applyCallbackRequests(env, callbacks.map((m) => m.body as CallbackMessage));
   callbacks.forEach((message, i) => (failed.has(i) ? retry(batch.queue, message, errors[0]) : message.ack()));
+}
+
+/** One notification attempt: acked when it landed or gave up, else retried after a backoff (or the receiver's Retry-After). */
+async function deliverOne(env: Env, queue: string, message: Message<unknown>, body: NotificationMessage): Promise<void> {
+  try {
+    const verdict = await attemptDelivery(env, body);
+    if (verdict.status !== "retry") return message.ack();
+    const cap = Number(env.NOTIFY_MAX_BACKOFF_SECONDS) || 300;
+    message.retry({ delaySeconds: Math.min(cap, verdict.retryAfterSeconds ?? backoffSeconds(message.attempts, Math.random, cap)) });
+  } catch (error) {
+    retry(queue, message, error);
+  }
 }
 
 function retry(queue: string, message: Message<unknown>, error: unknown): void {

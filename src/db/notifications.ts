@@ -1,0 +1,85 @@
+import { and, desc, eq, lt, or, sql } from "drizzle-orm";
+import type { Db } from "./client";
+import { notificationChannels, notificationDeliveries } from "./schema";
+
+/** The statements of outgoing notifications: channels, and one delivery per channel and event. */
+
+export type ChannelRow = typeof notificationChannels.$inferSelect;
+export type DeliveryRow = typeof notificationDeliveries.$inferSelect;
+
+export function listChannels(db: Db, teamId: string) {
+  return db.select().from(notificationChannels).where(eq(notificationChannels.teamId, teamId)).orderBy(notificationChannels.createdAt, notificationChannels.id).all();
+}
+
+export function findChannel(db: Db, teamId: string, id: string) {
+  return db
+    .select()
+    .from(notificationChannels)
+    .where(and(eq(notificationChannels.teamId, teamId), eq(notificationChannels.id, id)))
+    .get();
+}
+
+export function countChannels(db: Db, teamId: string) {
+  return db
+    .select({ n: sql<number>`count(*)` })
+    .from(notificationChannels)
+    .where(eq(notificationChannels.teamId, teamId))
+    .get();
+}
+
+/** Deletes a channel and its deliveries' history together. */
+export async function deleteChannel(db: Db, teamId: string, id: string): Promise<boolean> {
+  const [deleted] = await db.batch([
+    db
+      .delete(notificationChannels)
+      .where(and(eq(notificationChannels.teamId, teamId), eq(notificationChannels.id, id)))
+      .returning({ id: notificationChannels.id }),
+    db.delete(notificationDeliveries).where(and(eq(notificationDeliveries.teamId, teamId), eq(notificationDeliveries.channelId, id))),
+  ]);
+  return deleted.length > 0;
+}
+
+/** Inserts the deliveries not made before (one per channel and event); returns those inserted. */
+export async function insertDeliveries(db: Db, rows: (typeof notificationDeliveries.$inferInsert)[]): Promise<{ id: string }[]> {
+  if (rows.length === 0) return [];
+  // Seven rows a statement: 13 columns each stay under D1's 100 bound parameters.
+  const statements = [];
+  for (let i = 0; i < rows.length; i += 7) statements.push(db.insert(notificationDeliveries).values(rows.slice(i, i + 7)).onConflictDoNothing().returning({ id: notificationDeliveries.id }));
+  const [first, ...rest] = statements;
+  if (!first) return [];
+  const results = await db.batch([first, ...rest]);
+  return results.flat();
+}
+
+export function findDelivery(db: Db, teamId: string, id: string) {
+  return db
+    .select()
+    .from(notificationDeliveries)
+    .where(and(eq(notificationDeliveries.teamId, teamId), eq(notificationDeliveries.id, id)))
+    .get();
+}
+
+/** Records one attempt; only a pending delivery changes (a late duplicate message changes nothing). */
+export function recordAttempt(db: Db, d: { teamId: string; id: string; status: string; attempts: number; statusCode: number | null; error: string | null; now: string }) {
+  return db
+    .update(notificationDeliveries)
+    .set({ status: d.status, attempts: d.attempts, lastStatusCode: d.statusCode, lastError: d.error, updatedAt: d.now, ...(d.status === "delivered" ? { deliveredAt: d.now } : {}) })
+    .where(and(eq(notificationDeliveries.teamId, d.teamId), eq(notificationDeliveries.id, d.id), eq(notificationDeliveries.status, "pending")));
+}
+
+/** A channel's deliveries, newest first, after the cursor `[created_at, id]`. */
+export function listDeliveries(db: Db, teamId: string, channelId: string, limit: number, after: [string, string] | null) {
+  return db
+    .select()
+    .from(notificationDeliveries)
+    .where(
+      and(
+        eq(notificationDeliveries.teamId, teamId),
+        eq(notificationDeliveries.channelId, channelId),
+        after ? or(lt(notificationDeliveries.createdAt, after[0]), and(eq(notificationDeliveries.createdAt, after[0]), lt(notificationDeliveries.id, after[1]))) : undefined,
+      ),
+    )
+    .orderBy(desc(notificationDeliveries.createdAt), desc(notificationDeliveries.id))
+    .limit(limit)
+    .all();
+}

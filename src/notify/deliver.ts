@@ -1,0 +1,111 @@
+import { and, eq, lt } from "drizzle-orm";
+import { dbOf } from "../db/client";
+import { findChannel, findDelivery, insertDeliveries, listChannels, recordAttempt } from "../db/notifications";
+import { notificationDeliveries } from "../db/schema";
+import { type AttemptVerdict, DELIVERY_TIMEOUT_MS, type Format, isNotifiable, judgeAttempt, type NotifiedEvent, renderBody } from "../domain/notifications";
+import type { TeamEvent } from "../domain/team-events";
+import { decryptSecret, newId } from "../lib/crypto";
+import { log } from "../lib/log";
+import { signPayload } from "../lib/standard-webhooks";
+
+/** A queue message: deliver one delivery row (the row has the event; the channel the URL). */
+export interface NotificationMessage {
+  kind: "notification";
+  team_id: string;
+  delivery_id: string;
+}
+
+/** The context a channel's secrets are encrypted under: a ciphertext moved to another channel does not decrypt. */
+export const channelSecretContext = (teamId: string, channelId: string, field: "url" | "signing_secret") => `${teamId}:notification:${channelId}:${field}`;
+
+/**
+ * Makes one delivery per channel that wants each event, and queues them. A delivery exists
+ * at most once per channel and event, so an event published twice notifies once.
+ */
+export async function queueDeliveries(env: Env, teamId: string, events: NotifiedEvent[], onlyChannel?: string): Promise<string[]> {
+  const wanted = events.filter((e) => onlyChannel !== undefined || isNotifiable(e.type));
+  if (wanted.length === 0) return [];
+  const db = dbOf(env);
+  const channels = (await listChannels(db, teamId)).filter((ch) => (onlyChannel === undefined ? true : ch.id === onlyChannel));
+  const now = new Date().toISOString();
+  const rows = channels.flatMap((ch) =>
+    wanted
+      .filter((e) => onlyChannel !== undefined || ch.events.includes(e.type))
+      .map((e) => ({ teamId, id: newId("ndl"), channelId: ch.id, eventId: e.id, eventType: e.type, event: e as unknown as Record<string, unknown>, status: "pending", attempts: 0, createdAt: now, updatedAt: now })),
+  );
+  const inserted = await insertDeliveries(db, rows);
+  await sendMessages(env, teamId, inserted.map((r) => r.id));
+  return inserted.map((r) => r.id);
+}
+
+async function sendMessages(env: Env, teamId: string, ids: string[]): Promise<void> {
+  // sendBatch takes at most 100 messages.
+  for (let i = 0; i < ids.length; i += 100) {
+    await env.CALLBACKS.sendBatch(ids.slice(i, i + 100).map((id) => ({ body: { kind: "notification", team_id: teamId, delivery_id: id } satisfies NotificationMessage })));
+  }
+}
+
+/** For publishTeamEvents: notifications must never fail the change that caused them. */
+export async function queueNotifications(env: Env, teamId: string, events: TeamEvent[]): Promise<void> {
+  if (!events.some((e) => isNotifiable(e.type))) return;
+  try {
+    await queueDeliveries(env, teamId, events);
+  } catch (error) {
+    // Rows inserted before the failure stay pending; the cron queues them again.
+    log("error", "notifications not queued", { team_id: teamId, types: events.map((e) => e.type), error: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+/** One attempt at a delivery; the verdict says whether the queue should try again. */
+export async function attemptDelivery(env: Env, message: NotificationMessage): Promise<AttemptVerdict | { status: "gone" }> {
+  const db = dbOf(env);
+  const teamId = message.team_id;
+  const delivery = await findDelivery(db, teamId, message.delivery_id);
+  if (!delivery || delivery.status !== "pending") return { status: "gone" };
+  const channel = await findChannel(db, teamId, delivery.channelId);
+  if (!channel) return { status: "gone" };
+  const url = await decryptSecret(env.SECRETS_KEY, channel.url, channelSecretContext(teamId, channel.id, "url"));
+  const body = JSON.stringify(renderBody(channel.format as Format, delivery.event as unknown as NotifiedEvent, teamId));
+  const headers: Record<string, string> = { "Content-Type": "application/json", "User-Agent": "Switchboard-Notifications/1" };
+  if (channel.signingSecret) {
+    // Standard Webhooks, as Switchboard's own callbacks are signed: the delivery id is stable across retries.
+    const secret = await decryptSecret(env.SECRETS_KEY, channel.signingSecret, channelSecretContext(teamId, channel.id, "signing_secret"));
+    const timestamp = Math.floor(Date.now() / 1000);
+    Object.assign(headers, { "webhook-id": delivery.id, "webhook-timestamp": String(timestamp), "webhook-signature": await signPayload(secret, delivery.id, timestamp, body) });
+  }
+  const attempt = delivery.attempts + 1;
+  let verdict: AttemptVerdict;
+  let statusCode: number | null = null;
+  try {
+    const res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
+    statusCode = res.status;
+    await res.body?.cancel();
+    verdict = judgeAttempt({ status: res.status, retryAfter: res.headers.get("Retry-After") }, attempt);
+  } catch (error) {
+    const reason = error instanceof Error && error.name === "TimeoutError" ? `no answer within ${DELIVERY_TIMEOUT_MS / 1000} s` : `could not connect: ${error instanceof Error ? error.message : String(error)}`;
+    verdict = judgeAttempt({ error: reason }, attempt);
+  }
+  const now = new Date().toISOString();
+  await recordAttempt(db, { teamId, id: delivery.id, status: verdict.status === "retry" ? "pending" : verdict.status, attempts: attempt, statusCode, error: verdict.status === "delivered" ? null : verdict.reason, now });
+  if (verdict.status === "failed") log("warn", "notification failed", { team_id: teamId, delivery_id: delivery.id, channel_id: channel.id, reason: verdict.reason });
+  return verdict;
+}
+
+/** Deliveries left pending and untouched this long lost their message (a queue send failed): queued again. */
+const STALLED_AFTER_MS = 15 * 60 * 1000;
+
+/** The cron's safety net for deliveries whose queue message never went out. */
+export async function requeueStalled(env: Env, now = Date.now()): Promise<number> {
+  const db = dbOf(env);
+  const before = new Date(now - STALLED_AFTER_MS).toISOString();
+  const stalled = await db
+    .update(notificationDeliveries)
+    .set({ updatedAt: new Date(now).toISOString() })
+    .where(and(eq(notificationDeliveries.status, "pending"), lt(notificationDeliveries.updatedAt, before)))
+    .returning({ teamId: notificationDeliveries.teamId, id: notificationDeliveries.id })
+    .all();
+  const byTeam = new Map<string, string[]>();
+  for (const d of stalled) byTeam.set(d.teamId, [...(byTeam.get(d.teamId) ?? []), d.id]);
+  for (const [team, ids] of byTeam) await sendMessages(env, team, ids);
+  return stalled.length;
+}
