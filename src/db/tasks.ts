@@ -237,3 +237,13 @@ export async function cancelTask(db: Db, teamId: string, id: string, now: string
   ]);
   return cancelled.length > 0 ? current[0] : undefined;
 }
+
+/** How many of the team's tasks are in each status (only the statuses that have any), optionally of one role. */
+export function countTasksByStatus(db: Db, teamId: string, role?: string) {
+  return db
+    .select({ status: tasks.status, count: sql<number>`count(*)` })
+    .from(tasks)
+    .where(and(eq(tasks.teamId, teamId), role ? eq(tasks.role, role) : undefined))
+    .groupBy(tasks.status)
+    .all();
+}
