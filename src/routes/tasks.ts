@@ -144,10 +144,8 @@ taskRoutes.openapi(
   }),
   async (c) => {
     const { role } = c.req.valid("query");
-    const rows = await countTasksByStatus(dbOf(c.env), c.get("auth").team_id, role);
-    const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-    for (const row of rows) counts[row.status as TaskStatus] = Number(row.count);
-    return c.json({ counts, total: rows.reduce((sum, r) => sum + Number(r.count), 0) }, 200);
+    const counts = await countTasksByStatus(dbOf(c.env), c.get("auth").team_id, role);
+    return c.json({ counts, total: Object.values(counts).reduce((sum, n) => sum + n, 0) }, 200);
   },
 );
 
