@@ -19,6 +19,7 @@ export function collect(value: string, previous: string[] = []): string[] {
 /** The text itself, or all of stdin for `-` (keeps keys and long texts out of the shell history). */
 export async function textOrStdin(ctx: Context, value: string, what: string): Promise<string> {
   if (value !== "-") return value;
+  if ("isTTY" in ctx.stdin && ctx.stdin.isTTY) ctx.err(`reading ${what} from stdin; end it with Ctrl-D\n`);
   const text = await readAll(ctx.stdin);
   if (text.trim() === "") throw new UsageError(`${what} from stdin was empty`);
   return text;

@@ -22,13 +22,13 @@ export const loginCommand: CliCommand = {
         `Check the key against the Worker, then store the URL and key in ${configPath(ctx.env)} (mode 0600).\nSWITCHBOARD_URL and SWITCHBOARD_API_KEY, when set, override what is stored.`,
       )
       .requiredOption("--key <key>", "the API key, or - to read it from stdin (keeps it out of the shell history)")
-      .option("--url <url>", `the Worker's base URL (default: the stored one, else ${DEFAULT_URL})`)
+      .option("--url <url>", `the Worker's base URL (default: SWITCHBOARD_URL, else the stored one, else ${DEFAULT_URL})`)
       .option("--json", "print the result as JSON (never the key)")
       .action(
         action(ctx, async (opts: { key: string; url?: string; json?: boolean }) => {
           const key = (await textOrStdin(ctx, opts.key, "the key")).trim();
           if (!key || /\s/.test(key)) throw new UsageError("the key is empty or has spaces in it");
-          const url = normalizeUrl(opts.url ?? storedUrl(ctx.env) ?? DEFAULT_URL);
+          const url = normalizeUrl(opts.url ?? (ctx.env.SWITCHBOARD_URL || storedUrl(ctx.env)) ?? DEFAULT_URL);
           const path = configPath(ctx.env);
           const api = new Api({ baseUrl: url, apiKey: key, source: { url: "config", apiKey: "config" }, path });
           let team: TeamSettings | null = null;
