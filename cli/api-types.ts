@@ -65,6 +65,6 @@ export interface LogLine {
 
 export interface LogPage {
   lines: LogLine[];
-  /** Opaque: pass it back as `after=` for the lines that came since. */
-  cursor: string | null;
+  /** Opaque, always given (an empty log has one too): pass it back as `after=` for the lines written since. */
+  cursor: string;
 }

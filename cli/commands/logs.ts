@@ -7,6 +7,8 @@ import { positiveInt } from "../options";
 import { printJsonLine } from "../output";
 
 export const FOLLOW_INTERVAL_MS = 1000;
+/** The API's bound on one read (src/domain/logs.ts MAX_TAIL_LINES); a follow asks for that many, to keep up with a burst. */
+const MAX_LINES = 5000;
 
 interface LogsOptions {
   task?: string;
@@ -34,27 +36,26 @@ export const logsCommand: CliCommand = {
       .command("logs")
       .summary("a worker's or a task's log")
       .description("The last lines of a worker's log (or of a task's, with --task), oldest first; --follow keeps printing new lines until Ctrl-C.")
-      .argument("[worker]", "the worker id (optional with --task: only that worker's lines of the task)")
+      .argument("[worker]", "the worker id (optional with --task; with it, only that worker's lines about the task)")
       .option("--task <id>", "the log of this task")
-      .option("-n, --lines <n>", "how many of the last lines (default 100)", positiveInt(10_000), 100)
+      .option("-n, --lines <n>", "how many of the last lines (default 100)", positiveInt(MAX_LINES), 100)
       .option("-f, --follow", `keep printing new lines (asks every ${FOLLOW_INTERVAL_MS / 1000} s) until Ctrl-C`)
       .option("--json", "print each line as a JSON object, one a line")
       .action(
         action(ctx, async (worker: string | undefined, opts: LogsOptions) => {
           if (!worker && !opts.task) throw new UsageError("logs needs a worker id or --task ID", "e.g. switchboard logs exec-alpha --follow");
           const api = apiFor(loadConfig(ctx.env));
-          const byTask = opts.task !== undefined;
-          const path = byTask ? `/v1/tasks/${encodeURIComponent(opts.task as string)}/logs` : `/v1/workers/${encodeURIComponent(worker as string)}/logs`;
-          let lastAt = "";
+          // A task's log gathers every worker's lines about it; a worker's may be narrowed to one task.
+          const byTask = opts.task !== undefined && !worker;
+          const path = worker ? `/v1/workers/${encodeURIComponent(worker)}/logs` : `/v1/tasks/${encodeURIComponent(opts.task as string)}/logs`;
+          const filter = worker && opts.task ? { task_id: opts.task } : {};
           const print = (page: LogPage) => {
             for (const line of page.lines) {
-              if (line.at > lastAt) lastAt = line.at;
-              if (byTask && worker && line.worker_id !== worker) continue;
               if (opts.json) printJsonLine(ctx.out, line);
               else ctx.out(formatLine(ctx, line, byTask));
             }
           };
-          const first = await api.get<LogPage>(path, { lines: opts.lines });
+          const first = await api.get<LogPage>(path, { ...filter, lines: opts.lines });
           print(first);
           if (!opts.follow) return 0;
           let cursor = first.cursor;
@@ -64,17 +65,10 @@ export const logsCommand: CliCommand = {
               await sleep(FOLLOW_INTERVAL_MS, stop.signal);
               if (stop.signal.aborted) break;
               try {
-                if (cursor) {
-                  const page = await api.get<LogPage>(path, { after: cursor }, stop.signal);
-                  print(page);
-                  cursor = page.cursor ?? cursor;
-                } else {
-                  // No cursor yet (an empty log may have none): the last lines again, only those not yet shown.
-                  const page = await api.get<LogPage>(path, { lines: opts.lines }, stop.signal);
-                  const since = lastAt;
-                  print({ ...page, lines: page.lines.filter((l) => l.at > since) });
-                  cursor = page.cursor;
-                }
+                // Only the lines written after the cursor (an empty log has a cursor too).
+                const page = await api.get<LogPage>(path, { ...filter, after: cursor, lines: MAX_LINES }, stop.signal);
+                print(page);
+                cursor = page.cursor;
               } catch (e) {
                 if (stop.signal.aborted) break;
                 // A refused key or a worker that is gone will not heal by waiting; a network blip may.

@@ -320,7 +320,8 @@ describe("logs (against a stand-in for the logs API)", () => {
         res.writeHead(404, { "Content-Type": "application/problem+json" });
         return res.end(JSON.stringify({ title: "Not found", status: 404, detail: `No worker ${m?.[2]}.` }));
       }
-      const mine = lines.map((l, i) => ({ ...l, seq: i + 1 })).filter((l) => (m[1] === "workers" ? l.worker_id : l.task_id) === m[2]);
+      const taskFilter = url.searchParams.get("task_id");
+      const mine = lines.map((l, i) => ({ ...l, seq: i + 1 })).filter((l) => (m[1] === "workers" ? l.worker_id : l.task_id) === m[2] && (!taskFilter || l.task_id === taskFilter));
       const after = Number(url.searchParams.get("after") ?? 0);
       const n = Number(url.searchParams.get("lines") ?? 1000);
       const out = after ? mine.filter((l) => l.seq > after) : mine.slice(-n);
@@ -344,6 +345,10 @@ describe("logs (against a stand-in for the logs API)", () => {
     expect(task.code).toBe(0);
     expect(task.stdout.trim().split("\n").map((l) => JSON.parse(l))).toEqual([{ at: "2026-11-25T10:00:01.000Z", worker_id: "exec-beta", task_id: "task_2", text: "someone else's line" }]);
 
+    const narrowed = await runCli(["logs", "exec-alpha", "--task", "task_1", "--lines", "5"], env());
+    expect(narrowed.stdout.split("\n").filter(Boolean)).toHaveLength(2);
+    expect(requests.at(-1)).toBe("/v1/workers/exec-alpha/logs?task_id=task_1&lines=5");
+
     const ghost = await runCli(["logs", "ghost"], env());
     expect(ghost.code).toBe(1);
     expect(ghost.stderr).toMatch(/^error: Not found: No worker ghost\.$/m);
@@ -365,6 +370,6 @@ describe("logs (against a stand-in for the logs API)", () => {
     });
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout.split("\n").filter(Boolean).map((l) => l.split(" ").slice(1).join(" "))).toEqual(["task_1 cloning the repository", "task_1 running the tests", "task_3 a new line"]);
-    expect(requests).toContain("/v1/workers/exec-alpha/logs?after=3");
+    expect(requests).toContain("/v1/workers/exec-alpha/logs?after=3&lines=5000");
   }, 20_000);
 });
