@@ -15,7 +15,8 @@ import { CliError } from "./errors";
 /**
  * Every command, each in its own module under cli/commands/, in the order `--help` lists them.
  * The worker daemon's commands (`worker`, `start`, `stop`) go here too: a module exporting a
- * `CliCommand` (`takesAgentCommand: true` for one that runs an agent given after `--`).
+ * `CliCommand` (`takesAgentCommand: true` for one that runs an agent given after `--`), or,
+ * for a command that parses its own argv, `argvCommand({ name, summary, usage, run })`.
  */
 export const COMMANDS: CliCommand[] = [
   // people
@@ -56,13 +57,13 @@ export function buildProgram(ctx: Context, commands: CliCommand[] = COMMANDS): C
 }
 
 /** Runs the CLI and returns the exit code: 0 ok, 1 failed, 2 bad usage (130 for an interrupted run). */
-export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, io: Partial<Io> = {}): Promise<number> {
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, io: Partial<Io> = {}, commands: CliCommand[] = COMMANDS): Promise<number> {
   const ctx = createContext(env, io);
-  const program = buildProgram(ctx);
+  const program = buildProgram(ctx, commands);
   let args = argv;
   // For `run` (and the worker daemon), everything after the first `--` is the agent's command,
   // untouched: commander never sees it, so the agent's own flags cannot be taken for ours.
-  const takes = COMMANDS.find((c) => c.name === argv[0])?.takesAgentCommand;
+  const takes = commands.find((c) => c.name === argv[0])?.takesAgentCommand;
   const dashdash = argv.indexOf("--");
   if (takes && dashdash >= 0) {
     args = argv.slice(0, dashdash);
