@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -296,80 +295,56 @@ describe("usage and output conventions", () => {
   });
 });
 
-describe("logs (against a stand-in for the logs API)", () => {
-  // The logs routes are being built beside this CLI; this server keeps their contract:
-  // GET …/logs?lines=N&after=<cursor> → {lines: [{at, worker_id, task_id, text}], cursor}.
-  let server: Server;
-  let base = "";
-  const lines: { at: string; worker_id: string; task_id: string | null; text: string }[] = [];
-  const requests: string[] = [];
-  const add = (worker_id: string, task_id: string | null, text: string) => lines.push({ at: new Date(Date.UTC(2026, 10, 25, 10, 0, lines.length)).toISOString(), worker_id, task_id, text });
-  beforeAll(async () => {
-    add("exec-alpha", "task_1", "cloning the repository");
-    add("exec-beta", "task_2", "someone else's line");
-    add("exec-alpha", "task_1", "running the tests");
-    server = createServer((req, res) => {
-      const url = new URL(req.url ?? "/", "http://x");
-      requests.push(`${url.pathname}${url.search}`);
-      if (req.headers.authorization !== "Bearer logs-key") {
-        res.writeHead(401, { "Content-Type": "application/problem+json" });
-        return res.end(JSON.stringify({ title: "Unauthorized", status: 401, detail: "The API key is not valid." }));
-      }
-      const m = /^\/v1\/(workers|tasks)\/([^/]+)\/logs$/.exec(url.pathname);
-      if (!m || m[2] === "ghost") {
-        res.writeHead(404, { "Content-Type": "application/problem+json" });
-        return res.end(JSON.stringify({ title: "Not found", status: 404, detail: `No worker ${m?.[2]}.` }));
-      }
-      const taskFilter = url.searchParams.get("task_id");
-      const mine = lines.map((l, i) => ({ ...l, seq: i + 1 })).filter((l) => (m[1] === "workers" ? l.worker_id : l.task_id) === m[2] && (!taskFilter || l.task_id === taskFilter));
-      const after = Number(url.searchParams.get("after") ?? 0);
-      const n = Number(url.searchParams.get("lines") ?? 1000);
-      const out = after ? mine.filter((l) => l.seq > after) : mine.slice(-n);
-      res.writeHead(200, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ lines: out.map(({ seq: _, ...l }) => l), cursor: String(out.at(-1)?.seq ?? after ?? 0) }));
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const address = server.address();
-    base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
-  });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
-  const env = () => ({ SWITCHBOARD_URL: base, SWITCHBOARD_API_KEY: "logs-key", XDG_CONFIG_HOME: join(home, "logs-xdg") });
+describe("logs", () => {
+  const post = (key: string, wid: string, taskId: string | null, lines: string[]) => api(`/v1/workers/${wid}/logs`, key, { ...(taskId ? { task_id: taskId } : {}), lines });
 
-  it("prints a worker's last lines, a task's, and JSON lines", async () => {
-    const run = await runCli(["logs", "exec-alpha", "--lines", "1"], env());
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toBe("2026-11-25T10:00:02.000Z task_1 running the tests\n");
-    expect(requests.at(-1)).toBe("/v1/workers/exec-alpha/logs?lines=1");
+  it("prints a worker's last lines, a worker's lines about one task, a task's from every worker, and JSON lines", async () => {
+    const team = await newTeam();
+    const t1 = await api<{ id: string }>("/v1/tasks", team.api_key, { title: "one", role: "executor" });
+    const t2 = await api<{ id: string }>("/v1/tasks", team.api_key, { title: "two", role: "executor" });
+    await post(team.api_key, "exec-alpha", t1.id, ["cloning the repository"]);
+    await post(team.api_key, "exec-beta", t1.id, ["reviewing alpha's work"]);
+    await post(team.api_key, "exec-alpha", t2.id, ["running the tests", "3 failed"]);
 
-    const task = await runCli(["logs", "--task", "task_2", "--json"], env());
-    expect(task.code).toBe(0);
-    expect(task.stdout.trim().split("\n").map((l) => JSON.parse(l))).toEqual([{ at: "2026-11-25T10:00:01.000Z", worker_id: "exec-beta", task_id: "task_2", text: "someone else's line" }]);
+    const tail = await runCli(["logs", "exec-alpha", "--lines", "2"], team.env);
+    expect(tail.code, tail.stderr).toBe(0);
+    expect(tail.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+Z ${t2.id} running the tests\n\\S+ ${t2.id} 3 failed\n$`));
+    expect(tail.stdout).not.toMatch(ANSI);
 
-    const narrowed = await runCli(["logs", "exec-alpha", "--task", "task_1", "--lines", "5"], env());
-    expect(narrowed.stdout.split("\n").filter(Boolean)).toHaveLength(2);
-    expect(requests.at(-1)).toBe("/v1/workers/exec-alpha/logs?task_id=task_1&lines=5");
+    const narrowed = await runCli(["logs", "exec-alpha", "--task", t1.id], team.env);
+    expect(narrowed.stdout.trim().split("\n")).toEqual([expect.stringMatching(new RegExp(` ${t1.id} cloning the repository$`))]);
 
-    const ghost = await runCli(["logs", "ghost"], env());
+    const byTask = await runCli(["logs", "--task", t1.id, "--json"], team.env);
+    expect(byTask.code, byTask.stderr).toBe(0);
+    const lines = byTask.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.worker_id, l.task_id, l.text])).toEqual([
+      ["exec-alpha", t1.id, "cloning the repository"],
+      ["exec-beta", t1.id, "reviewing alpha's work"],
+    ]);
+    expect(lines[0].at).toEqual(expect.any(String));
+
+    const ghost = await runCli(["logs", "ghost"], team.env);
     expect(ghost.code).toBe(1);
     expect(ghost.stderr).toMatch(/^error: Not found: No worker ghost\.$/m);
-    const refused = await runCli(["logs", "exec-alpha"], { ...env(), SWITCHBOARD_API_KEY: "wrong" });
+    const refused = await runCli(["logs", "exec-alpha"], { ...team.env, SWITCHBOARD_API_KEY: "sb_wrong" });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^hint: .*switchboard login/m);
   });
 
-  it("--follow prints new lines after the cursor until Ctrl-C, then exits 0", async () => {
+  it("--follow prints the lines written after the cursor until Ctrl-C, then exits 0", async () => {
+    const team = await newTeam();
+    await post(team.api_key, "exec-alpha", null, ["cloning the repository", "running the tests"]);
     let added = false;
-    const run = await runCli(["logs", "exec-alpha", "--follow"], env(), {
+    const run = await runCli(["logs", "exec-alpha", "--follow"], team.env, {
       onStdout: (out, child) => {
         if (!added && out.includes("running the tests")) {
           added = true;
-          add("exec-alpha", "task_3", "a new line");
+          void post(team.api_key, "exec-alpha", null, ["a new line"]);
         }
         if (out.includes("a new line") && !child.killed) child.kill("SIGINT");
       },
     });
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout.split("\n").filter(Boolean).map((l) => l.split(" ").slice(1).join(" "))).toEqual(["task_1 cloning the repository", "task_1 running the tests", "task_3 a new line"]);
-    expect(requests).toContain("/v1/workers/exec-alpha/logs?after=3&lines=5000");
+    expect(run.stdout.split("\n").filter(Boolean).map((l) => l.split(" ").slice(1).join(" "))).toEqual(["- cloning the repository", "- running the tests", "- a new line"]);
   }, 20_000);
 });
