@@ -1,102 +1,95 @@
 #!/usr/bin/env node
-import { parseArgs } from "node:util";
-import { EVENT_TYPES, type EventType } from "../src/domain/events";
-import { STEPS } from "../src/domain/steps";
-import { SwitchboardClient, clientOptionsFromEnv } from "./client";
-import { parseSteps, runSteps } from "./run";
-import { renderSummary } from "./summary-table";
+import { Command, CommanderError } from "commander";
+import { version } from "../package.json";
+import { addTaskCommand } from "./commands/add-task";
+import { emitCommand } from "./commands/emit";
+import { loginCommand } from "./commands/login";
+import { logsCommand } from "./commands/logs";
+import { respondCommand } from "./commands/respond";
+import { runCommand } from "./commands/run";
+import { statusCommand } from "./commands/status";
+import { tasksCommand } from "./commands/tasks";
+import { type CliCommand, type Context, createContext, type Io } from "./context";
+import { CliError } from "./errors";
 
-const USAGE = `switchboard — the agents' side of Switchboard
+/**
+ * Every command, each in its own module under cli/commands/, in the order `--help` lists them.
+ * The worker daemon's commands (`worker`, `start`, `stop`) go here too: a module exporting a
+ * `CliCommand` (`takesAgentCommand: true` for one that runs an agent given after `--`), or,
+ * for a command that parses its own argv, `argvCommand({ name, summary, usage, run })`.
+ */
+export const COMMANDS: CliCommand[] = [
+  // people
+  loginCommand,
+  statusCommand,
+  tasksCommand,
+  addTaskCommand,
+  respondCommand,
+  logsCommand,
+  // agents
+  emitCommand,
+  runCommand,
+];
 
-  switchboard emit --session S [--topic T] --type TYPE [--data JSON] [--id ID]
-      send one event (types: ${EVENT_TYPES.join(", ")})
-  switchboard run --session S --topic T <step|all> [-t TURNS] -- <agent command …>
-      run the agent for one step (${STEPS.join(", ")}) or all six in order
-
-Environment: SWITCHBOARD_URL (default http://127.0.0.1:8787), SWITCHBOARD_API_KEY,
-SWITCHBOARD_SIGNING_SECRET (whsec_…, signs callbacks and sentinels), and for the sentinel
-fallback SWITCHBOARD_SENTINEL_ENDPOINT, _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY and
+const ENVIRONMENT = `
+Configuration: \`switchboard login --url URL --key KEY\` stores both in
+$XDG_CONFIG_HOME/switchboard/config.json (~/.config/switchboard/config.json);
+SWITCHBOARD_URL and SWITCHBOARD_API_KEY override it. Agents also read
+SWITCHBOARD_SIGNING_SECRET (whsec_…) and, for the sentinel fallback,
+SWITCHBOARD_SENTINEL_ENDPOINT, _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY and
 SWITCHBOARD_TEAM_ID. Rotation: AVAILABLE_TOKENS=1,2,3 with CLAUDE_OAUTH_TOKEN_{i}.
+
+Exit codes: 0 ok, 1 failed (the API refused, the network), 2 bad usage.
+Colour only on a terminal, and never with NO_COLOR set.
 `;
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [command, ...rest] = argv;
-  if (!command || command === "help" || command === "--help" || command === "-h") {
-    process.stdout.write(USAGE);
-    return command ? 0 : 2;
-  }
-  const dashdash = rest.indexOf("--");
-  const own = dashdash >= 0 ? rest.slice(0, dashdash) : rest;
-  const agentCommand = dashdash >= 0 ? rest.slice(dashdash + 1) : [];
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(own);
-  } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  let client: SwitchboardClient;
-  try {
-    client = new SwitchboardClient({ ...clientOptionsFromEnv(env), log: (l) => process.stderr.write(`[switchboard] ${l}\n`) });
-  } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    return 2;
-  }
-
-  if (command === "emit") {
-    if (!values.session || !values.type) return usageError("emit needs --session and --type");
-    if (!(EVENT_TYPES as string[]).includes(values.type)) return usageError(`unknown type ${values.type}`);
-    let data: Record<string, unknown>;
-    try {
-      data = JSON.parse(values.data ?? "{}") as Record<string, unknown>;
-    } catch {
-      return usageError("--data is not JSON");
-    }
-    const result = await client.send({ id: values.id ?? `emit-${crypto.randomUUID()}`, type: values.type as EventType, session_id: values.session, topic_id: values.topic, data });
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-    return 0;
-  }
-
-  if (command === "run") {
-    const steps = positionals[0] ? parseSteps(positionals[0]) : null;
-    if (!values.session || !values.topic || !steps) return usageError(`run needs --session, --topic and a step (${STEPS.join("|")}|all)`);
-    if (agentCommand.length === 0) return usageError("run needs the agent command after --");
-    const maxTurns = values.turns ? Number(values.turns) : undefined;
-    if (maxTurns !== undefined && !(Number.isInteger(maxTurns) && maxTurns > 0)) return usageError("-t takes a positive whole number");
-    const interrupt = new AbortController();
-    const onSignal = () => interrupt.abort();
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    try {
-      const outcomes = await runSteps(client, { sessionId: values.session, topicId: values.topic, steps, maxTurns, command: agentCommand, env, interrupt: interrupt.signal });
-      process.stdout.write(`\n${renderSummary(outcomes)}\n`);
-      if (interrupt.signal.aborted) return 130;
-      return outcomes.every((o) => o.status === "completed") && outcomes.length === steps.length ? 0 : 1;
-    } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-    }
-  }
-  return usageError(`unknown command ${command}`);
+export function buildProgram(ctx: Context, commands: CliCommand[] = COMMANDS): Command {
+  const program = new Command("switchboard")
+    .description("Switchboard: tasks, workers and questions for people; events and step runs for agents")
+    .version(version, "-V, --version")
+    .exitOverride()
+    .configureOutput({ writeOut: ctx.out, writeErr: ctx.err })
+    .showHelpAfterError("(add --help for usage)")
+    .addHelpText("after", ENVIRONMENT);
+  // Subcommands copy these settings when they are created, so they come first.
+  for (const command of commands) command.register(program, ctx);
+  return program;
 }
 
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      session: { type: "string", short: "s" },
-      topic: { type: "string" },
-      type: { type: "string" },
-      data: { type: "string" },
-      id: { type: "string" },
-      turns: { type: "string", short: "t" },
-    },
-  });
+/** Runs the CLI and returns the exit code: 0 ok, 1 failed, 2 bad usage (130 for an interrupted run). */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, io: Partial<Io> = {}, commands: CliCommand[] = COMMANDS): Promise<number> {
+  const ctx = createContext(env, io);
+  const program = buildProgram(ctx, commands);
+  let args = argv;
+  // For `run` (and the worker daemon), everything after the first `--` is the agent's command,
+  // untouched: commander never sees it, so the agent's own flags cannot be taken for ours.
+  const takes = commands.find((c) => c.name === argv[0])?.takesAgentCommand;
+  const dashdash = argv.indexOf("--");
+  if (takes && dashdash >= 0) {
+    args = argv.slice(0, dashdash);
+    ctx.agentCommand = argv.slice(dashdash + 1);
+  }
+  if (args.length === 0) {
+    program.outputHelp({ error: true });
+    return 2;
+  }
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return ctx.exitCode;
+  } catch (error) {
+    return report(ctx, error);
+  }
 }
 
-function usageError(message: string): number {
-  process.stderr.write(`${message}\n\n${USAGE}`);
-  return 2;
+function report(ctx: Context, error: unknown): number {
+  // Commander has printed its own message (or the help) already.
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+  const c = ctx.errColor;
+  if (error instanceof CliError) {
+    ctx.err(`${c.red("error:")} ${error.message}\n`);
+    if (error.hint) ctx.err(`${c.dim("hint:")} ${error.hint}\n`);
+    return error.exitCode;
+  }
+  ctx.err(`${c.red("error:")} ${error instanceof Error ? error.message : String(error)}\n`);
+  return 1;
 }

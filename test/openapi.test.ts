@@ -44,6 +44,7 @@ const EXPECTED: [string, string][] = [
   ["delete", "/v1/sessions/{sid}/topics/{tid}/workspace/{path}"],
   ["post", "/v1/tasks"],
   ["get", "/v1/tasks"],
+  ["get", "/v1/tasks/counts"],
   ["get", "/v1/tasks/{id}"],
   ["post", "/v1/tasks/{id}/cancel"],
   ["post", "/v1/tasks/{id}/retry"],

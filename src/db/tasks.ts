@@ -246,12 +246,12 @@ export async function cancelTask(db: Db, teamId: string, id: string, now: string
   return cancelled.length > 0 && current[0] ? { task: current[0], blocked } : undefined;
 }
 
-/** How many of the team's tasks are in each status (every status present, zero or more). */
-export async function countTasksByStatus(db: Db, teamId: string): Promise<Record<TaskStatus, number>> {
+/** How many of the team's tasks are in each status (every status present, zero or more), optionally of one role. */
+export async function countTasksByStatus(db: Db, teamId: string, role?: string): Promise<Record<TaskStatus, number>> {
   const rows = await db
     .select({ status: tasks.status, n: sql<number>`count(*)` })
     .from(tasks)
-    .where(eq(tasks.teamId, teamId))
+    .where(and(eq(tasks.teamId, teamId), role ? eq(tasks.role, role) : undefined))
     .groupBy(tasks.status)
     .all();
   const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;

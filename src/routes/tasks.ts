@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq, lt, or } from "drizzle-orm";
 import { dbOf } from "../db/client";
 import { tasks } from "../db/schema";
-import { cancelTask, findByIdempotencyKey, findTask, findTasks, insertTask, retryTask } from "../db/tasks";
+import { cancelTask, countTasksByStatus, findByIdempotencyKey, findTask, findTasks, insertTask, retryTask } from "../db/tasks";
 import { blockingTask, checkCancel, checkRetry, DEFAULT_MAX_ATTEMPTS, PRIORITIES, priorityRank, TASK_STATUSES, type TaskStatus } from "../domain/tasks";
 import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
@@ -120,6 +120,32 @@ taskRoutes.openapi(
       .limit(limit + 1)
       .all();
     return c.json(page(rows.map(toTask), limit, (t) => [t.created_at, t.id]), 200);
+  },
+);
+
+export const taskCountsSchema = z
+  .object({
+    counts: z.record(z.enum(TASK_STATUSES), z.number().int()).describe("every status, 0 included"),
+    total: z.number().int(),
+  })
+  .openapi("TaskCounts");
+export type TaskCountsResponse = z.infer<typeof taskCountsSchema>;
+
+// Registered before /v1/tasks/{id}, which would otherwise take "counts" for a task id.
+taskRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/tasks/counts",
+    summary: "How many of the team's tasks are in each status, optionally of one role (one query: what `switchboard status` shows)",
+    security,
+    middleware: [authenticate, requireScope("read")] as const,
+    request: { query: z.object({ role: roleSchema.optional() }) },
+    responses: { 200: { description: "Counts by status", ...json(taskCountsSchema) }, ...problemResponses },
+  }),
+  async (c) => {
+    const { role } = c.req.valid("query");
+    const counts = await countTasksByStatus(dbOf(c.env), c.get("auth").team_id, role);
+    return c.json({ counts, total: Object.values(counts).reduce((sum, n) => sum + n, 0) }, 200);
   },
 );
 

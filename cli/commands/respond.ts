@@ -1,0 +1,49 @@
+import { apiFor } from "../api";
+import type { Question } from "../api-types";
+import { loadConfig } from "../config";
+import { action, type CliCommand } from "../context";
+import { CliError } from "../errors";
+import { textOrStdin } from "../options";
+import { oneLine, printJson } from "../output";
+
+/** Question ids are minted by the API as `q_…`; anything else names a worker. */
+export const isQuestionId = (target: string) => target.startsWith("q_");
+
+/**
+ * `switchboard respond WORKER|QUESTION "answer"`: answers a question by its id, or the one open
+ * question of a worker. A worker with none, or with several, is a failure (exit 1) that says
+ * what to do instead, so an answer never lands on a question the person did not mean.
+ */
+export const respondCommand: CliCommand = {
+  name: "respond",
+  register(program, ctx) {
+    program
+      .command("respond")
+      .summary("answer a worker's question")
+      .description("Answer a question by its id (q_…), or the single open question of a worker. Needs an operator key.")
+      .argument("<worker|question>", "a question id (q_…) or a worker id")
+      .argument("<answer>", "the answer, in Markdown; - reads it from stdin")
+      .option("--json", "print the answered question as JSON")
+      .action(
+        action(ctx, async (target: string, answerArg: string, opts: { json?: boolean }) => {
+          const answer = await textOrStdin(ctx, answerArg, "the answer");
+          const api = apiFor(loadConfig(ctx.env));
+          let questionId = target;
+          if (!isQuestionId(target)) {
+            const { items } = await api.listAll<Question>("/v1/questions", { status: "open" }, 10_000);
+            const mine = items.filter((q) => q.worker_id === target);
+            if (mine.length === 0) throw new CliError(`no open question from worker ${target}`, 1, "`switchboard status` lists the open questions and who asked them");
+            if (mine.length > 1) {
+              const list = mine.map((q) => `  ${q.id}  (task ${q.task_id}) ${oneLine(q.text, 60)}`).join("\n");
+              throw new CliError(`worker ${target} has ${mine.length} open questions:\n${list}`, 1, `answer one by its id: switchboard respond ${mine[0]?.id} "…"`);
+            }
+            questionId = (mine[0] as Question).id;
+          }
+          const { body: answered } = await api.post<Question>(`/v1/questions/${encodeURIComponent(questionId)}/answer`, { text: answer });
+          if (opts.json) printJson(ctx.out, answered);
+          else ctx.out(`Answered ${answered.id} from ${answered.worker_id} (task ${answered.task_id}).\n`);
+          return 0;
+        }),
+      );
+  },
+};

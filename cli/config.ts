@@ -1,0 +1,89 @@
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { UsageError } from "./errors";
+
+/** Where `switchboard login` stores the URL and key, and what the CLI uses when no env var says otherwise. */
+export const DEFAULT_URL = "http://127.0.0.1:8787";
+
+export interface StoredConfig {
+  url: string;
+  api_key: string;
+}
+
+export interface ResolvedConfig {
+  baseUrl: string;
+  apiKey: string;
+  /** Where each value came from: an env var wins over the config file, which wins over the default URL. */
+  source: { url: "env" | "config" | "default"; apiKey: "env" | "config" };
+  /** The config file, whether or not it exists. */
+  path: string;
+}
+
+/** `$XDG_CONFIG_HOME/switchboard/config.json`, by default `~/.config/switchboard/config.json`. */
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config");
+  return join(base, "switchboard", "config.json");
+}
+
+/** The stored config, or null when there is none; a file that is not ours is bad usage, naming the fix. */
+export function readStoredConfig(env: NodeJS.ProcessEnv = process.env): Partial<StoredConfig> | null {
+  const path = configPath(env);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new UsageError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not a JSON object");
+    const { url, api_key } = value as Record<string, unknown>;
+    return { url: typeof url === "string" ? url : undefined, api_key: typeof api_key === "string" ? api_key : undefined };
+  } catch (e) {
+    throw new UsageError(`${path} is not a Switchboard config (${(e as Error).message})`, "run `switchboard login --url URL --key KEY` to write it again");
+  }
+}
+
+/**
+ * The URL and key to use: `SWITCHBOARD_URL` and `SWITCHBOARD_API_KEY` override the file
+ * `switchboard login` wrote, each on its own; with neither, the URL is the local dev Worker.
+ * No key anywhere is bad usage (exit 2), with the two ways to fix it.
+ *
+ * @example const { baseUrl, apiKey } = loadConfig(process.env);
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const path = configPath(env);
+  const stored = readStoredConfig(env);
+  const url = env.SWITCHBOARD_URL ? { value: env.SWITCHBOARD_URL, from: "env" as const } : stored?.url ? { value: stored.url, from: "config" as const } : { value: DEFAULT_URL, from: "default" as const };
+  const key = env.SWITCHBOARD_API_KEY ? { value: env.SWITCHBOARD_API_KEY, from: "env" as const } : stored?.api_key ? { value: stored.api_key, from: "config" as const } : null;
+  if (!key) {
+    throw new UsageError("no API key: Switchboard does not know who you are", "run `switchboard login --url URL --key KEY` (stored in " + path + "), or set SWITCHBOARD_API_KEY (and SWITCHBOARD_URL)");
+  }
+  return { baseUrl: url.value, apiKey: key.value, source: { url: url.from, apiKey: key.from }, path };
+}
+
+/** Writes the config readable by its owner only (0600, in a 0700 directory), replacing it whole. */
+export function saveConfig(config: StoredConfig, env: NodeJS.ProcessEnv = process.env): string {
+  const path = configPath(env);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // A fresh file renamed over the old one: never a moment where the key sits in a wider-open file.
+  const temp = `${path}.${process.pid}.tmp`;
+  writeFileSync(temp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(temp, 0o600); // the umask may have narrowed it further, never widened; make it exact
+  renameSync(temp, path);
+  return path;
+}
+
+/** A URL as people type it: no trailing slash; only http(s). */
+export function normalizeUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--url ${url} is not a URL`, "give the Worker's base URL, e.g. https://switchboard.example.workers.dev");
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`--url must be http or https, not ${parsed.protocol}`);
+  return parsed.toString().replace(/\/+$/, "");
+}

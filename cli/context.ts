@@ -1,0 +1,98 @@
+import type { Command } from "commander";
+import { type Colors, colorsFor } from "./output";
+
+/** What every command gets: the environment, the streams, colours, and the words after `--`. */
+export interface Context {
+  env: NodeJS.ProcessEnv;
+  stdout: NodeJS.WriteStream | NodeJS.WritableStream;
+  stderr: NodeJS.WriteStream | NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  /** stdout is a terminal: colour (unless NO_COLOR), screen clearing, relative times. */
+  tty: boolean;
+  color: Colors;
+  /** Colours for stderr, decided by whether stderr is a terminal. */
+  errColor: Colors;
+  /** Everything after the first `--`, for commands registered with `takesAgentCommand` (else null). */
+  agentCommand: string[] | null;
+  /** Set by the command's action (see `action`). */
+  exitCode: number;
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface Io {
+  stdout: Context["stdout"];
+  stderr: Context["stderr"];
+  stdin: NodeJS.ReadableStream;
+}
+
+/** One CLI command in its own module: it adds itself to the program. */
+export interface CliCommand {
+  name: string;
+  /** Run/worker-style commands take an agent command after `--`, passed through untouched. */
+  takesAgentCommand?: boolean;
+  register(program: Command, ctx: Context): void;
+}
+
+export function createContext(env: NodeJS.ProcessEnv, io: Partial<Io> = {}): Context {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const tty = "isTTY" in stdout && stdout.isTTY === true;
+  const errTty = "isTTY" in stderr && stderr.isTTY === true;
+  return {
+    env,
+    stdout,
+    stderr,
+    stdin: io.stdin ?? process.stdin,
+    tty,
+    color: colorsFor(tty, env),
+    errColor: colorsFor(errTty, env),
+    agentCommand: null,
+    exitCode: 0,
+    out: (text) => void stdout.write(text),
+    err: (text) => void stderr.write(text),
+  };
+}
+
+/** Wraps a command's action so that the exit code it returns becomes the process's. */
+export function action<A extends unknown[]>(ctx: Context, fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    ctx.exitCode = (await fn(...args)) ?? 0;
+  };
+}
+
+/** Resolves when the user presses Ctrl-C (or the process is told to stop); `dispose` removes the handlers. */
+export function interruption(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    },
+  };
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** All of stdin as text (for `--key -`, `--description -`, an answer of `-`). */
+export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}

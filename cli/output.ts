@@ -1,0 +1,75 @@
+import Table from "cli-table3";
+import pc from "picocolors";
+
+export type Colors = ReturnType<typeof pc.createColors>;
+
+/**
+ * Colour only on a terminal, and never with NO_COLOR set (no-color.org) or TERM=dumb.
+ * picocolors' own detection also turns colour on under CI=…, which would put escapes in
+ * logs: the decision is made here and handed to `createColors`.
+ */
+export function colorsFor(tty: boolean, env: NodeJS.ProcessEnv): Colors {
+  return pc.createColors(tty && !env.NO_COLOR && env.TERM !== "dumb");
+}
+
+/** A table as the timing summary draws it; cli-table3 measures cells without their colour codes. */
+export function renderTable(c: Colors, head: string[], rows: string[][]): string {
+  // compact: a rule under the header only, so a long list of tasks stays one line a task.
+  const table = new Table({ head: head.map((h) => c.bold(h)), style: { head: [], border: [], compact: true } });
+  table.push(...rows);
+  return table.toString();
+}
+
+export function printJson(out: (text: string) => void, value: unknown): void {
+  out(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** One JSON object per line, for output that streams (`logs --follow`, `status --watch`). */
+export function printJsonLine(out: (text: string) => void, value: unknown): void {
+  out(`${JSON.stringify(value)}\n`);
+}
+
+/** "12s ago", "3m ago", "5h ago", "2d ago"; "-" for none. */
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return "-";
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (Number.isNaN(s)) return iso;
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86_400)}d ago`;
+}
+
+/** The first line of `text`, cut to `max` characters with an ellipsis. */
+export function oneLine(text: string, max: number): string {
+  const first = text.trim().split("\n")[0] ?? "";
+  const more = first.length > max || text.trim().includes("\n");
+  return more ? `${first.slice(0, max - 1).trimEnd()}…` : first;
+}
+
+const STATUS_COLOURS: Record<string, keyof Colors> = {
+  // workers
+  working: "green",
+  idle: "dim",
+  waiting: "yellow",
+  lost: "red",
+  // tasks
+  pending: "cyan",
+  claimed: "blue",
+  running: "green",
+  waiting_input: "yellow",
+  blocked: "magenta",
+  completed: "dim",
+  failed: "red",
+  cancelled: "dim",
+  // questions
+  open: "yellow",
+  answered: "dim",
+};
+
+/** A worker, task or question status in its colour (plain without colour). */
+export function paintStatus(c: Colors, status: string): string {
+  const name = STATUS_COLOURS[status];
+  const paint = name ? c[name] : undefined;
+  return typeof paint === "function" ? (paint as (s: string) => string)(status) : status;
+}
