@@ -5,6 +5,7 @@ import { STEPS } from "../src/domain/steps";
 import { SwitchboardClient, clientOptionsFromEnv } from "./client";
 import { parseSteps, runSteps } from "./run";
 import { renderSummary } from "./summary-table";
+import { startCommand, stopCommand, WORKER_USAGE, workerCommand } from "./worker/commands";
 
 const USAGE = `switchboard — the agents' side of Switchboard
 
@@ -12,6 +13,7 @@ const USAGE = `switchboard — the agents' side of Switchboard
       send one event (types: ${EVENT_TYPES.join(", ")})
   switchboard run --session S --topic T <step|all> [-t TURNS] -- <agent command …>
       run the agent for one step (${STEPS.join(", ")}) or all six in order
+${WORKER_USAGE}
 
 Environment: SWITCHBOARD_URL (default http://127.0.0.1:8787), SWITCHBOARD_API_KEY,
 SWITCHBOARD_SIGNING_SECRET (whsec_…, signs callbacks and sentinels), and for the sentinel
@@ -24,6 +26,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!command || command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
+  }
+  const fleetCommands: Record<string, typeof workerCommand> = { worker: workerCommand, start: startCommand, stop: stopCommand };
+  const fleetCommand = fleetCommands[command];
+  if (fleetCommand) {
+    try {
+      return await fleetCommand(rest, env);
+    } catch (e) {
+      // parseArgs refuses unknown options with a TypeError whose code says so.
+      if (e instanceof Error && (e.name === "UsageError" || (e as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS"))) return usageError(e.message);
+      throw e;
+    }
   }
   const dashdash = rest.indexOf("--");
   const own = dashdash >= 0 ? rest.slice(0, dashdash) : rest;
