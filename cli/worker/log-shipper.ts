@@ -70,8 +70,9 @@ export class LogShipper {
     if (this.inFlight) return this.inFlight;
     if (this.queue.length === 0 || Date.now() < this.pausedUntil) return Promise.resolve();
     const taskId = (this.queue[0] as Entry).taskId;
+    const room = this.dropped > 0 ? MAX_BATCH_LINES - 1 : MAX_BATCH_LINES; // the drop notice takes one
     let n = 0;
-    while (n < this.queue.length && n < MAX_BATCH_LINES - 1 && (this.queue[n] as Entry).taskId === taskId) n++;
+    while (n < this.queue.length && n < room && (this.queue[n] as Entry).taskId === taskId) n++;
     const lines = this.queue.splice(0, n).map((e) => e.text);
     if (this.dropped > 0) {
       lines.unshift(`[switchboard] ${this.dropped} log lines dropped while the logs API was unreachable`);
