@@ -68,6 +68,9 @@ export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
   if (command.length === 0) throw new UsageError("the agent command after -- is empty");
   const api = new WorkerApi({ ...credentials(env), log: (l) => process.stderr.write(`[switchboard] ${l}\n`) });
 
+  // A tmux session closed under the worker leaves its terminal gone: writes fail with EIO.
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
   const pidFile = values["pid-file"] ? resolve(values["pid-file"]) : undefined;
   if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
   // First SIGTERM/SIGINT/SIGHUP: finish (within the grace) or give back the current task; a second: now.

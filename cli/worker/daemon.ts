@@ -98,6 +98,8 @@ class Daemon {
         try {
           claim = await o.api.claim(o.name, o.role);
         } catch (e) {
+          // A refused key, scope or worker name will not get better by waiting.
+          if (e instanceof ApiError && [400, 401, 403, 404].includes(e.status)) throw new Error(`claim refused: ${e.message}`);
           this.say(undefined, `claim failed: ${message(e)}`);
           await this.pause(o.pollIntervalMs ?? 5000);
           continue;
