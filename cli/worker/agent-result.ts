@@ -90,3 +90,17 @@ export function tail(text: string, max: number): string {
 export function head(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 60)}\n\n[… ${text.length - max + 60} characters cut]`;
 }
+
+/** Why an attempt failed, for the task's result: how the agent ended and the end of its stderr. */
+export function failureText(exit: { code: number | null; signal: string | null; error?: string }, stderr: string, report: AgentReport): string {
+  const why = exit.error
+    ? `The agent could not start: ${exit.error}.`
+    : exit.code === 0
+      ? "The agent reported an error (is_error)."
+      : exit.signal
+        ? `The agent was killed by ${exit.signal}.`
+        : `The agent exited with code ${exit.code}.`;
+  const end = tail(stderr.trim(), 4000);
+  const detail = end ? `\n\nstderr (last lines):\n\n\`\`\`\n${end}\n\`\`\`` : report.result ? `\n\n${report.result}` : "";
+  return `${why}${detail}`;
+}

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pickRotatedToken } from "../rotation";
-import { addReports, type AgentReport, head, readAgentReport, tail } from "./agent-result";
+import { addReports, type AgentReport, failureText, head, readAgentReport, tail } from "./agent-result";
 import { type AgentExit, type AgentRun, startAgent } from "./agent-process";
 import { ApiError, type LeasedTaskResponse, type WorkerApi } from "./api";
 import { LogShipper } from "./log-shipper";
@@ -54,7 +54,6 @@ type WorkerStatus = "idle" | "working" | "waiting";
 
 const RESULT_CHARS = 200_000;
 const STDOUT_TAIL = 20_000;
-const STDERR_TAIL = 4_000;
 
 /** `switchboard worker`: claim a task of the role, run the agent on it, report, repeat. */
 export async function runDaemon(options: DaemonOptions): Promise<DaemonSummary> {
@@ -145,12 +144,14 @@ class Daemon {
     const stale = setAsideStaleSpecs(at(p.specs));
     if (stale.length > 0) this.say(task.id, `moved ${stale.length} task spec(s) left by an earlier task to ${p.specs}/stale/`);
 
-    const leaseBeat = this.startLeaseHeartbeats(task);
+    const leaseBeat = await this.startLeaseHeartbeats(task);
     let report: AgentReport = {};
     let exit: AgentExit = { code: null, signal: null };
     let answered: { question: string; answer: string; answerFile: string } | null = null;
     try {
       for (let round = 1; ; round++) {
+        // Cancelled (or claimed again) before the agent started, or while it waited for an answer.
+        if (this.leaseLost) return await this.lost(task, this.leaseLost);
         const started = Date.now();
         const run = startAgent({
           command: o.command,
@@ -172,7 +173,7 @@ class Daemon {
         if (this.leaseLost) return await this.lost(task, this.leaseLost);
         if (this.killedFor === "stop") return await this.fail(task, report, `worker stopped: ${o.name} was stopped and the agent did not finish within the grace period`);
         if (!existsSync(at(p.question))) {
-          return exit.code === 0 && report.is_error !== true ? await this.complete(task, report, run) : await this.fail(task, report, failure(exit, run, report));
+          return exit.code === 0 && report.is_error !== true ? await this.complete(task, report, run) : await this.fail(task, report, failureText(exit, run.stderr(), report));
         }
         const question = readFileSync(at(p.question), "utf8").trim();
         if (!question) return await this.fail(task, report, `the agent wrote an empty ${p.question}`);
@@ -271,29 +272,31 @@ class Daemon {
     return { kind: "stopped" };
   }
 
-  private startLeaseHeartbeats(task: LeasedTaskResponse): NodeJS.Timeout {
+  /** Heartbeats the lease now (which marks a claimed task running) and then every third of the lease. */
+  private async startLeaseHeartbeats(task: LeasedTaskResponse): Promise<NodeJS.Timeout> {
     const lease = Date.parse(task.lease.expires_at) - Date.now();
     const every = this.o.leaseHeartbeatMs ?? Math.max(1000, Math.floor((Number.isFinite(lease) ? lease : 15 * 60_000) / 3));
     let busy = false;
-    return setInterval(() => {
+    const beat = async () => {
       if (busy || this.leaseLost) return;
       busy = true;
-      this.o.api
-        .heartbeatTask(task.id, task.lease.id)
-        .catch((e: unknown) => {
-          if (e instanceof ApiError && (e.status === 409 || e.status === 404)) {
-            this.leaseLost = e.detail;
-            this.say(task.id, `lease heartbeat refused: ${e.detail}`);
-            this.kill("lease", this.o.killAfterMs ?? 10_000);
-            this.wake?.();
-          } else {
-            this.say(task.id, `lease heartbeat failed: ${message(e)}`);
-          }
-        })
-        .finally(() => {
-          busy = false;
-        });
-    }, every);
+      try {
+        await this.o.api.heartbeatTask(task.id, task.lease.id);
+      } catch (e) {
+        if (e instanceof ApiError && (e.status === 409 || e.status === 404)) {
+          this.leaseLost = e.detail;
+          this.say(task.id, `lease heartbeat refused: ${e.detail}`);
+          this.kill("lease", this.o.killAfterMs ?? 10_000);
+          this.wake?.();
+        } else {
+          this.say(task.id, `lease heartbeat failed: ${message(e)}`);
+        }
+      } finally {
+        busy = false;
+      }
+    };
+    await beat();
+    return setInterval(() => void beat(), every);
   }
 
   private agentEnv(task: LeasedTaskResponse): NodeJS.ProcessEnv {
@@ -384,19 +387,6 @@ function usage(r: AgentReport): { cost_usd?: number; tokens?: number; duration_m
     ...(r.tokens !== undefined ? { tokens: r.tokens } : {}),
     ...(r.duration_ms !== undefined ? { duration_ms: Math.round(r.duration_ms) } : {}),
   };
-}
-
-function failure(exit: AgentExit, run: AgentRun, report: AgentReport): string {
-  const why = exit.error
-    ? `The agent could not start: ${exit.error}.`
-    : exit.code === 0
-      ? "The agent reported an error (is_error)."
-      : exit.signal
-        ? `The agent was killed by ${exit.signal}.`
-        : `The agent exited with code ${exit.code}.`;
-  const stderr = tail(run.stderr().trim(), STDERR_TAIL);
-  const detail = stderr ? `\n\nstderr (last lines):\n\n\`\`\`\n${stderr}\n\`\`\`` : report.result ? `\n\n${report.result}` : "";
-  return `${why}${detail}`;
 }
 
 function message(e: unknown): string {

@@ -206,6 +206,8 @@ describe("switchboard worker", () => {
     await until(() => run.output().includes("sleeping"));
     const pid = Number(readFileSync(join(dir, "outputs", "agent.pid"), "utf8"));
     expect(alive(pid)).toBe(true);
+    // The first lease heartbeat went out as the agent started.
+    expect((await call("GET", `/v1/tasks/${task.id}`)).status).toBe("running");
     run.child.kill("SIGTERM");
     expect((await run.done).code).toBe(0);
     expect(alive(pid)).toBe(false);
