@@ -122,10 +122,10 @@ export class WorkerApi {
 
   /** One batch of log lines (1–1,000 lines, each at most 8 KiB). One retry: logs are best effort. */
   async postLogs(workerId: string, body: { task_id?: string; lines: string[] }): Promise<void> {
-    await this.request("POST", `/v1/workers/${encodeURIComponent(workerId)}/logs`, body, 1);
+    await this.request("POST", `/v1/workers/${encodeURIComponent(workerId)}/logs`, body, 1, true);
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, retries = this.options.retries ?? 5): Promise<{ status: number; body: T | null }> {
+  private async request<T>(method: string, path: string, body?: unknown, retries = this.options.retries ?? 5, quiet = false): Promise<{ status: number; body: T | null }> {
     return pRetry(
       async () => {
         const res = await this.fetch(new URL(path, this.options.baseUrl), {
@@ -144,7 +144,7 @@ export class WorkerApi {
         maxTimeout: 10_000,
         randomize: true,
         onFailedAttempt: ({ error, retriesLeft }) => {
-          if (retriesLeft > 0) this.options.log?.(`${method} ${path} failed (${error.message}); retrying`);
+          if (retriesLeft > 0 && !quiet) this.options.log?.(`${method} ${path} failed (${error.message}); retrying`);
         },
       },
     ).catch((error: unknown) => {
