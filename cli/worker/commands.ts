@@ -1,11 +1,11 @@
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ROLE_PATTERN } from "../../src/domain/tasks";
 import { WorkerApi } from "./api";
 import { runDaemon } from "./daemon";
-import { commandFor, loadFleetConfig, startFleet, stopFleet } from "./fleet";
+import { commandFor, exitedWorkers, loadFleetConfig, startFleet, stopFleet } from "./fleet";
 
 /** `switchboard worker|start|stop`: argument parsing and signals; the work is in daemon.ts and fleet.ts. */
 
@@ -123,8 +123,9 @@ export async function startCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   const script = process.argv[1];
   if (!script) throw new Error("cannot tell how this CLI was started");
   const tmuxMode = env.SWITCHBOARD_TMUX === "0" ? "never" : env.SWITCHBOARD_TMUX === "1" ? "always" : "auto";
+  const root = values.dir ?? "workers";
   startFleet({
-    root: values.dir ?? "workers",
+    root,
     executors,
     planner: !values["no-planner"],
     config,
@@ -134,7 +135,14 @@ export async function startCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     tmuxSocket: env.SWITCHBOARD_TMUX_SOCKET || undefined,
     workerArgs: [...(values.grace ? ["--grace", values.grace] : []), ...(values["poll-interval"] ? ["--poll-interval", values["poll-interval"]] : [])],
   });
-  return 0;
+  // A worker that cannot start (a refused key, a bad option) exits at once: say so now.
+  await new Promise((r) => setTimeout(r, 1500));
+  const dead = exitedWorkers(root, env);
+  for (const w of dead) {
+    const log = existsSync(w.log) ? readFileSync(w.log, "utf8").trim().split("\n").slice(-5).join("\n") : "";
+    process.stderr.write(`${w.name} exited at once${log ? `:\n${log}` : ""}\n`);
+  }
+  return dead.length > 0 ? 1 : 0;
 }
 
 export async function stopCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -171,6 +171,18 @@ export function runningWorkers(root: string): string[] {
   return state.workers.filter((w) => alive(readPid(w.pid_file))).map((w) => w.name);
 }
 
+/**
+ * The workers of a fleet just started that are gone already: their tmux session closed, or
+ * (without tmux) their process ended. A tmux worker may not have written its pid file yet.
+ */
+export function exitedWorkers(root: string, env: NodeJS.ProcessEnv = process.env): Array<{ name: string; log: string }> {
+  const state = readState(resolve(root));
+  if (!state) return [];
+  return state.workers
+    .filter((w) => (w.session ? tmux(state.tmux_socket, ["has-session", "-t", `=${w.session}`], env).status !== 0 : !alive(readPid(w.pid_file))))
+    .map((w) => ({ name: w.name, log: w.log }));
+}
+
 export interface StopOptions {
   root: string;
   /** How long the workers have to finish or release their tasks before SIGKILL (default 45 s). */

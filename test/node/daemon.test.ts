@@ -274,6 +274,17 @@ describe("switchboard start / stop", () => {
     expect(log).toContain("worker exec-1 stopping: 1 task(s), 1 completed");
   });
 
+  it("start says which workers exit at once (here: a refused key)", async () => {
+    const cwd = tempDir();
+    fleetConfig(cwd);
+    const started = cli(["start", "--executors", "0", "--no-planner", "--dir", "fleet"], "sb_not_a_key", { cwd, env: { SWITCHBOARD_TMUX: "0" } });
+    expect((await started.done).code).toBe(1);
+    expect(started.output()).toContain("docs-1 exited at once");
+    expect(started.output()).toMatch(/claim refused: HTTP 401/);
+    const stopped = cli(["stop", "--dir", "fleet"], "unused", { cwd });
+    expect((await stopped.done).code).toBe(0);
+  });
+
   const tmuxInstalled = spawnSync("tmux", ["-V"]).status === 0;
   it.skipIf(!tmuxInstalled)("with tmux: a session per worker, on its own tmux server here", async () => {
     const socket = `switchboard-test-${process.pid}`;
