@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { AgentEvent, LoggedEvent } from "../src/domain/events";
+import type { AgentEvent } from "../src/domain/events";
 import { planReplay, trimBelow } from "../src/domain/replay";
 import { SSE_HEADERS, concat, parseLastEventId, sseComment, sseEvent, sseRetry } from "../src/lib/sse";
 
@@ -33,12 +33,18 @@ interface Subscriber {
 
 type Outcome<S> = { accepted: true; state: S } | { accepted: false; state: S; reason: string };
 
+/** What a hub logs: an id (applied once) and a type (the SSE event name); the rest is the body. */
+export interface HubEvent {
+  id: string;
+  type: string;
+}
+
 /**
  * The event log and SSE fan-out shared by SessionHub and TopicHub. State is one small row;
  * the log and the applied ids are tables, so replay works after eviction or a deploy.
  * Subclasses supply the reducer and the summary.
  */
-export abstract class Hub<S, Summary> extends DurableObject<Env> {
+export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends DurableObject<Env> {
   protected state: S | null = null;
   protected version = 0;
   protected lastSeq = 0;
@@ -56,7 +62,7 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
     });
   }
 
-  protected abstract reduce(state: S, event: AgentEvent, now: string): Outcome<S>;
+  protected abstract reduce(state: S, event: E, now: string): Outcome<S>;
   protected abstract summarize(state: S): Summary;
 
   private migrate(): void {
@@ -102,7 +108,7 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
    * to every subscriber; rejected ones are neither logged nor sent (their id is still
    * remembered, so a re-sent refused event is not refused and recorded twice).
    */
-  protected applyEvents(events: AgentEvent[]): ApplyReport<Summary> {
+  protected applyEvents(events: E[]): ApplyReport<Summary> {
     if (!this.state) throw new Error("hub is not created");
     const results: ApplyResult[] = [];
     const toSend: Uint8Array[] = [];
@@ -131,7 +137,8 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
           continue;
         }
         lastSeq += 1;
-        const body = JSON.stringify({ ...event, received_at: now } satisfies LoggedEvent);
+        // Logged and sent as received, plus when it was applied (LoggedEvent for agents' events).
+        const body = JSON.stringify({ ...event, received_at: now });
         sql.exec(`INSERT INTO hub_events (seq, event_id, type, body) VALUES (?, ?, ?, ?)`, lastSeq, event.id, event.type, body);
         results.push({ event_id: event.id, status: "applied", seq: lastSeq });
         // Encoded only for someone to send it to: most topics have no one watching.
@@ -154,6 +161,14 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
     return Number.isFinite(n) && n > 0 ? n : 1000;
   }
 
+  /**
+   * The snapshot a new stream starts with, when it is read from elsewhere (TeamHub reads
+   * D1); undefined: the hub's own summary, read with no wait.
+   */
+  protected async readSnapshot(): Promise<unknown> {
+    return undefined;
+  }
+
   /** Streams: `retry`, then a snapshot or the replay after Last-Event-ID, then live events. */
   override async fetch(request: Request): Promise<Response> {
     if (!this.state) return new Response("not found", { status: 404 });
@@ -161,20 +176,33 @@ export abstract class Hub<S, Summary> extends DurableObject<Env> {
     const lastId = parseLastEventId(request.headers.get("Last-Event-ID") ?? url.searchParams.get("last_event_id"));
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     const sub: Subscriber = { writer: writable.getWriter() };
+    const sql = this.ctx.storage.sql;
+    const oldestSeq = () => sql.exec<{ s: number | null }>(`SELECT MIN(seq) AS s FROM hub_events`).one().s ?? this.lastSeq + 1;
+
+    // A snapshot read elsewhere is read first, and the events applied while it was read are
+    // replayed after it: a client may see a change twice (events carry whole records), never miss one.
+    const snapshotAt = this.lastSeq;
+    const external = planReplay(lastId, oldestSeq(), snapshotAt).kind === "replay" ? undefined : await this.readSnapshot();
 
     // Everything from here to the subscription is synchronous (SQLite calls are), so no
     // event can be applied in between: the replay and the live events meet with no gap.
-    const sql = this.ctx.storage.sql;
-    const oldest = sql.exec<{ s: number | null }>(`SELECT MIN(seq) AS s FROM hub_events`).one().s ?? this.lastSeq + 1;
-    const plan = planReplay(lastId, oldest, this.lastSeq);
+    const plan = planReplay(lastId, oldestSeq(), this.lastSeq);
     const first: Uint8Array[] = [sseRetry(RETRY_MS)];
-    if (plan.kind === "replay") {
-      for (const row of sql.exec<{ seq: number; type: string; body: string }>(`SELECT seq, type, body FROM hub_events WHERE seq > ? ORDER BY seq`, plan.after)) {
+    const replayAfter = (after: number) => {
+      for (const row of sql.exec<{ seq: number; type: string; body: string }>(`SELECT seq, type, body FROM hub_events WHERE seq > ? ORDER BY seq`, after)) {
         first.push(sseEvent({ id: row.seq, event: row.type, data: row.body }));
       }
+    };
+    if (plan.kind === "replay") {
+      replayAfter(plan.after);
     } else {
       if (plan.kind === "reset") first.push(sseEvent({ event: "reset", data: { reason: plan.reason, last_event_id: lastId === "invalid" ? null : lastId, current: this.lastSeq } }));
-      first.push(sseEvent({ id: this.lastSeq, event: "snapshot", data: this.summarize(this.state) }));
+      if (external === undefined) {
+        first.push(sseEvent({ id: this.lastSeq, event: "snapshot", data: this.summarize(this.state) }));
+      } else {
+        first.push(sseEvent({ id: snapshotAt, event: "snapshot", data: external }));
+        replayAfter(snapshotAt);
+      }
     }
     // Events still waiting for the next flush are in the replay or the snapshot just read:
     // they go to the others now, so the new stream neither misses nor repeats them.

@@ -4,6 +4,7 @@ import { handleQueue } from "./queue/consumer";
 
 export { SessionHub } from "../durable-objects/session-hub";
 export { TopicHub } from "../durable-objects/topic-hub";
+export { TeamHub } from "../durable-objects/team-hub";
 
 const app = createApp();
 

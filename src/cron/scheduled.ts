@@ -5,7 +5,10 @@ import { blockDependents, expireLeases } from "../db/tasks";
 import { markWorkersLost } from "../db/workers";
 import { LOST_AFTER_MS } from "../domain/workers";
 import { TOLERANCE_SECONDS } from "../lib/standard-webhooks";
+import { expiryEventType, type TeamEvent } from "../domain/team-events";
 import { log } from "../lib/log";
+import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
+import { publishTeamEvents } from "../lib/team-stream";
 import { sweepSentinels } from "./sentinels";
 
 /**
@@ -30,9 +33,14 @@ export async function expireTaskLeases(env: Env, now = new Date().toISOString())
   const db = dbOf(env);
   const expired = await expireLeases(db, now);
   const failed = expired.filter((t) => t.status === "failed");
+  const events = new Map<string, TeamEvent[]>();
+  const add = (team: string, more: TeamEvent[]) => events.set(team, [...(events.get(team) ?? []), ...more]);
+  for (const task of expired) add(task.teamId, [taskEvent(expiryEventType(task.status), task, { reason: "lease expired" })]);
   // A task that failed for good blocks its dependents, as a worker's last `fail` does.
-  for (const team of new Set(failed.map((t) => t.teamId))) await blockDependents(db, team, now);
-  await markWorkersLost(db, expired, new Date(new Date(now).getTime() - LOST_AFTER_MS).toISOString());
+  for (const team of new Set(failed.map((t) => t.teamId))) add(team, blockedEvents(await blockDependents(db, team, now), now));
+  const lost = await markWorkersLost(db, expired, new Date(new Date(now).getTime() - LOST_AFTER_MS).toISOString());
+  for (const worker of lost) add(worker.teamId, [workerEvent(worker, now)]);
+  for (const [team, list] of events) await publishTeamEvents(env, team, list);
   if (expired.length > 0) log("info", "task leases expired", { returned: expired.length - failed.length, failed: failed.length, tasks: expired.map((t) => t.id).slice(0, 50) });
   return { returned: expired.length - failed.length, failed: failed.length };
 }

@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
-import { BLOCKING_STATUSES, CANCELLABLE_STATUSES, LEASED_STATUSES, RETRYABLE_STATUSES } from "../domain/tasks";
+import { BLOCKING_STATUSES, CANCELLABLE_STATUSES, LEASED_STATUSES, RETRYABLE_STATUSES, TASK_STATUSES, type TaskStatus } from "../domain/tasks";
 import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
 import { tasks } from "./schema";
@@ -54,8 +54,12 @@ export function blockDependents(db: Db, teamId: string, now: string) {
     .with(doomed)
     .update(tasks)
     .set({ status: "blocked", blockedBy: sql`(SELECT min(root) FROM doomed WHERE doomed.id = ${tasks.id})`, updatedAt: now })
-    .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "pending"), sql`${tasks.id} IN (SELECT id FROM doomed)`));
+    .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "pending"), sql`${tasks.id} IN (SELECT id FROM doomed)`))
+    .returning({ id: tasks.id, blockedBy: tasks.blockedBy });
 }
+
+/** Tasks `blockDependents` just blocked, or a retry unblocked: for the team stream. */
+export type BlockChange = { id: string; blockedBy: string | null };
 
 /** Inserts a task (nothing when its idempotency key is taken) and blocks it at once if a dependency cannot complete. */
 export async function insertTask(db: Db, row: NewTaskRow & { teamId: string; id: string; updatedAt: string }): Promise<TaskRow | undefined> {
@@ -202,13 +206,13 @@ export function expireLeases(db: Db, now: string) {
       updatedAt: now,
     })
     .where(and(inArray(tasks.status, [...LEASED_STATUSES]), lte(tasks.leaseExpiresAt, now)))
-    .returning({ teamId: tasks.teamId, id: tasks.id, status: tasks.status, workerId: tasks.workerId })
+    .returning()
     .all();
 }
 
 /** A person's retry: back to pending with fresh attempts, its dependents unblocked unless something else still blocks them. */
 export async function retryTask(db: Db, teamId: string, id: string, now: string) {
-  const [retried, , , current] = await db.batch([
+  const [retried, unblocked, blocked, current] = await db.batch([
     db
       .update(tasks)
       .set({ status: "pending", attempts: 0, availableAt: now, blockedBy: null, completedAt: null, ...LEASE_CLEARED, updatedAt: now })
@@ -217,16 +221,20 @@ export async function retryTask(db: Db, teamId: string, id: string, now: string)
     db
       .update(tasks)
       .set({ status: "pending", blockedBy: null, updatedAt: now })
-      .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "blocked"), eq(tasks.blockedBy, id))),
+      .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "blocked"), eq(tasks.blockedBy, id)))
+      .returning({ id: tasks.id }),
     blockDependents(db, teamId, now),
     selectTask(db, teamId, id),
   ]);
-  return retried.length > 0 ? current[0] : undefined;
+  if (retried.length === 0 || !current[0]) return undefined;
+  // Unblocked, then blocked again by another dependency: only the second is news.
+  const stillBlocked = new Set(blocked.map((b) => b.id));
+  return { task: current[0], unblocked: unblocked.map((u) => u.id).filter((u) => !stillBlocked.has(u)), blocked };
 }
 
 /** A person's cancel of a task that has not ended (its lease, if any, is void); its dependents are blocked. */
 export async function cancelTask(db: Db, teamId: string, id: string, now: string) {
-  const [cancelled, , current] = await db.batch([
+  const [cancelled, blocked, current] = await db.batch([
     db
       .update(tasks)
       .set({ status: "cancelled", blockedBy: null, completedAt: now, ...LEASE_CLEARED, updatedAt: now })
@@ -235,5 +243,18 @@ export async function cancelTask(db: Db, teamId: string, id: string, now: string
     blockDependents(db, teamId, now),
     selectTask(db, teamId, id),
   ]);
-  return cancelled.length > 0 ? current[0] : undefined;
+  return cancelled.length > 0 && current[0] ? { task: current[0], blocked } : undefined;
+}
+
+/** How many of the team's tasks are in each status (every status present, zero or more). */
+export async function countTasksByStatus(db: Db, teamId: string): Promise<Record<TaskStatus, number>> {
+  const rows = await db
+    .select({ status: tasks.status, n: sql<number>`count(*)` })
+    .from(tasks)
+    .where(eq(tasks.teamId, teamId))
+    .groupBy(tasks.status)
+    .all();
+  const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+  for (const row of rows) if (row.status in counts) counts[row.status as TaskStatus] = row.n;
+  return counts;
 }

@@ -29,7 +29,8 @@ export function recordClaim(db: Db, teamId: string, workerId: string, leaseId: s
     .onConflictDoUpdate({
       target: [workers.teamId, workers.id],
       set: { role: sql`excluded.role`, status: sql`excluded.status`, currentTask: sql`excluded.current_task`, lastSeenAt: sql`excluded.last_seen_at` },
-    });
+    })
+    .returning();
 }
 
 /** A task the worker held completed: one more done, and it is no longer its current task. */
@@ -42,17 +43,21 @@ export function countCompletion(db: Db, teamId: string, workerId: string, taskId
       currentTask: sql`CASE WHEN ${workers.currentTask} = ${taskId} THEN NULL ELSE ${workers.currentTask} END`,
       lastSeenAt: now,
     })
-    .where(and(eq(workers.teamId, teamId), eq(workers.id, workerId)));
+    .where(and(eq(workers.teamId, teamId), eq(workers.id, workerId)))
+    .returning();
 }
 
 /** Marks lost the workers whose leases the cron just expired (by team) and, in all teams, those not seen since `seenBefore`. */
-export async function markWorkersLost(db: Db, expired: { teamId: string; workerId: string | null }[], seenBefore: string) {
+/** Returns the workers it marked lost. */
+export async function markWorkersLost(db: Db, expired: { teamId: string; workerId: string | null }[], seenBefore: string): Promise<WorkerRow[]> {
   const byTeam = new Map<string, Set<string>>();
   for (const e of expired) if (e.workerId) byTeam.set(e.teamId, (byTeam.get(e.teamId) ?? new Set()).add(e.workerId));
-  const unseen = db.update(workers).set({ status: "lost" }).where(and(ne(workers.status, "lost"), lt(workers.lastSeenAt, seenBefore)));
-  // At most 50 ids a statement: D1 binds at most 100 parameters.
-  const holders = [...byTeam].flatMap(([teamId, ids]) => chunks([...ids], 50).map((chunk) => db.update(workers).set({ status: "lost" }).where(and(eq(workers.teamId, teamId), inArray(workers.id, chunk)))));
-  await db.batch([unseen, ...holders]);
+  const unseen = db.update(workers).set({ status: "lost" }).where(and(ne(workers.status, "lost"), lt(workers.lastSeenAt, seenBefore))).returning();
+  // At most 50 ids a statement: D1 binds at most 100 parameters. Only a change is returned.
+  const holders = [...byTeam].flatMap(([teamId, ids]) => chunks([...ids], 50).map((chunk) => db.update(workers).set({ status: "lost" }).where(and(eq(workers.teamId, teamId), inArray(workers.id, chunk), ne(workers.status, "lost"))).returning()));
+  const changed = await db.batch([unseen, ...holders]);
+  // A worker both silent and holding an expired lease is changed by the first statement only.
+  return changed.flat();
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -76,10 +81,14 @@ export function listWorkers(db: Db, teamId: string, limit: number, afterId: stri
     .all();
 }
 
-export function findWorker(db: Db, teamId: string, id: string) {
+/** The worker with its cost as a query (so it can be part of a batch); `findWorker` runs it. */
+export function selectWorker(db: Db, teamId: string, id: string) {
   return db
     .select({ worker: workers, costUsd: costSoFar })
     .from(workers)
-    .where(and(eq(workers.teamId, teamId), eq(workers.id, id)))
-    .get();
+    .where(and(eq(workers.teamId, teamId), eq(workers.id, id)));
+}
+
+export function findWorker(db: Db, teamId: string, id: string) {
+  return selectWorker(db, teamId, id).get();
 }

@@ -4,6 +4,7 @@ import { backoffSeconds } from "../domain/backoff";
 import { newId } from "../lib/crypto";
 import { log } from "../lib/log";
 import { applyCallbackRequests } from "./apply-callbacks";
+import { type TeamEventsMessage, teamHub } from "../lib/team-stream";
 import type { CallbackMessage } from "./messages";
 
 export { applyCallbackMessage } from "./apply-callbacks";
@@ -21,10 +22,26 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?:
     }
     return;
   }
+  // Team events the hub could not take when they happened (src/lib/team-stream.ts).
+  const callbacks: Message<unknown>[] = [];
+  for (const message of batch.messages) {
+    const body = message.body as CallbackMessage | TeamEventsMessage;
+    if (body.kind !== "team-events") {
+      callbacks.push(message);
+      continue;
+    }
+    try {
+      await teamHub(env, body.team_id).publish(body.team_id, body.events);
+      message.ack();
+    } catch (error) {
+      retry(batch.queue, message, error);
+    }
+  }
+  if (callbacks.length === 0) return;
   // The whole batch is applied together (one call per hub), but acked message by message,
   // so one failure redelivers only the requests it touched.
-  const { failed, errors } = await applyCallbackRequests(env, batch.messages.map((m) => m.body as CallbackMessage));
-  batch.messages.forEach((message, i) => (failed.has(i) ? retry(batch.queue, message, errors[0]) : message.ack()));
+  const { failed, errors } = await applyCallbackRequests(env, callbacks.map((m) => m.body as CallbackMessage));
+  callbacks.forEach((message, i) => (failed.has(i) ? retry(batch.queue, message, errors[0]) : message.ack()));
 }
 
 function retry(queue: string, message: Message<unknown>, error: unknown): void {

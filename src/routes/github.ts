@@ -3,6 +3,8 @@ import { eq } from "drizzle-orm";
 import { dbOf } from "../db/client";
 import { teams } from "../db/schema";
 import { findByIdempotencyKey, insertTask } from "../db/tasks";
+import { taskEvent } from "../lib/task-events";
+import { publishTeamEvents } from "../lib/team-stream";
 import { DEFAULT_MAX_ATTEMPTS, PRIORITIES, type Priority, priorityRank } from "../domain/tasks";
 import { decryptSecret, newId } from "../lib/crypto";
 import { utf8 } from "../lib/encoding";
@@ -148,7 +150,10 @@ githubRoutes.post("/v1/webhooks/github/:team_id", async (c) => {
     createdAt: now,
     updatedAt: now,
   });
-  if (created) return c.json({ task_id: created.id, created: true }, 202);
+  if (created) {
+    await publishTeamEvents(c.env, teamId, [taskEvent("task.created", created)]);
+    return c.json({ task_id: created.id, created: true }, 202);
+  }
   // A concurrent delivery for the same issue won the insert.
   const winner = await findByIdempotencyKey(db, teamId, task.idempotencyKey);
   if (!winner) throw new Error("task insert changed nothing, yet no task has its idempotency key");

@@ -8,6 +8,8 @@ import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { clientId } from "../lib/ids";
 import { newRouter, problemResponses, security } from "../lib/openapi";
+import { workerEvent } from "../lib/task-events";
+import { publishTeamEvents, teamEvent } from "../lib/team-stream";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
 import { taskId, workerIdSchema } from "./task-schemas";
 
@@ -37,7 +39,7 @@ export type QuestionResponse = z.infer<typeof questionSchema>;
 
 export const askSchema = z.object({ worker_id: workerIdSchema, task_id: taskId, text: markdown });
 
-function toQuestion(row: QuestionRow): QuestionResponse {
+export function toQuestion(row: QuestionRow): QuestionResponse {
   return {
     id: row.id,
     task_id: row.taskId,
@@ -77,7 +79,8 @@ questionRoutes.openapi(
     if (!verdict.ok) throw new ApiError("conflict", verdict.reason);
     const asked = await askQuestion(db, { teamId, id: newId("q"), taskId: body.task_id, workerId: body.worker_id, text: body.text, now });
     if (!asked) throw new ApiError("conflict", `The task changed while the question was asked; it is ${(await findTask(db, teamId, body.task_id))?.status}.`);
-    return c.json(toQuestion(asked), 201);
+    await publishTeamEvents(c.env, teamId, [teamEvent("question.asked", { question: toQuestion(asked.question) }, now), ...(asked.worker ? [workerEvent(asked.worker, now)] : [])]);
+    return c.json(toQuestion(asked.question), 201);
   },
 );
 
@@ -136,8 +139,10 @@ questionRoutes.openapi(
     if (!row) throw new ApiError("not_found", `No question ${qid}.`);
     const already = `The question was already answered at ${row.answeredAt}; it is answered once.`;
     if (row.status !== "open") throw new ApiError("conflict", already);
-    const answered = await answerQuestion(db, { teamId: auth.team_id, id: qid, taskId: row.taskId, workerId: row.workerId, answer: text, answeredBy: auth.key_id, now: new Date().toISOString() });
+    const now = new Date().toISOString();
+    const answered = await answerQuestion(db, { teamId: auth.team_id, id: qid, taskId: row.taskId, workerId: row.workerId, answer: text, answeredBy: auth.key_id, now });
     if (!answered) throw new ApiError("conflict", `The question was answered while this answer was sent; it is answered once.`);
-    return c.json(toQuestion(answered), 200);
+    await publishTeamEvents(c.env, auth.team_id, [teamEvent("question.answered", { question: toQuestion(answered.question) }, now), ...(answered.worker ? [workerEvent(answered.worker, now)] : [])]);
+    return c.json(toQuestion(answered.question), 200);
   },
 );

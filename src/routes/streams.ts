@@ -4,6 +4,7 @@ import type { AppEnv } from "../lib/app-env";
 import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { sessionHub, topicHub } from "../lib/hubs";
+import { teamHub } from "../lib/team-stream";
 import { clientId } from "../lib/ids";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 
@@ -13,7 +14,8 @@ const SESSION_STREAM_PATHS = ["/v1/sessions/{sid}/stream", "/alpha/discovery/{si
 const TOPIC_STREAM_PATHS = ["/v1/sessions/{sid}/topics/{tid}/stream", "/alpha/discovery/{sid}/{tid}/stream"] as const;
 
 const ID = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}";
-const STREAM_PATTERNS = [...SESSION_STREAM_PATHS, ...TOPIC_STREAM_PATHS].map((p) => new RegExp(`^${p.replace(/\{sid\}|\{tid\}/g, ID)}$`));
+const TEAM_STREAM_PATH = "/v1/stream";
+const STREAM_PATTERNS = [...SESSION_STREAM_PATHS, ...TOPIC_STREAM_PATHS, TEAM_STREAM_PATH].map((p) => new RegExp(`^${p.replace(/\{sid\}|\{tid\}/g, ID)}$`));
 
 /** Whether a path is one of the stream routes (stream tokens are issued only for those). */
 export function isStreamPath(path: string): boolean {
@@ -21,9 +23,10 @@ export function isStreamPath(path: string): boolean {
 }
 
 /** Hands the request to the hub, which writes retry, snapshot or replay, then live events. */
-async function openStream(c: Context<AppEnv>, stub: { fetch(request: Request): Promise<Response> }, what: string): Promise<Response> {
+async function openStream(c: Context<AppEnv>, stub: { fetch(request: Request): Promise<Response> }, what: string, teamId?: string): Promise<Response> {
   const url = new URL(c.req.url);
   const headers = new Headers();
+  if (teamId) headers.set("X-Team-Id", teamId);
   const lastId = c.req.header("Last-Event-ID") ?? url.searchParams.get("last_event_id");
   if (lastId !== null && lastId !== undefined) headers.set("Last-Event-ID", lastId);
   const response = await stub.fetch(new Request("https://hub/stream", { headers, signal: c.req.raw.signal }));
@@ -65,3 +68,21 @@ for (const path of TOPIC_STREAM_PATHS) {
     }) as never,
   );
 }
+
+streamRoutes.use(TEAM_STREAM_PATH, authenticate, requireScope("read"));
+streamRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: TEAM_STREAM_PATH,
+    summary: "The team's live events: tasks, workers, questions and the budget",
+    description:
+      "Starts with a `snapshot` (task counts by status, up to 200 workers, up to 50 open questions, read from D1), or the replay after Last-Event-ID; then task.created|claimed|running|completed|retry_scheduled|failed|lease_expired|blocked|unblocked|cancelled|retried, worker.updated, question.asked|answered and budget.reached, with heartbeat comments.",
+    security,
+    request: { headers: streamHeaders, query: streamQuery },
+    responses: sseResponse,
+  }),
+  (async (c: Context<AppEnv>) => {
+    const teamId = c.get("auth").team_id;
+    return openStream(c, teamHub(c.env, teamId), "team stream", teamId);
+  }) as never,
+);

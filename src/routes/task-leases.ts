@@ -4,12 +4,15 @@ import { type Db, dbOf } from "../db/client";
 import { addUsage, blockDependents, claimLimits, claimNextTask, findTask, LEASE_CLEARED, type TaskRow, updateUnderLease } from "../db/tasks";
 import { countCompletion, recordClaim } from "../db/workers";
 import { afterFailure, checkLease, leaseExpiry, type TaskStatus } from "../domain/tasks";
+import { budgetEventId, failureEventType } from "../domain/team-events";
 import { claimRefusal, utcDayStart } from "../domain/workers";
 import type { AppEnv } from "../lib/app-env";
 import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { newRouter, problemResponses, security } from "../lib/openapi";
+import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
+import { publishTeamEvents, teamEvent } from "../lib/team-stream";
 import { attemptReportSchema, leasedTaskSchema, roleSchema, taskIdParam, taskSchema, toLeasedTask, toTask, workerIdSchema } from "./task-schemas";
 
 /** A worker's side of the queue: claim a task under a lease, keep the lease alive, end it. */
@@ -43,10 +46,19 @@ taskLeaseRoutes.openapi(
     const at = now.toISOString();
     const dayStart = utcDayStart(now);
     const leaseId = newId("lease", 16);
-    const [[claimed]] = await db.batch([claimNextTask(db, { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) }), recordClaim(db, teamId, worker_id, leaseId, at)]);
-    if (claimed) return c.json(toLeasedTask(claimed), 200);
+    const [[claimed], [worker]] = await db.batch([claimNextTask(db, { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) }), recordClaim(db, teamId, worker_id, leaseId, at)]);
+    if (claimed) {
+      await publishTeamEvents(c.env, teamId, [taskEvent("task.claimed", claimed, { worker_id }), ...(worker ? [workerEvent(worker, at)] : [])]);
+      return c.json(toLeasedTask(claimed), 200);
+    }
     // Nothing claimed: a second, cheap read tells "nothing to do" from "stopped by a limit".
-    const refusal = claimRefusal(await claimLimits(db, { teamId, role, now: at, dayStart }), now);
+    const limits = await claimLimits(db, { teamId, role, now: at, dayStart });
+    const refusal = claimRefusal(limits, now);
+    if (refusal?.reason === "budget") {
+      // Announced once a day: every refusal sends the same event id, which the hub applies once.
+      const day = dayStart.slice(0, 10);
+      await publishTeamEvents(c.env, teamId, [teamEvent("budget.reached", { day, daily_budget_usd: limits.dailyBudgetUsd, spent_usd: limits.spentTodayUsd, detail: refusal.detail }, at, budgetEventId(day))]);
+    }
     if (refusal) throw new ApiError("rate_limited", refusal.detail, [], { "Retry-After": String(refusal.retryAfterSeconds) });
     return c.body(null, 204);
   },
@@ -94,6 +106,7 @@ taskLeaseRoutes.openapi(
       ...(row.status === "claimed" ? { status: "running" } : {}),
     });
     if (!updated) return lostLease(db, team, id, lease_id, at);
+    if (row.status === "claimed") await publishTeamEvents(c.env, team, [taskEvent("task.running", updated)]);
     return c.json(toLeasedTask(updated), 200);
   },
 );
@@ -123,7 +136,8 @@ taskLeaseRoutes.openapi(
       completedAt: at,
     });
     if (!updated) return lostLease(db, team, id, report.lease_id, at);
-    if (updated.workerId) await countCompletion(db, team, updated.workerId, id, at);
+    const [worker] = updated.workerId ? await countCompletion(db, team, updated.workerId, id, at) : [];
+    await publishTeamEvents(c.env, team, [taskEvent("task.completed", updated), ...(worker ? [workerEvent(worker, at)] : [])]);
     return c.json(toTask(updated), 200);
   },
 );
@@ -154,8 +168,9 @@ taskLeaseRoutes.openapi(
       ...(outcome.status === "failed" ? { status: "failed", completedAt: at } : { status: "pending", availableAt: outcome.available_at }),
     });
     // Failing for good blocks the dependents in the same transaction.
-    const [updated] = outcome.status === "failed" ? (await db.batch([change, blockDependents(db, team, at)]))[0] : await change;
+    const [[updated], blocked] = outcome.status === "failed" ? await db.batch([change, blockDependents(db, team, at)]) : [await change, []];
     if (!updated) return lostLease(db, team, id, report.lease_id, at);
+    await publishTeamEvents(c.env, team, [taskEvent(failureEventType(updated.status), updated), ...blockedEvents(blocked, at)]);
     return c.json(toTask(updated), 200);
   },
 );

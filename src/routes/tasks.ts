@@ -9,6 +9,8 @@ import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
+import { blockedEvents, taskEvent, unblockedEvents } from "../lib/task-events";
+import { publishTeamEvents } from "../lib/team-stream";
 import { roleSchema, taskId, taskIdParam, taskSchema, toTask } from "./task-schemas";
 
 export const taskRoutes = newRouter();
@@ -79,7 +81,10 @@ taskRoutes.openapi(
       createdAt: now,
       updatedAt: now,
     });
-    if (created) return c.json(toTask(created), 201);
+    if (created) {
+      await publishTeamEvents(c.env, team, [taskEvent("task.created", created)]);
+      return c.json(toTask(created), 201);
+    }
     // Only an idempotency key can collide: a concurrent create with the same key won.
     const earlier = body.idempotency_key ? await findByIdempotencyKey(db, team, body.idempotency_key) : undefined;
     if (!earlier) throw new Error("task insert changed nothing, yet no task has its idempotency key");
@@ -154,10 +159,12 @@ taskRoutes.openapi(
     if (!row) throw new ApiError("not_found", `No task ${id}.`);
     const verdict = checkCancel(row.status as TaskStatus);
     if (!verdict.ok) throw new ApiError("conflict", verdict.reason);
-    const cancelled = await cancelTask(db, team, id, new Date().toISOString());
+    const at = new Date().toISOString();
+    const cancelled = await cancelTask(db, team, id, at);
     // It ended between the read and the write (say, it completed): say how.
     if (!cancelled) throw new ApiError("conflict", `The task changed while it was being cancelled; it is ${(await findTask(db, team, id))?.status}.`);
-    return c.json(toTask(cancelled), 200);
+    await publishTeamEvents(c.env, team, [taskEvent("task.cancelled", cancelled.task), ...blockedEvents(cancelled.blocked, at)]);
+    return c.json(toTask(cancelled.task), 200);
   },
 );
 
@@ -179,8 +186,10 @@ taskRoutes.openapi(
     if (!row) throw new ApiError("not_found", `No task ${id}.`);
     const verdict = checkRetry({ status: row.status as TaskStatus, blocked_by: row.blockedBy });
     if (!verdict.ok) throw new ApiError("conflict", verdict.reason);
-    const retried = await retryTask(db, team, id, new Date().toISOString());
+    const at = new Date().toISOString();
+    const retried = await retryTask(db, team, id, at);
     if (!retried) throw new ApiError("conflict", `The task changed while it was being retried; it is ${(await findTask(db, team, id))?.status}.`);
-    return c.json(toTask(retried), 200);
+    await publishTeamEvents(c.env, team, [taskEvent("task.retried", retried.task), ...unblockedEvents(retried.unblocked, at), ...blockedEvents(retried.blocked, at)]);
+    return c.json(toTask(retried.task), 200);
   },
 );

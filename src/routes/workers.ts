@@ -1,10 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { dbOf } from "../db/client";
-import { findWorker, listWorkers, upsertWorker, type WorkerRow } from "../db/workers";
+import { findWorker, listWorkers, selectWorker, upsertWorker, type WorkerRow } from "../db/workers";
 import { REPORTED_STATUSES, WORKER_STATUSES, type WorkerStatus } from "../domain/workers";
 import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { newRouter, problemResponses, security } from "../lib/openapi";
+import { workerEvent } from "../lib/task-events";
+import { publishTeamEvents } from "../lib/team-stream";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
 import { roleSchema, taskId, workerIdSchema } from "./task-schemas";
 
@@ -30,7 +32,7 @@ export type WorkerResponse = z.infer<typeof workerSchema>;
 
 export const workerHeartbeatSchema = z.object({ role: roleSchema, status: z.enum(REPORTED_STATUSES), current_task: taskId.nullable().optional() });
 
-function toWorker({ worker, costUsd }: { worker: WorkerRow; costUsd: number }): WorkerResponse {
+export function toWorker({ worker, costUsd }: { worker: WorkerRow; costUsd: number }): WorkerResponse {
   return {
     id: worker.id,
     role: worker.role,
@@ -58,9 +60,12 @@ workerRoutes.openapi(
     const body = c.req.valid("json");
     const teamId = c.get("auth").team_id;
     const db = dbOf(c.env);
-    await upsertWorker(db, { teamId, id: wid, role: body.role, status: body.status, currentTask: body.current_task ?? null, now: new Date().toISOString() });
-    const row = await findWorker(db, teamId, wid);
+    const now = new Date().toISOString();
+    const [[before], , [row]] = await db.batch([selectWorker(db, teamId, wid), upsertWorker(db, { teamId, id: wid, role: body.role, status: body.status, currentTask: body.current_task ?? null, now }), selectWorker(db, teamId, wid)]);
     if (!row) throw new Error("a worker upsert left no row");
+    // Only a change is news: a worker heartbeats every few seconds.
+    const changed = !before || before.worker.status !== row.worker.status || before.worker.currentTask !== row.worker.currentTask || before.worker.role !== row.worker.role;
+    if (changed) await publishTeamEvents(c.env, teamId, [workerEvent(row.worker, now)]);
     return c.json(toWorker(row), 200);
   },
 );

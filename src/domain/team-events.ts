@@ -1,0 +1,59 @@
+/**
+ * What the team stream (`GET /v1/stream`, one TeamHub per team) carries: every change to the
+ * team's tasks, workers and questions, after it is written to D1. Pure: the routes build the
+ * events from the rows they wrote; the hub logs, replays and fans them out.
+ */
+export const TEAM_EVENT_TYPES = [
+  "task.created",
+  "task.claimed",
+  "task.running",
+  "task.completed",
+  "task.retry_scheduled",
+  "task.failed",
+  "task.lease_expired",
+  "task.blocked",
+  "task.unblocked",
+  "task.cancelled",
+  "task.retried",
+  "worker.updated",
+  "question.asked",
+  "question.answered",
+  "budget.reached",
+] as const;
+export type TeamEventType = (typeof TEAM_EVENT_TYPES)[number];
+
+export interface TeamEvent {
+  /** Unique per team: the hub applies an id once, so a re-sent publication changes nothing. */
+  id: string;
+  type: TeamEventType;
+  at: string;
+  data: Record<string, unknown>;
+}
+
+/** Fields of a task left out of its events: they may be long (Markdown); GET /v1/tasks/:id has them. */
+const HEAVY_TASK_FIELDS = ["description", "result"] as const;
+
+/** A task as its events carry it: everything but the long fields (and never the lease). */
+export function taskForEvent<T extends Record<string, unknown>>(task: T): Omit<T, (typeof HEAVY_TASK_FIELDS)[number] | "lease"> {
+  const copy: Record<string, unknown> = { ...task };
+  for (const field of [...HEAVY_TASK_FIELDS, "lease"]) delete copy[field];
+  return copy as Omit<T, (typeof HEAVY_TASK_FIELDS)[number] | "lease">;
+}
+
+/** The event for a task a worker's `fail` just changed: back in the queue, or failed for good. */
+export function failureEventType(status: string): TeamEventType {
+  return status === "failed" ? "task.failed" : "task.retry_scheduled";
+}
+
+/** The event for a task the cron took back from a silent worker. */
+export function expiryEventType(status: string): TeamEventType {
+  return status === "failed" ? "task.failed" : "task.lease_expired";
+}
+
+/**
+ * The id of the budget event of a UTC day: the first claim refused for the budget announces
+ * it, and every later one that day has the same id, which the hub applies only once.
+ */
+export function budgetEventId(day: string): string {
+  return `budget.reached:${day}`;
+}

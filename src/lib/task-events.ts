@@ -1,0 +1,26 @@
+import type { BlockChange, TaskRow } from "../db/tasks";
+import type { WorkerRow } from "../db/workers";
+import type { TeamEvent, TeamEventType } from "../domain/team-events";
+import { taskForEvent } from "../domain/team-events";
+import { toTask } from "../routes/task-schemas";
+import { teamEvent } from "./team-stream";
+
+/** The team-stream events of the task routes, built from the rows they wrote. */
+
+export function taskEvent(type: TeamEventType, row: TaskRow, extra: Record<string, unknown> = {}, at = row.updatedAt): TeamEvent {
+  return teamEvent(type, { task: taskForEvent(toTask(row)), ...extra }, at);
+}
+
+export function blockedEvents(rows: BlockChange[], at: string): TeamEvent[] {
+  return rows.map((r) => teamEvent("task.blocked", { task_id: r.id, blocked_by: r.blockedBy }, at));
+}
+
+export function unblockedEvents(ids: string[], at: string): TeamEvent[] {
+  return ids.map((id) => teamEvent("task.unblocked", { task_id: id }, at));
+}
+
+/** A worker's row as its events carry it (its cost is in GET /v1/workers: it changes with tasks). */
+export function workerEvent(row: WorkerRow, at: string): TeamEvent {
+  const worker = { id: row.id, role: row.role, status: row.status, current_task: row.currentTask, tasks_completed: row.tasksCompleted, last_seen_at: row.lastSeenAt, created_at: row.createdAt };
+  return teamEvent("worker.updated", { worker }, at);
+}
