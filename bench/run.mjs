@@ -14,14 +14,18 @@
 //      twice, on a fresh topic each: "redeploy" (its session's and topic's Durable Objects
 //      restarted through the admin endpoint, wrangler dev and its queue kept running: the
 //      main one) and "reload" (wrangler dev's reload, which also empties the local queue);
-// and the peak memory of the system's processes; writes bench/RESULTS.md and
-// bench/results.json.
+// and the peak memory of the system's processes (the "events" part); then the task queue's
+// claims on a fresh Switchboard (the "claims" part, bench/lib/claims-run.mjs, alone:
+// `npm run bench:claims`); writes bench/RESULTS.md and bench/results.json, keeping from the
+// results.json already there the part not run (BENCH_PARTS).
 //
 // Linux only (/proc). The peer needs Debian's postgresql and redis-server (bash
 // bench/setup.sh). 1,000 streams need ~1,100 file descriptors in this process and as many in
 // the server: if `ulimit -n` is lower, raise it first (`ulimit -n 4096`). Everything listens
 // and is reached on 127.0.0.1, and is stopped at the end, on failure and on Ctrl-C.
-// Overrides, for quick runs: BENCH_SYSTEMS ("switchboard,peer,limit"), BENCH_PORT (8791,
+// Overrides, for quick runs: BENCH_PARTS ("events,claims"; the claims part's own overrides,
+// BENCH_CLAIMS_*, are listed in bench/claims.mjs), BENCH_NOTE (a warning shown above the
+// claims' numbers), BENCH_SYSTEMS ("switchboard,peer,limit"), BENCH_PORT (8791,
 // Switchboard's), BENCH_SUBSCRIBERS ("100,1000"), BENCH_RATE (200), BENCH_LATENCY_S (15),
 // BENCH_THROUGHPUT_S (10), BENCH_CONCURRENCY (32), BENCH_RESTART (1; 0 skips R),
 // BENCH_RESTART_S (30), BENCH_RESTART_AT_S (10), BENCH_RESTART_SUBSCRIBERS (100),
@@ -33,14 +37,15 @@
 // Worker's LOG_LEVEL; the peer and the limit write no line per request either), BENCH_WATCHDOG_MIN (45),
 // BENCH_OUT (where RESULTS.md and results.json go; bench/ by default).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { claimsConfig, measureClaims } from "./lib/claims-run.mjs";
 import { expectJson } from "./lib/http.mjs";
 import { machine } from "./lib/machine.mjs";
-import { renderResults } from "./lib/report.mjs";
 import { queueReloadCheck } from "./lib/queue-check.mjs";
 import { restartTest } from "./lib/restart.mjs";
+import { commandLine, mergeResults, readResults, writeResults } from "./lib/results-file.mjs";
 import { startSystemSampler } from "./lib/sampler.mjs";
 import { latency, throughput } from "./lib/scenarios.mjs";
 import { postgresBin } from "./lib/services.mjs";
@@ -51,6 +56,19 @@ const root = new URL("..", import.meta.url).pathname;
 const outDir = process.env.BENCH_OUT ?? new URL(".", import.meta.url).pathname;
 const host = "127.0.0.1";
 const env = (name, fallback) => process.env[name] ?? fallback;
+const PARTS = ["events", "claims"];
+const parts = env("BENCH_PARTS", PARTS.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+if (!parts.length || parts.some((p) => !PARTS.includes(p))) {
+  console.error(`BENCH_PARTS: ${parts.length ? `unknown ${parts.filter((p) => !PARTS.includes(p)).join(", ")}` : "empty"} (known: ${PARTS.join(", ")})`);
+  process.exit(2);
+}
+let claims;
+try {
+  claims = parts.includes("claims") ? claimsConfig() : null;
+} catch (e) {
+  console.error(e.message);
+  process.exit(2);
+}
 const config = {
   systems: env("BENCH_SYSTEMS", "switchboard,peer,limit").split(",").map((s) => s.trim()).filter(Boolean),
   port: Number(env("BENCH_PORT", 8791)),
@@ -194,12 +212,27 @@ async function measure(name) {
   return out;
 }
 
+const command = commandLine("bench");
+
 async function main() {
-  log(`temp dir ${work} (logs of every system stay there); systems: ${config.systems.join(", ")}`);
+  log(`temp dir ${work} (logs of every system stay there); parts: ${parts.join(", ")}${parts.includes("events") ? `; systems: ${config.systems.join(", ")}` : ""}`);
+  const events = parts.includes("events") ? await measureEvents() : null;
+  let measuredClaims = null;
+  if (claims) {
+    log("=== claims (the task queue, on a fresh Switchboard)");
+    measuredClaims = await measureClaims({ root, work, host, port: config.port, logLevel: config.logLevel, log, config: claims, command, note: env("BENCH_NOTE", "") || null, register: (x) => ({ system, sampler } = x) });
+  }
+  writeResults(outDir, mergeResults(readResults(outDir), { events, claims: measuredClaims }));
+  log(`wrote ${join(outDir, "RESULTS.md")} and results.json${parts.length < PARTS.length ? ` (the ${PARTS.filter((p) => !parts.includes(p)).join(", ")} part kept from the results.json there)` : ""}`);
+  return Object.values(events?.systems ?? {}).some((s) => s.error) || measuredClaims?.error ? 1 : 0;
+}
+
+/** The events part: every system of BENCH_SYSTEMS, one after the other; its results are results.json's top level. */
+async function measureEvents() {
   const pgBin = postgresBin();
   const results = {
     date: new Date().toISOString(),
-    command: `${Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_")).map(([k, v]) => `${k}=${v} `).join("")}npm run bench`,
+    command,
     machine: {
       ...machine({ wranglerVersion: wranglerVersion(root) }),
       postgres: pgBin ? version(join(pgBin, "postgres"), ["--version"]) : "not installed",
@@ -213,10 +246,7 @@ async function main() {
     log(`=== ${name}`);
     results.systems[name] = await measure(name);
   }
-  writeFileSync(join(outDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(outDir, "RESULTS.md"), renderResults(results));
-  log(`wrote ${join(outDir, "RESULTS.md")} and results.json`);
-  return Object.values(results.systems).some((s) => s.error) ? 1 : 0;
+  return results;
 }
 
 try {

@@ -12,6 +12,7 @@ import { githubRoutes } from "./routes/github";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { healthRoutes } from "./routes/health";
 import { keyRoutes } from "./routes/keys";
+import { logRoutes } from "./routes/logs";
 import { questionRoutes } from "./routes/questions";
 import { sessionRoutes } from "./routes/sessions";
 import { streamRoutes } from "./routes/streams";
@@ -100,6 +101,7 @@ export function createApp() {
   app.route("/", taskLeaseRoutes);
   app.route("/", workerRoutes);
   app.route("/", questionRoutes);
+  app.route("/", logRoutes);
   app.route("/", costRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });

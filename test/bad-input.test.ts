@@ -43,6 +43,7 @@ function jsonRoutes(sid: string): [string, string][] {
     ["POST", "/v1/keys"],
     ["POST", "/v1/stream-tokens"],
     ["POST", "/v1/auth/session"],
+    ["POST", "/v1/workers/w1/logs"],
   ];
 }
 

@@ -33,6 +33,13 @@ async function take(sse: SseReader, n: number) {
   return out;
 }
 
+/** The i-th item, which the test expects to be there. */
+function nth<T>(list: T[], i: number): T {
+  const item = list[i];
+  if (item === undefined) throw new Error(`no item ${i} in ${JSON.stringify(list)}`);
+  return item;
+}
+
 async function team() {
   const t = await createTeam();
   const agent = await createKey(t.api_key, ["agent"]);
@@ -70,19 +77,19 @@ describe("team stream: GET /v1/stream", () => {
     await json(await leaseCall(agent, task.id, "complete", { lease_id: lease, result: "done", cost_usd: 0.5 }));
     const events = await take(sse, 6);
     expect(events.map((e) => e.event)).toEqual(["task.created", "task.claimed", "worker.updated", "task.running", "task.completed", "worker.updated"]);
-    expect(events.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6].map((n) => n + events[0].id - 1));
-    expect(events[0].data).toMatchObject({ type: "task.created", data: { task: { id: task.id, title: "build it", status: "pending" } } });
-    expect(events[1].data.data).toMatchObject({ worker_id: "w1", task: { id: task.id, status: "claimed", worker_id: "w1" } });
-    expect(events[2].data.data.worker).toMatchObject({ id: "w1", status: "working", current_task: task.id });
-    expect(events[4].data.data.task).toMatchObject({ status: "completed", cost_usd: 0.5 });
-    expect(events[5].data.data.worker).toMatchObject({ id: "w1", status: "idle", current_task: null, tasks_completed: 1 });
+    expect(events.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6].map((n) => n + nth(events, 0).id - 1));
+    expect(nth(events, 0).data).toMatchObject({ type: "task.created", data: { task: { id: task.id, title: "build it", status: "pending" } } });
+    expect(nth(events, 1).data.data).toMatchObject({ worker_id: "w1", task: { id: task.id, status: "claimed", worker_id: "w1" } });
+    expect(nth(events, 2).data.data.worker).toMatchObject({ id: "w1", status: "working", current_task: task.id });
+    expect(nth(events, 4).data.data.task).toMatchObject({ status: "completed", cost_usd: 0.5 });
+    expect(nth(events, 5).data.data.worker).toMatchObject({ id: "w1", status: "idle", current_task: null, tasks_completed: 1 });
     for (const e of events.filter((e) => e.event.startsWith("task."))) {
       expect(Object.keys(e.data.data.task)).not.toContain("description");
       expect(Object.keys(e.data.data.task)).not.toContain("result");
       expect(JSON.stringify(e.data)).not.toContain(lease);
     }
-    expect(events[0].data.at).toEqual(expect.any(String));
-    expect(events[0].data.received_at).toEqual(expect.any(String));
+    expect(nth(events, 0).data.at).toEqual(expect.any(String));
+    expect(nth(events, 0).data.received_at).toEqual(expect.any(String));
     await sse.close();
   });
 
@@ -99,7 +106,7 @@ describe("team stream: GET /v1/stream", () => {
     await json(await leaseCall(agent, first.id, "fail", { lease_id: b?.lease.id }));
     const events = await take(sse, 7);
     expect(events.map((e) => e.event)).toEqual(["task.claimed", "worker.updated", "task.retry_scheduled", "task.claimed", "worker.updated", "task.failed", "task.blocked"]);
-    expect(events[6].data.data).toEqual({ task_id: second.id, blocked_by: first.id });
+    expect(nth(events, 6).data.data).toEqual({ task_id: second.id, blocked_by: first.id });
     const retried = await call(`/v1/tasks/${first.id}/retry`, { method: "POST", key: operator });
     expect(retried.status).toBe(200);
     await retried.text();
@@ -125,10 +132,10 @@ describe("team stream: GET /v1/stream", () => {
     await answered.text();
     const events = await take(sse, 4);
     expect(events.map((e) => e.event)).toEqual(["question.asked", "worker.updated", "question.answered", "worker.updated"]);
-    expect(events[0].data.data.question).toMatchObject({ id: asked.id, text: "Postgres or SQLite?", status: "open" });
-    expect(events[1].data.data.worker).toMatchObject({ status: "waiting" });
-    expect(events[2].data.data.question).toMatchObject({ id: asked.id, answer: "SQLite", status: "answered" });
-    expect(events[3].data.data.worker).toMatchObject({ status: "working" });
+    expect(nth(events, 0).data.data.question).toMatchObject({ id: asked.id, text: "Postgres or SQLite?", status: "open" });
+    expect(nth(events, 1).data.data.worker).toMatchObject({ status: "waiting" });
+    expect(nth(events, 2).data.data.question).toMatchObject({ id: asked.id, answer: "SQLite", status: "answered" });
+    expect(nth(events, 3).data.data.worker).toMatchObject({ status: "working" });
     expect(held).not.toBeNull();
     await sse.close();
   });
@@ -146,8 +153,8 @@ describe("team stream: GET /v1/stream", () => {
     await runCron();
     const events = await take(sse, 6);
     expect(events.map((e) => e.event)).toEqual(["worker.updated", "worker.updated", "task.claimed", "worker.updated", "task.lease_expired", "worker.updated"]);
-    expect(events[4].data.data).toMatchObject({ reason: "lease expired", task: { id: task.id, status: "pending" } });
-    expect(events[5].data.data.worker).toMatchObject({ id: "w9", status: "lost" });
+    expect(nth(events, 4).data.data).toMatchObject({ reason: "lease expired", task: { id: task.id, status: "pending" } });
+    expect(nth(events, 5).data.data.worker).toMatchObject({ id: "w9", status: "lost" });
     expect(held?.id).toBe(task.id);
     await sse.close();
   });
@@ -165,7 +172,7 @@ describe("team stream: GET /v1/stream", () => {
     await createTask(agent, { title: "marker" });
     const events = await take(sse, 2);
     expect(events.map((e) => e.event)).toEqual(["budget.reached", "task.created"]);
-    expect(events[0].data.data).toMatchObject({ daily_budget_usd: 1, spent_usd: 1.5, day: new Date().toISOString().slice(0, 10) });
+    expect(nth(events, 0).data.data).toMatchObject({ daily_budget_usd: 1, spent_usd: 1.5, day: new Date().toISOString().slice(0, 10) });
     await sse.close();
   });
 
@@ -176,6 +183,7 @@ describe("team stream: GET /v1/stream", () => {
     await snapshotOf(first);
     await createTask(a.agent, { title: "t1" });
     const [seen] = await take(first, 1);
+    if (!seen) throw new Error("no event");
     await first.close();
     await createTask(a.agent, { title: "t2" });
     await createTask(a.agent, { title: "t3" });

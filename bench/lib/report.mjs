@@ -1,6 +1,8 @@
 // bench/RESULTS.md from the measured results (bench/results.json holds the same, raw): the
 // three systems side by side, the restart test, Switchboard against the issue's targets,
-// then each system's details.
+// then each system's details; then the claims part, when measured (bench/lib/claims-report.mjs).
+import { renderClaims } from "./claims-report.mjs";
+
 const TARGETS = {
   accepted_per_s: 500,
   p99_ms_100: 250,
@@ -27,12 +29,19 @@ const MODE_TITLES = {
 const TITLES = { switchboard: "Switchboard", peer: "Peer (seed architecture)", limit: "Limit (in-memory)" };
 
 export function renderResults(r) {
+  // A claims-only results file (the events part never run in this BENCH_OUT).
+  if (!r.systems) {
+    const lines = ["# Switchboard benchmark results", ""];
+    if (r.claims) renderClaims(r.claims, (...xs) => lines.push(...xs));
+    return lines.join("\n");
+  }
   const systems = ORDER.filter((n) => r.systems[n]).map((n) => r.systems[n]);
   const by = (n) => r.systems[n] ?? null;
   const lines = [];
   const line = (...xs) => lines.push(...xs);
   line("# Switchboard benchmark results: Switchboard, the seed's architecture and the limit", "");
   line(`Measured ${r.date} with \`${r.command}\` (bench/run.mjs; how to run it: bench/README.md). Raw numbers: \`bench/results.json\`.`, "");
+  if (r.claims) line("The task queue's claims are measured apart, on a fresh `wrangler dev` (`npm run bench:claims`, or within `npm run bench`): the Claims section at the end, with its own date, command and machine.", "");
 
   line("## Machine", "");
   line(`- CPUs (\`nproc\`): ${r.machine.nproc}; CPU model: ${r.machine.cpu_model}`);
@@ -141,6 +150,7 @@ export function renderResults(r) {
 
   line("## Details", "");
   for (const s of systems) renderSystem(r, s, line);
+  if (r.claims) renderClaims(r.claims, line);
   return lines.join("\n");
 }
 

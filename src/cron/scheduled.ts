@@ -9,12 +9,13 @@ import { expiryEventType, type TeamEvent } from "../domain/team-events";
 import { log } from "../lib/log";
 import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
+import { expireLogs } from "./log-retention";
 import { sweepSentinels } from "./sentinels";
 
 /**
  * The every-minute cron: sweep callback sentinels; return tasks whose lease expired to the
  * queue and mark lost the workers that held them or went silent; forget webhook ids past the
- * signature window.
+ * signature window; delete worker log batches older than 30 days (R2 objects and index rows).
  */
 export async function handleScheduled(_controller: ScheduledController, env: Env, _ctx?: ExecutionContext): Promise<void> {
   const report = await sweepSentinels(env);
@@ -23,6 +24,8 @@ export async function handleScheduled(_controller: ScheduledController, env: Env
   await dbOf(env)
     .delete(webhookIds)
     .where(lt(webhookIds.seenAt, Date.now() - 2 * TOLERANCE_SECONDS * 1000));
+  const expiredLogs = await expireLogs(env);
+  if (expiredLogs > 0) log("info", "log batches expired", { batches: expiredLogs });
 }
 
 /**

@@ -221,3 +221,35 @@ export const questions = sqliteTable(
     index("questions_team_task").on(t.teamId, t.taskId, t.status),
   ],
 );
+
+/**
+ * Worker logs: the lines live in R2, one JSONL object per batch (R2 cannot append); this is
+ * the index that finds a tail without listing R2. `seq` orders a team's batches: each insert
+ * takes max(the team's last seq + 1, the time in ms) in one statement, and D1 runs one
+ * statement at a time, so a batch that becomes visible never has a lower seq than one already
+ * visible (a follower's cursor never skips a batch), seqs never go back even once retention
+ * has deleted every row, and no team learns from its seqs how much other teams log.
+ * `bytes` is the object's size, so a read can bound what it fetches before fetching it.
+ */
+export const logBatches = sqliteTable(
+  "log_batches",
+  {
+    teamId: text("team_id").notNull(),
+    seq: integer("seq").notNull(),
+    id: text("id").notNull(),
+    workerId: text("worker_id").notNull(),
+    taskId: text("task_id"),
+    r2Key: text("r2_key").notNull(),
+    lineCount: integer("line_count").notNull(),
+    bytes: integer("bytes").notNull(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.teamId, t.seq] }),
+    // A worker's tail (optionally of one task), and a task's tail.
+    index("log_batches_worker").on(t.teamId, t.workerId, t.seq),
+    index("log_batches_task").on(t.teamId, t.taskId, t.seq),
+    // The cron's retention sweep takes the oldest batches in this order, straight off the index.
+    index("log_batches_created").on(t.createdAt, t.teamId, t.seq),
+  ],
+);
