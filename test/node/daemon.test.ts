@@ -104,6 +104,14 @@ describe("switchboard worker", () => {
     expect(plain.cost_usd).toBe(0);
     expect(plain.duration_ms).toBeGreaterThan(0);
 
+    // The agent's stdout and stderr, and the worker's own lines, are in the task's logs by the time it completes.
+    const logs = await call("GET", `/v1/tasks/${first.id}/logs?lines=100`);
+    const texts = logs.lines.map((l: { text: string }) => l.text);
+    expect(logs.lines.every((l: { worker_id: string; task_id: string }) => l.worker_id === "exec-alpha" && l.task_id === first.id)).toBe(true);
+    expect(texts).toEqual(expect.arrayContaining([`agent exec-alpha (executor) on ${first.id}: complete the thing`, "a line on stderr", `[switchboard] claimed ${first.id} "complete the thing" (attempt 1 of 3)`, `[switchboard] completing ${first.id}`]));
+    expect(texts.some((t: string) => t.includes('"total_cost_usd":0.25'))).toBe(true);
+    expect((await call("GET", `/v1/tasks/${second.id}/logs?lines=100`)).lines.map((l: { text: string }) => l.text)).toContain("the last words on stdout");
+
     expect(await call("GET", "/v1/workers/exec-alpha")).toMatchObject({ role: "executor", status: "idle", tasks_completed: 2, current_task: null });
     expect(run.output()).toContain("[switchboard] worker exec-alpha stopping: 2 task(s), 2 completed, 0 failed, 0 lost");
   });
