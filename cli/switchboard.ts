@@ -9,6 +9,8 @@ import { respondCommand } from "./commands/respond";
 import { runCommand } from "./commands/run";
 import { statusCommand } from "./commands/status";
 import { tasksCommand } from "./commands/tasks";
+import { argvCommand } from "./commands/argv-command";
+import { startCommand, stopCommand, WORKER_USAGE, workerCommand } from "./worker/commands";
 import { type CliCommand, type Context, createContext, type Io } from "./context";
 import { CliError } from "./errors";
 
@@ -29,6 +31,10 @@ export const COMMANDS: CliCommand[] = [
   // agents
   emitCommand,
   runCommand,
+  // the worker daemon and the local fleet (cli/worker/)
+  argvCommand({ name: "worker", summary: "claim tasks of a role and run an agent command on each", usage: WORKER_USAGE, run: workerCommand }),
+  argvCommand({ name: "start", summary: "start the local fleet: a planner, N executors, a documentation worker", usage: WORKER_USAGE, run: startCommand }),
+  argvCommand({ name: "stop", summary: "stop the local fleet", usage: WORKER_USAGE, run: stopCommand }),
 ];
 
 const ENVIRONMENT = `

@@ -18,9 +18,9 @@ function io() {
 describe("argvCommand (commands that parse their own arguments)", () => {
   const calls: string[][] = [];
   const fake = argvCommand({
-    name: "worker",
+    name: "stand-in",
     summary: "a stand-in for the worker daemon",
-    usage: "switchboard worker --role ROLE [-- <agent command …>]",
+    usage: "switchboard stand-in --role ROLE [-- <agent command …>]",
     run: async (argv) => {
       calls.push(argv);
       if (argv.includes("--bad")) throw Object.assign(new Error("--bad is not an option"), { name: "UsageError" });
@@ -32,23 +32,23 @@ describe("argvCommand (commands that parse their own arguments)", () => {
 
   it("gets every argument in order, and the agent command after -- untouched", async () => {
     const { io: streams } = io();
-    expect(await main(["worker", "--role", "executor", "--name", "x", "--", "claude", "-p", "--output-format", "json"], {}, streams, commands)).toBe(0);
+    expect(await main(["stand-in", "--role", "executor", "--name", "x", "--", "claude", "-p", "--output-format", "json"], {}, streams, commands)).toBe(0);
     expect(calls.at(-1)).toEqual(["--role", "executor", "--name", "x", "--", "claude", "-p", "--output-format", "json"]);
-    expect(await main(["worker", "--role", "executor", "--fail"], {}, streams, commands)).toBe(1);
+    expect(await main(["stand-in", "--role", "executor", "--fail"], {}, streams, commands)).toBe(1);
     expect(calls.at(-1)).toEqual(["--role", "executor", "--fail"]);
   });
 
   it("maps its usage errors to exit 2, prints its usage for --help, and is listed in the help", async () => {
     const a = io();
-    expect(await main(["worker", "--bad"], {}, a.io, commands)).toBe(2);
+    expect(await main(["stand-in", "--bad"], {}, a.io, commands)).toBe(2);
     expect(a.output().err).toContain("error: --bad is not an option");
-    expect(await main(["worker", "--unknown"], {}, a.io, commands)).toBe(2);
+    expect(await main(["stand-in", "--unknown"], {}, a.io, commands)).toBe(2);
     const b = io();
-    expect(await main(["worker", "--help"], {}, b.io, commands)).toBe(0);
-    expect(b.output().out).toContain("switchboard worker --role ROLE");
+    expect(await main(["stand-in", "--help"], {}, b.io, commands)).toBe(0);
+    expect(b.output().out).toContain("switchboard stand-in --role ROLE");
     const c = io();
     expect(await main(["--help"], {}, c.io, commands)).toBe(0);
-    expect(c.output().out).toMatch(/worker \[args\.\.\.\]\s+a stand-in for the worker daemon/);
+    expect(c.output().out).toMatch(/stand-in \[args\.\.\.\]\s+a stand-in for the worker daemon/);
   });
 });
 

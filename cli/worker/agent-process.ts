@@ -1,0 +1,101 @@
+import { spawn } from "node:child_process";
+
+export interface AgentExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the command could not start (not found, not executable). */
+  error?: string;
+}
+
+export interface AgentRun {
+  readonly pid: number | undefined;
+  readonly exited: Promise<AgentExit>;
+  /** SIGTERM to the agent's process group, then SIGKILL after `killAfterMs` if it is still there. */
+  stop(killAfterMs: number): void;
+  stdout(): string;
+  stderr(): string;
+}
+
+export interface StartAgentOptions {
+  command: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Written to the agent's stdin, then closed: `claude -p` reads its prompt there. */
+  input: string;
+  onLine: (stream: "stdout" | "stderr", line: string) => void;
+  /** The raw output, for the daemon's own terminal (tmux shows it). */
+  onChunk?: (stream: "stdout" | "stderr", chunk: Buffer) => void;
+}
+
+/** How much of each stream is kept for the result (the tail) and the JSON report. */
+const KEEP_CHARS = 1024 * 1024;
+/** A "line" without a newline this long is sent as it is, so memory stays bounded. */
+const MAX_PENDING = 32 * 1024;
+
+/**
+ * Starts the agent in its own process group (so stopping it stops what it started too), with
+ * stdout and stderr read line by line as they come: nothing the daemon does waits on the agent's
+ * output, and the agent never waits on the daemon.
+ */
+export function startAgent(o: StartAgentOptions): AgentRun {
+  const [cmd, ...args] = o.command as [string, ...string[]];
+  const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ["pipe", "pipe", "pipe"], detached: true });
+  const kept = { stdout: "", stderr: "" };
+  const pending = { stdout: "", stderr: "" };
+  const read = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
+    o.onChunk?.(stream, chunk);
+    const text = chunk.toString("utf8");
+    kept[stream] += text;
+    if (kept[stream].length > 2 * KEEP_CHARS) kept[stream] = kept[stream].slice(-KEEP_CHARS);
+    const lines = (pending[stream] + text).split("\n");
+    pending[stream] = lines.pop() ?? "";
+    for (const line of lines) o.onLine(stream, line.replace(/\r$/, ""));
+    if (pending[stream].length > MAX_PENDING) {
+      o.onLine(stream, pending[stream]);
+      pending[stream] = "";
+    }
+  };
+  child.stdout.on("data", read("stdout"));
+  child.stderr.on("data", read("stderr"));
+  // An agent that never reads its stdin closes it early: EPIPE is not an error here.
+  child.stdin.on("error", () => {});
+  child.stdin.end(o.input);
+
+  let closed = false;
+  const exited = new Promise<AgentExit>((resolve) => {
+    child.once("error", (e) => {
+      closed = true;
+      resolve({ code: null, signal: null, error: e.message });
+    });
+    child.once("close", (code, signal) => {
+      closed = true;
+      for (const stream of ["stdout", "stderr"] as const) if (pending[stream]) o.onLine(stream, pending[stream]);
+      resolve({ code, signal });
+    });
+  });
+  let killTimer: NodeJS.Timeout | undefined;
+  void exited.then(() => clearTimeout(killTimer));
+  const signalGroup = (signal: NodeJS.Signals) => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      try {
+        child.kill(signal);
+      } catch {}
+    }
+  };
+  return {
+    pid: child.pid,
+    exited,
+    stop(killAfterMs: number) {
+      // Not `child.exitCode`: the agent may be gone while what it started still holds its output.
+      if (closed) return;
+      signalGroup("SIGTERM");
+      clearTimeout(killTimer);
+      killTimer = setTimeout(() => signalGroup("SIGKILL"), killAfterMs);
+    },
+    stdout: () => kept.stdout,
+    stderr: () => kept.stderr,
+  };
+}

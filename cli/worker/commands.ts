@@ -1,0 +1,159 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { ROLE_PATTERN } from "../../src/domain/tasks";
+import { loadConfig } from "../config";
+import { CliError } from "../errors";
+import { WorkerApi } from "./api";
+import { runDaemon } from "./daemon";
+import { commandFor, exitedWorkers, loadFleetConfig, startFleet, stopFleet } from "./fleet";
+
+/** `switchboard worker|start|stop`: argument parsing and signals; the work is in daemon.ts and fleet.ts. */
+
+export const WORKER_USAGE = `  switchboard worker --role ROLE [--name NAME] [--dir DIR] [--max-tasks N] [--poll-interval S]
+                     [--grace S] [--lease-heartbeat S] [--question-poll S] [-- <agent command …>]
+      claim tasks of ROLE one at a time and run the agent on each in DIR (default ./workers/NAME);
+      the agent command defaults to the role's in switchboard.fleet.json, else \`claude -p\`
+  switchboard start [--executors N] [--no-planner] [--dir DIR] [--config FILE] [--grace S] [--poll-interval S]
+      start the local fleet: planner-1, exec-1…N (default 2), docs-1, each in DIR/<worker>
+      (default ./workers), in tmux sessions switchboard-<worker> when tmux is installed
+  switchboard stop [--dir DIR] [--timeout S]
+      stop the fleet started from DIR: SIGTERM, wait (default 45 s), then SIGKILL`;
+
+const seconds = (name: string, v: string | undefined): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} takes a number of seconds`);
+  return Math.round(n * 1000);
+};
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** As the rest of the CLI: SWITCHBOARD_URL / SWITCHBOARD_API_KEY, else what `switchboard login` stored. */
+function credentials(env: NodeJS.ProcessEnv): { baseUrl: string; apiKey: string } {
+  try {
+    const { baseUrl, apiKey } = loadConfig(env);
+    return { baseUrl, apiKey };
+  } catch (error) {
+    if (error instanceof CliError) throw new UsageError(error.hint ? `${error.message}; ${error.hint}` : error.message);
+    throw error;
+  }
+}
+
+export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const dashdash = argv.indexOf("--");
+  const { values } = parseArgs({
+    args: dashdash >= 0 ? argv.slice(0, dashdash) : argv,
+    options: {
+      role: { type: "string" },
+      name: { type: "string" },
+      dir: { type: "string" },
+      "max-tasks": { type: "string" },
+      "poll-interval": { type: "string" },
+      grace: { type: "string" },
+      "lease-heartbeat": { type: "string" },
+      "question-poll": { type: "string" },
+      config: { type: "string" },
+      "pid-file": { type: "string" },
+      "env-file": { type: "string" },
+    },
+  });
+  if (values["env-file"]) env = { ...env, ...(JSON.parse(readFileSync(values["env-file"], "utf8")) as Record<string, string>) };
+  const role = values.role;
+  if (!role || !ROLE_PATTERN.test(role)) throw new UsageError("worker needs --role, a lowercase name such as executor");
+  const name = values.name ?? `${role}-${hostname().split(".")[0]}`.replace(/[^A-Za-z0-9._-]/g, "-");
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new UsageError("--name: 1-128 letters, digits, '.', '_' or '-'");
+  const maxTasks = values["max-tasks"] === undefined ? undefined : Number(values["max-tasks"]);
+  if (maxTasks !== undefined && !(Number.isInteger(maxTasks) && maxTasks > 0)) throw new UsageError("--max-tasks takes a positive whole number");
+  const command = dashdash >= 0 ? argv.slice(dashdash + 1) : commandFor(loadFleetConfig(values.config, process.cwd(), env).config, role);
+  if (command.length === 0) throw new UsageError("the agent command after -- is empty");
+  const api = new WorkerApi({ ...credentials(env), log: (l) => process.stderr.write(`[switchboard] ${l}\n`) });
+
+  // A tmux session closed under the worker leaves its terminal gone: writes fail with EIO.
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  const pidFile = values["pid-file"] ? resolve(values["pid-file"]) : undefined;
+  if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
+  // First SIGTERM/SIGINT/SIGHUP: finish (within the grace) or give back the current task; a second: now.
+  const stop = new AbortController();
+  const stopNow = new AbortController();
+  const onSignal = () => (stop.signal.aborted ? stopNow.abort() : stop.abort());
+  for (const s of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(s, onSignal);
+  try {
+    await runDaemon({
+      api,
+      name,
+      role,
+      dir: resolve(values.dir ?? `workers/${name}`),
+      command,
+      env,
+      maxTasks,
+      pollIntervalMs: seconds("poll-interval", values["poll-interval"]),
+      graceMs: seconds("grace", values.grace),
+      leaseHeartbeatMs: seconds("lease-heartbeat", values["lease-heartbeat"]),
+      questionPollMs: seconds("question-poll", values["question-poll"]),
+      stop: stop.signal,
+      stopNow: stopNow.signal,
+    });
+    return 0;
+  } finally {
+    for (const s of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.off(s, onSignal);
+    if (pidFile) rmSync(pidFile, { force: true });
+  }
+}
+
+export async function startCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      executors: { type: "string", short: "n" },
+      "no-planner": { type: "boolean" },
+      dir: { type: "string" },
+      config: { type: "string" },
+      grace: { type: "string" },
+      "poll-interval": { type: "string" },
+    },
+  });
+  const executors = values.executors === undefined ? 2 : Number(values.executors);
+  if (!(Number.isInteger(executors) && executors >= 0 && executors <= 64)) throw new UsageError("--executors takes a whole number from 0 to 64");
+  credentials(env); // fail here, not in every worker
+  seconds("grace", values.grace);
+  seconds("poll-interval", values["poll-interval"]);
+  const { config, path } = loadFleetConfig(values.config, process.cwd(), env);
+  process.stdout.write(`agent commands from ${path ?? "the defaults (claude -p)"}\n`);
+  const script = process.argv[1];
+  if (!script) throw new Error("cannot tell how this CLI was started");
+  const tmuxMode = env.SWITCHBOARD_TMUX === "0" ? "never" : env.SWITCHBOARD_TMUX === "1" ? "always" : "auto";
+  const root = values.dir ?? "workers";
+  startFleet({
+    root,
+    executors,
+    planner: !values["no-planner"],
+    config,
+    cli: [process.execPath, resolve(script)],
+    env,
+    tmux: tmuxMode,
+    tmuxSocket: env.SWITCHBOARD_TMUX_SOCKET || undefined,
+    workerArgs: [...(values.grace ? ["--grace", values.grace] : []), ...(values["poll-interval"] ? ["--poll-interval", values["poll-interval"]] : [])],
+  });
+  // A worker that cannot start (a refused key, a bad option) exits at once: say so now.
+  await new Promise((r) => setTimeout(r, 1500));
+  const dead = exitedWorkers(root, env);
+  for (const w of dead) {
+    const log = existsSync(w.log) ? readFileSync(w.log, "utf8").trim().split("\n").slice(-5).join("\n") : "";
+    process.stderr.write(`${w.name} exited at once${log ? `:\n${log}` : ""}\n`);
+  }
+  return dead.length > 0 ? 1 : 0;
+}
+
+export async function stopCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { dir: { type: "string" }, timeout: { type: "string" } } });
+  const { killed } = await stopFleet({ root: values.dir ?? "workers", timeoutMs: seconds("timeout", values.timeout), env });
+  return killed.length > 0 ? 1 : 0;
+}

@@ -1,0 +1,394 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pickRotatedToken } from "../rotation";
+import { addReports, type AgentReport, failureText, head, readAgentReport, tail } from "./agent-result";
+import { type AgentExit, type AgentRun, startAgent } from "./agent-process";
+import { ApiError, type LeasedTaskResponse, type WorkerApi } from "./api";
+import { LogShipper } from "./log-shipper";
+import { createPlannedTasks, describePlannedTasks, setAsideStaleSpecs, specFiles } from "./planner";
+import { renderPrompt, renderTaskFile, taskPaths } from "./task-file";
+
+export interface DaemonOptions {
+  api: WorkerApi;
+  name: string;
+  role: string;
+  /** The worker's own directory (absolute): `tasks/`, `outputs/`, and the agent's working directory. */
+  dir: string;
+  command: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Stop after handling this many tasks (completed, failed or lost alike). */
+  maxTasks?: number;
+  /** Wait between claims when there is nothing to do (default 5 s). */
+  pollIntervalMs?: number;
+  /** On stop, how long a running agent may go on before it is killed (default 30 s). */
+  graceMs?: number;
+  /** Lease heartbeats while a task is held (default: a third of the lease, 5 minutes). */
+  leaseHeartbeatMs?: number;
+  /** Worker heartbeats (default 30 s; the cron calls a worker lost after 5 minutes unseen). */
+  workerHeartbeatMs?: number;
+  /** How often a question is polled for its answer (default 5 s). */
+  questionPollMs?: number;
+  /** After SIGTERM, how long an agent has before SIGKILL (default 10 s). */
+  killAfterMs?: number;
+  /** The longest a 429's Retry-After is waited before claiming again (default 5 minutes). */
+  maxRetryAfterMs?: number;
+  /** The daemon's terminal: the agent's output and the daemon's own lines. */
+  out?: (text: string) => void;
+  /** Aborted on the first SIGTERM/SIGINT: claim nothing more, let the agent finish within the grace. */
+  stop?: AbortSignal;
+  /** Aborted on a second signal: kill the agent now. */
+  stopNow?: AbortSignal;
+  logs?: { flushMs?: number; batchLines?: number };
+}
+
+export interface DaemonSummary {
+  handled: number;
+  completed: number;
+  failed: number;
+  /** Tasks whose lease was lost (cancelled, expired, claimed again): neither completed nor failed. */
+  lost: number;
+}
+
+type Outcome = "completed" | "failed" | "lost";
+type WorkerStatus = "idle" | "working" | "waiting";
+
+const RESULT_CHARS = 200_000;
+const STDOUT_TAIL = 20_000;
+
+/** `switchboard worker`: claim a task of the role, run the agent on it, report, repeat. */
+export async function runDaemon(options: DaemonOptions): Promise<DaemonSummary> {
+  return new Daemon(options).run();
+}
+
+class Daemon {
+  private readonly o: DaemonOptions;
+  private readonly logs: LogShipper;
+  private status: WorkerStatus = "idle";
+  private currentTask: string | null = null;
+  private agent: AgentRun | null = null;
+  /** Why the current task's agent was killed, if it was. */
+  private killedFor: "stop" | "lease" | null = null;
+  private leaseLost: string | null = null;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | null = null;
+
+  constructor(o: DaemonOptions) {
+    this.o = o;
+    this.logs = new LogShipper({ send: (body) => o.api.postLogs(o.name, body), warn: (l) => this.print(`[switchboard] ${l}\n`), ...o.logs });
+  }
+
+  private get stopping(): boolean {
+    return this.o.stop?.aborted === true;
+  }
+
+  async run(): Promise<DaemonSummary> {
+    const o = this.o;
+    mkdirSync(join(o.dir, "tasks"), { recursive: true });
+    mkdirSync(join(o.dir, "outputs"), { recursive: true });
+    const summary: DaemonSummary = { handled: 0, completed: 0, failed: 0, lost: 0 };
+    o.stop?.addEventListener("abort", () => this.onStop(), { once: true });
+    o.stopNow?.addEventListener("abort", () => this.onStopNow(), { once: true });
+    const beat = setInterval(() => void this.heartbeat(), o.workerHeartbeatMs ?? 30_000);
+    this.say(undefined, `worker ${o.name} (${o.role}) in ${o.dir}: ${o.command.join(" ")}`);
+    await this.heartbeat();
+    try {
+      while (!this.stopping && (o.maxTasks === undefined || summary.handled < o.maxTasks)) {
+        let claim: Awaited<ReturnType<WorkerApi["claim"]>>;
+        try {
+          claim = await o.api.claim(o.name, o.role);
+        } catch (e) {
+          // A refused key, scope or worker name will not get better by waiting.
+          if (e instanceof ApiError && [400, 401, 403, 404].includes(e.status)) throw new Error(`claim refused: ${e.message}`);
+          this.say(undefined, `claim failed: ${message(e)}`);
+          await this.pause(o.pollIntervalMs ?? 5000);
+          continue;
+        }
+        if (claim.kind === "none") {
+          await this.pause(o.pollIntervalMs ?? 5000);
+          continue;
+        }
+        if (claim.kind === "limited") {
+          const wait = Math.min(claim.retryAfterMs ?? o.pollIntervalMs ?? 5000, o.maxRetryAfterMs ?? 300_000);
+          this.say(undefined, `claim refused (${claim.detail}); waiting ${Math.round(wait / 1000)} s`);
+          await this.pause(wait);
+          continue;
+        }
+        summary.handled += 1;
+        const outcome = await this.runTask(claim.task);
+        summary[outcome] += 1;
+      }
+    } finally {
+      clearInterval(beat);
+      this.setStatus("idle", null);
+      await this.heartbeat();
+      this.say(undefined, `worker ${o.name} stopping: ${summary.handled} task(s), ${summary.completed} completed, ${summary.failed} failed, ${summary.lost} lost`);
+      await this.logs.close();
+    }
+    return summary;
+  }
+
+  private async runTask(task: LeasedTaskResponse): Promise<Outcome> {
+    const o = this.o;
+    const p = taskPaths(task.id);
+    const at = (rel: string) => join(o.dir, rel);
+    this.leaseLost = null;
+    this.killedFor = null;
+    this.setStatus("working", task.id);
+    void this.heartbeat();
+    this.say(task.id, `claimed ${task.id} "${task.title}" (attempt ${task.attempts} of ${task.max_attempts})`);
+
+    const taskFile = renderTaskFile(task, o.name);
+    writeFileSync(at(p.taskFile), taskFile);
+    // Files an earlier attempt left must not pass for this attempt's.
+    for (const f of [p.result, p.question]) if (existsSync(at(f))) renameSync(at(f), at(`${f}.prev`));
+    const stale = setAsideStaleSpecs(at(p.specs));
+    if (stale.length > 0) this.say(task.id, `moved ${stale.length} task spec(s) left by an earlier task to ${p.specs}/stale/`);
+
+    const leaseBeat = await this.startLeaseHeartbeats(task);
+    let report: AgentReport = {};
+    let exit: AgentExit = { code: null, signal: null };
+    let answered: { question: string; answer: string; answerFile: string } | null = null;
+    try {
+      for (let round = 1; ; round++) {
+        // Cancelled (or claimed again) before the agent started, or while it waited for an answer.
+        if (this.leaseLost) return await this.lost(task, this.leaseLost);
+        const started = Date.now();
+        const run = startAgent({
+          command: o.command,
+          cwd: o.dir,
+          env: this.agentEnv(task),
+          input: renderPrompt(taskFile, answered),
+          onLine: (_stream, line) => this.logs.push(task.id, line),
+          onChunk: (_stream, chunk) => this.print(chunk.toString("utf8")),
+        });
+        this.agent = run;
+        if (o.stopNow?.aborted) this.kill("stop", o.killAfterMs ?? 10_000);
+        else if (this.stopping) this.armGrace();
+        exit = await run.exited;
+        this.agent = null;
+        clearTimeout(this.graceTimer);
+        const runReport = readAgentReport(run.stdout()) ?? {};
+        report = addReports(report, { ...runReport, duration_ms: runReport.duration_ms ?? Date.now() - started });
+
+        if (this.leaseLost) return await this.lost(task, this.leaseLost);
+        if (this.killedFor === "stop") return await this.fail(task, report, `worker stopped: ${o.name} was stopped and the agent did not finish within the grace period`);
+        if (!existsSync(at(p.question))) {
+          return exit.code === 0 && report.is_error !== true ? await this.complete(task, report, run) : await this.fail(task, report, failureText(exit, run.stderr(), report));
+        }
+        const question = readFileSync(at(p.question), "utf8").trim();
+        if (!question) return await this.fail(task, report, `the agent wrote an empty ${p.question}`);
+        if (this.stopping) return await this.fail(task, report, `worker stopped: ${o.name} was stopped while the agent had a question`);
+        const asked = await this.ask(task, question.slice(0, 20_000));
+        if (this.leaseLost) return await this.lost(task, this.leaseLost);
+        if (asked.kind === "error") return await this.fail(task, report, asked.reason);
+        if (asked.kind === "stopped") return await this.fail(task, report, `worker stopped: ${o.name} was stopped while waiting for an answer`);
+        const answer = asked.answer;
+        writeFileSync(at(p.answer), answer);
+        renameSync(at(p.question), at(`outputs/${task.id}_question_${round}.md`));
+        writeFileSync(at(`outputs/${task.id}_answer_${round}.md`), answer);
+        answered = { question, answer, answerFile: p.answer };
+        this.setStatus("working", task.id);
+        void this.heartbeat();
+        this.say(task.id, "answered; running the agent again");
+      }
+    } finally {
+      clearInterval(leaseBeat);
+      this.setStatus("idle", null);
+      if (existsSync(at(p.taskFile))) {
+        mkdirSync(at("tasks/done"), { recursive: true });
+        renameSync(at(p.taskFile), at(`tasks/done/${task.id}.md`));
+      }
+    }
+  }
+
+  private async complete(task: LeasedTaskResponse, report: AgentReport, run: AgentRun): Promise<Outcome> {
+    const p = taskPaths(task.id);
+    const resultFile = join(this.o.dir, p.result);
+    let result = existsSync(resultFile) ? readFileSync(resultFile, "utf8") : (report.result ?? tail(run.stdout(), STDOUT_TAIL));
+    if (specFiles(join(this.o.dir, p.specs)).length > 0) {
+      try {
+        const planned = await createPlannedTasks(this.o.api, join(this.o.dir, p.specs), task.id);
+        for (const c of planned.created) this.say(task.id, `${c.existed ? "found" : "created"} ${c.id} (${c.role}) "${c.title}" from ${p.specs}/${c.file}`);
+        for (const r of planned.rejected) this.say(task.id, `did not create a task from ${p.specs}/${r.file}: ${r.reason}`);
+        result += describePlannedTasks(planned);
+      } catch (e) {
+        return this.fail(task, report, `could not create the planned tasks: ${message(e)}`);
+      }
+    }
+    return this.finish(task, "complete", report, result || "(no output)");
+  }
+
+  private fail(task: LeasedTaskResponse, report: AgentReport, reason: string): Promise<Outcome> {
+    return this.finish(task, "fail", report, reason);
+  }
+
+  private async finish(task: LeasedTaskResponse, how: "complete" | "fail", report: AgentReport, result: string): Promise<Outcome> {
+    this.say(task.id, how === "complete" ? `completing ${task.id}` : `failing ${task.id}: ${result.split("\n")[0]}`);
+    await this.logs.flush();
+    const body = { lease_id: task.lease.id, result: head(result, RESULT_CHARS), ...usage(report) };
+    try {
+      const ended = how === "complete" ? await this.o.api.complete(task.id, body) : await this.o.api.fail(task.id, body);
+      this.say(task.id, `${task.id} is ${ended.status}`);
+      return how === "complete" ? "completed" : "failed";
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 409) return this.lost(task, e.detail);
+      this.say(task.id, `could not report ${task.id}: ${message(e)} (its lease will expire and it will be retried)`);
+      return "lost";
+    }
+  }
+
+  private async lost(task: LeasedTaskResponse, why: string): Promise<Outcome> {
+    this.say(task.id, `lost the lease on ${task.id}: ${why}; moving on without a result`);
+    await this.logs.flush();
+    return "lost";
+  }
+
+  /** Asks, then waits for the answer while the lease heartbeats go on. */
+  private async ask(task: LeasedTaskResponse, text: string): Promise<{ kind: "answered"; answer: string } | { kind: "stopped" } | { kind: "error"; reason: string }> {
+    let questionId: string;
+    try {
+      questionId = (await this.o.api.ask(this.o.name, task.id, text)).id;
+    } catch (e) {
+      // 409: the task is no longer this worker's to ask about (lease expired, cancelled).
+      if (e instanceof ApiError && e.status === 409) this.leaseLost = e.detail;
+      return { kind: "error", reason: `could not ask the agent's question: ${message(e)}` };
+    }
+    this.setStatus("waiting", task.id);
+    void this.heartbeat();
+    this.say(task.id, `asked ${questionId}; waiting for an answer`);
+    while (!this.leaseLost && !this.stopping) {
+      await this.pause(this.o.questionPollMs ?? 5000);
+      if (this.leaseLost || this.stopping) break;
+      try {
+        const q = await this.o.api.question(questionId);
+        if (q.status === "answered" && q.answer !== null) {
+          this.say(task.id, `${questionId} answered`);
+          return { kind: "answered", answer: q.answer };
+        }
+      } catch (e) {
+        this.say(task.id, `could not read ${questionId}: ${message(e)}`);
+      }
+    }
+    return { kind: "stopped" };
+  }
+
+  /** Heartbeats the lease now (which marks a claimed task running) and then every third of the lease. */
+  private async startLeaseHeartbeats(task: LeasedTaskResponse): Promise<NodeJS.Timeout> {
+    const lease = Date.parse(task.lease.expires_at) - Date.now();
+    const every = this.o.leaseHeartbeatMs ?? Math.max(1000, Math.floor((Number.isFinite(lease) ? lease : 15 * 60_000) / 3));
+    let busy = false;
+    const beat = async () => {
+      if (busy || this.leaseLost) return;
+      busy = true;
+      try {
+        await this.o.api.heartbeatTask(task.id, task.lease.id);
+      } catch (e) {
+        if (e instanceof ApiError && (e.status === 409 || e.status === 404)) {
+          this.leaseLost = e.detail;
+          this.say(task.id, `lease heartbeat refused: ${e.detail}`);
+          this.kill("lease", this.o.killAfterMs ?? 10_000);
+          this.wake?.();
+        } else {
+          this.say(task.id, `lease heartbeat failed: ${message(e)}`);
+        }
+      } finally {
+        busy = false;
+      }
+    };
+    await beat();
+    return setInterval(() => void beat(), every);
+  }
+
+  private agentEnv(task: LeasedTaskResponse): NodeJS.ProcessEnv {
+    const o = this.o;
+    const base = o.env ?? process.env;
+    const p = taskPaths(task.id);
+    const rotated = pickRotatedToken(base);
+    return {
+      ...base,
+      SWITCHBOARD_TASK_ID: task.id,
+      SWITCHBOARD_TASK_TITLE: task.title,
+      SWITCHBOARD_TASK_FILE: join(o.dir, p.taskFile),
+      SWITCHBOARD_TASK_ATTEMPT: String(task.attempts),
+      SWITCHBOARD_OUTPUTS_DIR: join(o.dir, "outputs"),
+      SWITCHBOARD_RESULT_FILE: join(o.dir, p.result),
+      SWITCHBOARD_QUESTION_FILE: join(o.dir, p.question),
+      SWITCHBOARD_ANSWER_FILE: join(o.dir, p.answer),
+      SWITCHBOARD_WORKER: o.name,
+      SWITCHBOARD_ROLE: o.role,
+      ...(rotated ? { CLAUDE_CODE_OAUTH_TOKEN: rotated.token, SWITCHBOARD_TOKEN_INDEX: rotated.index } : {}),
+    };
+  }
+
+  private onStop(): void {
+    this.say(this.currentTask ?? undefined, this.agent ? `stopping: the agent has ${Math.round((this.o.graceMs ?? 30_000) / 1000)} s to finish` : "stopping");
+    if (this.agent) this.armGrace();
+    this.wake?.();
+  }
+
+  private onStopNow(): void {
+    if (this.agent) this.kill("stop", this.o.killAfterMs ?? 10_000);
+    this.wake?.();
+  }
+
+  private armGrace(): void {
+    clearTimeout(this.graceTimer);
+    this.graceTimer = setTimeout(() => this.kill("stop", this.o.killAfterMs ?? 10_000), this.o.graceMs ?? 30_000);
+  }
+
+  private kill(why: "stop" | "lease", killAfterMs: number): void {
+    if (!this.agent) return;
+    this.killedFor ??= why;
+    this.say(this.currentTask ?? undefined, `stopping the agent (${why === "stop" ? "worker stopped" : "lease lost"})`);
+    this.agent.stop(killAfterMs);
+  }
+
+  /** Sleeps, woken early by a stop or a lost lease. */
+  private pause(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+
+  private setStatus(status: WorkerStatus, task: string | null): void {
+    this.status = status;
+    this.currentTask = task;
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.o.api.heartbeatWorker(this.o.name, { role: this.o.role, status: this.status, current_task: this.currentTask });
+    } catch (e) {
+      this.print(`[switchboard] worker heartbeat failed: ${message(e)}\n`);
+    }
+  }
+
+  /** A daemon line: on the terminal, and in the task's logs. */
+  private say(taskId: string | undefined, line: string): void {
+    this.print(`[switchboard] ${line}\n`);
+    this.logs.push(taskId, `[switchboard] ${line}`);
+  }
+
+  private print(text: string): void {
+    (this.o.out ?? ((t: string) => process.stdout.write(t)))(text);
+  }
+}
+
+function usage(r: AgentReport): { cost_usd?: number; tokens?: number; duration_ms?: number } {
+  return {
+    ...(r.cost_usd !== undefined ? { cost_usd: r.cost_usd } : {}),
+    ...(r.tokens !== undefined ? { tokens: r.tokens } : {}),
+    ...(r.duration_ms !== undefined ? { duration_ms: Math.round(r.duration_ms) } : {}),
+  };
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,106 @@
+import { ApiError } from "./api";
+
+/** The logs API's limits: 1–1,000 lines a batch, each at most 8 KiB. */
+export const MAX_BATCH_LINES = 1000;
+export const MAX_LINE_BYTES = 8 * 1024;
+
+export interface LogShipperOptions {
+  send: (body: { task_id?: string; lines: string[] }) => Promise<void>;
+  /** Flush this often while lines wait (default 1 s)… */
+  flushMs?: number;
+  /** …or as soon as this many wait (default 500). */
+  batchLines?: number;
+  /** Lines kept while the API is slow or down; the oldest are dropped beyond it (default 20,000). */
+  maxBuffered?: number;
+  warn?: (line: string) => void;
+}
+
+interface Entry {
+  taskId: string | undefined;
+  text: string;
+}
+
+/**
+ * Ships an agent's output to `POST /v1/workers/{wid}/logs` in batches, in the background:
+ * `push` never waits, so a slow or failing API never slows the agent, and a failed batch is
+ * dropped with a warning rather than failing the task (logs are best effort).
+ */
+export class LogShipper {
+  private queue: Entry[] = [];
+  private dropped = 0;
+  private inFlight: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private pausedUntil = 0;
+  private lastWarning = 0;
+
+  constructor(private readonly options: LogShipperOptions) {
+    this.timer = setInterval(() => void this.flushSome(), options.flushMs ?? 1000);
+    this.timer.unref();
+  }
+
+  push(taskId: string | undefined, line: string): void {
+    this.queue.push({ taskId, text: truncateLine(line) });
+    const max = this.options.maxBuffered ?? 20_000;
+    if (this.queue.length > max) {
+      const over = this.queue.length - max;
+      this.queue.splice(0, over);
+      this.dropped += over;
+    }
+    if (this.queue.length >= (this.options.batchLines ?? 500)) void this.flushSome();
+  }
+
+  /** Sends what waits now, batch after batch, giving up after `timeoutMs` (the rest stays queued). */
+  async flush(timeoutMs = 5000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (this.queue.length > 0 && Date.now() < until && Date.now() >= this.pausedUntil) {
+      const before = this.queue.length;
+      await this.flushSome();
+      if (this.queue.length >= before && this.inFlight === null) break;
+    }
+    if (this.inFlight) await Promise.race([this.inFlight, new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())))]);
+  }
+
+  async close(timeoutMs = 5000): Promise<void> {
+    await this.flush(timeoutMs);
+    clearInterval(this.timer);
+  }
+
+  /** One batch: the oldest lines of one task, at most 1,000. */
+  private flushSome(): Promise<void> {
+    if (this.inFlight) return this.inFlight;
+    if (this.queue.length === 0 || Date.now() < this.pausedUntil) return Promise.resolve();
+    const taskId = (this.queue[0] as Entry).taskId;
+    const room = this.dropped > 0 ? MAX_BATCH_LINES - 1 : MAX_BATCH_LINES; // the drop notice takes one
+    let n = 0;
+    while (n < this.queue.length && n < room && (this.queue[n] as Entry).taskId === taskId) n++;
+    const lines = this.queue.splice(0, n).map((e) => e.text);
+    if (this.dropped > 0) {
+      lines.unshift(`[switchboard] ${this.dropped} log lines dropped while the logs API was unreachable`);
+      this.dropped = 0;
+    }
+    this.inFlight = this.options
+      .send({ ...(taskId ? { task_id: taskId } : {}), lines })
+      .catch((e: unknown) => {
+        // 404: a server without the logs route (or a task it no longer has); pause a minute.
+        if (e instanceof ApiError && e.status === 404) this.pausedUntil = Date.now() + 60_000;
+        if (Date.now() - this.lastWarning > 30_000) {
+          this.lastWarning = Date.now();
+          this.options.warn?.(`could not send ${lines.length} log lines (${e instanceof Error ? e.message : String(e)}); they are dropped, the task goes on`);
+        }
+      })
+      .finally(() => {
+        this.inFlight = null;
+      });
+    return this.inFlight;
+  }
+}
+
+/** A line within the API's 8 KiB, cut on a character boundary and marked. */
+export function truncateLine(line: string): string {
+  if (line.length * 3 <= MAX_LINE_BYTES || Buffer.byteLength(line, "utf8") <= MAX_LINE_BYTES) return line;
+  const marker = " …[line truncated]";
+  let cut = Buffer.from(line, "utf8").subarray(0, MAX_LINE_BYTES - Buffer.byteLength(marker) - 4).toString("utf8");
+  // A character cut in half decodes as U+FFFD: drop it.
+  cut = cut.replace(/\uFFFD$/, "");
+  return cut + marker;
+}

@@ -1,0 +1,283 @@
+import { type Priority, ROLE_PATTERN } from "../../src/domain/tasks";
+
+/**
+ * The seed's task-spec Markdown, as a planner agent writes it to `outputs/tasks/*.md`:
+ *
+ * ```md
+ * # Task: Add the login endpoint
+ *
+ * **Component**: backend
+ * **Priority**: high
+ * **Depends On**: Create the users table, task_abc123
+ *
+ * ## Description
+ * …
+ *
+ * ## Acceptance Criteria
+ * - [ ] …
+ * ```
+ *
+ * The fields may also be written `**Component:** x`, as list items (`- **Priority**: high`),
+ * or as `## Component` / `## Priority` / `## Depends On` sections; `**Role**` names a role
+ * outright. Parsing is pure: no file or network access.
+ */
+export interface TaskSpec {
+  title: string;
+  component: string | null;
+  role: string;
+  priority: Priority;
+  /** As written: titles of other specs, their file names, or task ids. */
+  dependsOn: string[];
+  /** The spec's own Description section, or the body without the fields when it has none. */
+  description: string;
+  acceptanceCriteria: string[];
+  /** Everything after the title line, as written: what the task's description becomes. */
+  body: string;
+  warnings: string[];
+}
+
+export type ParseResult = { ok: true; spec: TaskSpec } | { ok: false; error: string };
+
+const FIELDS = ["component", "priority", "depends on", "role"] as const;
+type Field = (typeof FIELDS)[number];
+const NONE = new Set(["", "none", "n/a", "na", "-", "—", "–", "nothing", "no dependencies", "[]"]);
+
+export function parseTaskSpec(markdown: string): ParseResult {
+  const lines = markdown.replace(/\r\n?/g, "\n").split("\n");
+  const titleAt = lines.findIndex((l) => /^#\s+Task\s*:/i.test(l.trim()));
+  if (titleAt < 0) return { ok: false, error: "no `# Task: <title>` line" };
+  const title = (lines[titleAt] as string).trim().replace(/^#\s+Task\s*:\s*/i, "").trim();
+  if (!title) return { ok: false, error: "the `# Task:` line has no title" };
+  if (title.length > 500) return { ok: false, error: "the title is longer than 500 characters" };
+
+  const rest = lines.slice(titleAt + 1);
+  const fields = new Map<Field, string[]>();
+  const sections = new Map<string, string[]>();
+  const loose: string[] = []; // body lines outside any field or named section
+  let section: string | null = null;
+  for (let i = 0; i < rest.length; i++) {
+    const line = rest[i] as string;
+    const heading = /^#{2,6}\s+(.+?)\s*:?\s*$/.exec(line.trim());
+    if (heading) {
+      const name = normalize(heading[1] as string);
+      section = name;
+      if (!sections.has(name)) sections.set(name, []);
+      continue;
+    }
+    const field = inlineField(line);
+    if (field) {
+      fields.set(field.name, [...(fields.get(field.name) ?? []), field.value]);
+      // A `**Depends On**:` with nothing after it takes the list items below it.
+      if (field.name === "depends on" && field.value === "") {
+        while (i + 1 < rest.length && /^\s*([-*+]|\d+[.)])\s+/.test(rest[i + 1] as string)) {
+          i += 1;
+          fields.set("depends on", [...(fields.get("depends on") ?? []), listItem(rest[i] as string)]);
+        }
+      }
+      continue;
+    }
+    if (section !== null) (sections.get(section) as string[]).push(line);
+    else loose.push(line);
+  }
+  // `## Priority` style sections count as fields.
+  for (const name of FIELDS) {
+    const body = sections.get(name);
+    if (!body || fields.has(name)) continue;
+    const items = body.map((l) => l.trim()).filter((l) => l !== "");
+    fields.set(name, name === "depends on" ? items.map(listItem) : [items[0] ?? ""]);
+  }
+
+  const warnings: string[] = [];
+  const component = fieldText(fields, "component");
+  const role = roleOf(fieldText(fields, "role"), component, warnings);
+  const priority = priorityOf(fieldText(fields, "priority"), warnings);
+  const dependsOn = [...new Set((fields.get("depends on") ?? []).flatMap(splitReferences))];
+  const description = (sections.get("description") ?? loose).join("\n").trim();
+  const criteriaLines = sections.get("acceptance criteria") ?? [];
+  const acceptanceCriteria = criteriaLines.filter((l) => /^\s*([-*+]|\d+[.)])\s+/.test(l)).map(listItem).filter((l) => l !== "");
+  const body = rest.join("\n").trim();
+  return { ok: true, spec: { title, component, role, priority, dependsOn, description, acceptanceCriteria, body, warnings } };
+}
+
+function normalize(text: string): string {
+  return text.replace(/[*_`]/g, "").trim().toLowerCase().replace(/\s+/g, " ");
+}
+
+/** `**Name**: value`, `**Name:** value` or `- **Name**: value`, for the known names. */
+function inlineField(line: string): { name: Field; value: string } | null {
+  const m = /^\s*(?:[-*+]\s+)?\*\*([^*]+?)\s*(?::\s*\*\*|\*\*\s*:)\s*(.*)$/.exec(line);
+  if (!m) return null;
+  const name = normalize(m[1] as string).replace(/^depends$/, "depends on").replace(/^dependencies$/, "depends on");
+  if (!(FIELDS as readonly string[]).includes(name)) return null;
+  return { name: name as Field, value: (m[2] as string).trim() };
+}
+
+function listItem(line: string): string {
+  return line.replace(/^\s*([-*+]|\d+[.)])\s+(\[[ xX]\]\s+)?/, "").trim();
+}
+
+function fieldText(fields: Map<Field, string[]>, name: Field): string | null {
+  const value = fields.get(name)?.[0]?.replace(/[*_`]/g, "").trim();
+  return value ? value : null;
+}
+
+/** `a, b; c` → references, each without Markdown around it; `None` → nothing. */
+export function splitReferences(value: string): string[] {
+  if (NONE.has(value.trim().toLowerCase())) return [];
+  return value
+    .split(/[,;]/)
+    .map((r) =>
+      r
+        .trim()
+        // [Title](file.md) → Title; the file name is tried when the title matches nothing.
+        .replace(/^\[([^\]]+)\]\(([^)]+)\)$/, "$1|$2")
+        .replace(/^["'`*_]+|["'`*_.]+$/g, "")
+        .replace(/^#\s*Task\s*:\s*/i, "")
+        .trim(),
+    )
+    .filter((r) => !NONE.has(r.toLowerCase()));
+}
+
+/**
+ * The role the task goes to: `**Role**` when it names one; else from the component
+ * (`docs`/`documentation` → documentation, `planning`/`planner` → planner); else executor.
+ * Components such as `backend` or `api` name parts of the code, not workers.
+ */
+export function roleOf(role: string | null, component: string | null, warnings: string[] = []): string {
+  if (role) {
+    const r = role.toLowerCase();
+    if (ROLE_PATTERN.test(r)) return r;
+    warnings.push(`role "${role}" is not a role name; using the component`);
+  }
+  const c = (component ?? "").toLowerCase();
+  if (/\bdoc(s|umentation)?\b/.test(c)) return "documentation";
+  if (/\bplan(ner|ning)?\b/.test(c)) return "planner";
+  return "executor";
+}
+
+const PRIORITY_WORDS: Record<string, Priority> = {
+  critical: "critical",
+  urgent: "critical",
+  blocker: "critical",
+  highest: "critical",
+  p0: "critical",
+  high: "high",
+  important: "high",
+  p1: "high",
+  medium: "normal",
+  normal: "normal",
+  moderate: "normal",
+  default: "normal",
+  p2: "normal",
+  low: "low",
+  lowest: "low",
+  minor: "low",
+  p3: "low",
+  p4: "low",
+};
+
+/** The spec's priority word (its first word: `High (blocks the release)` is high); unknown → normal. */
+export function priorityOf(value: string | null, warnings: string[] = []): Priority {
+  if (!value) return "normal";
+  const word = (/[a-z0-9]+/i.exec(value)?.[0] ?? "").toLowerCase();
+  const priority = PRIORITY_WORDS[word];
+  if (priority) return priority;
+  warnings.push(`unknown priority "${value}"; using normal`);
+  return "normal";
+}
+
+export interface SpecFile {
+  file: string;
+  spec: TaskSpec;
+}
+
+export type Dependency = { kind: "task"; id: string } | { kind: "spec"; file: string };
+
+export interface PlannedSpec extends SpecFile {
+  dependencies: Dependency[];
+}
+
+export interface SpecPlan {
+  /** In an order where every spec comes after the specs it depends on. */
+  ordered: PlannedSpec[];
+  rejected: Array<{ file: string; reason: string }>;
+}
+
+const TASK_ID = /^task_[A-Za-z0-9._-]+$/;
+
+/**
+ * Resolves each spec's `Depends On` and orders the specs so dependencies are created first.
+ * A reference is a task id (`task_…`, used as is), another spec's title (case and spacing
+ * ignored), or another spec's file name (with or without `.md`). A spec is rejected, never
+ * created without what it needs, when a reference matches nothing, is ambiguous, names
+ * itself, or belongs to a cycle, and so is every spec that depends on a rejected one.
+ */
+export function planSpecs(files: SpecFile[]): SpecPlan {
+  const byTitle = new Map<string, string[]>();
+  const byFile = new Map<string, string>();
+  for (const { file, spec } of files) {
+    const key = normalize(spec.title);
+    byTitle.set(key, [...(byTitle.get(key) ?? []), file]);
+    byFile.set(file.toLowerCase(), file);
+    byFile.set(file.toLowerCase().replace(/\.md$/, ""), file);
+  }
+  const rejected = new Map<string, string>();
+  const deps = new Map<string, Dependency[]>();
+  for (const { file, spec } of files) {
+    const list: Dependency[] = [];
+    for (const ref of spec.dependsOn) {
+      const found = resolve(ref, byTitle, byFile);
+      if (typeof found === "string") {
+        rejected.set(file, found);
+        break;
+      }
+      if (found.kind === "spec" && found.file === file) {
+        rejected.set(file, `it depends on itself ("${ref}")`);
+        break;
+      }
+      if (!list.some((d) => JSON.stringify(d) === JSON.stringify(found))) list.push(found);
+    }
+    deps.set(file, list);
+  }
+
+  // Kahn's order over the specs; what is left at the end is on or behind a cycle.
+  const ordered: PlannedSpec[] = [];
+  const placed = new Set<string>();
+  let progress = true;
+  while (progress) {
+    progress = false;
+    for (const { file, spec } of files) {
+      if (placed.has(file) || rejected.has(file)) continue;
+      const mine = deps.get(file) as Dependency[];
+      const blocker = mine.find((d) => d.kind === "spec" && rejected.has(d.file));
+      if (blocker && blocker.kind === "spec") {
+        rejected.set(file, `it depends on ${blocker.file}, which was not created`);
+        progress = true;
+        continue;
+      }
+      if (mine.every((d) => d.kind === "task" || placed.has(d.file))) {
+        ordered.push({ file, spec, dependencies: mine });
+        placed.add(file);
+        progress = true;
+      }
+    }
+  }
+  for (const { file } of files) {
+    if (!placed.has(file) && !rejected.has(file)) rejected.set(file, "its dependencies form a cycle");
+  }
+  return { ordered, rejected: files.filter((f) => rejected.has(f.file)).map((f) => ({ file: f.file, reason: rejected.get(f.file) as string })) };
+}
+
+function resolve(ref: string, byTitle: Map<string, string[]>, byFile: Map<string, string>): Dependency | string {
+  const candidates = ref.includes("|") ? ref.split("|") : [ref];
+  for (const candidate of candidates) {
+    const c = candidate.trim();
+    if (TASK_ID.test(c)) return { kind: "task", id: c };
+    const titled = byTitle.get(normalize(c));
+    if (titled && titled.length > 1) return `"${c}" is the title of more than one spec (${titled.join(", ")})`;
+    if (titled) return { kind: "spec", file: titled[0] as string };
+    const named = byFile.get(c.toLowerCase().replace(/^(\.\/)?(outputs\/)?(tasks\/)?/, ""));
+    if (named) return { kind: "spec", file: named };
+  }
+  return `"${candidates[0]}" is neither a task id nor the title or file of another spec`;
+}

@@ -1,0 +1,195 @@
+import { describe, expect, it } from "vitest";
+import { readAgentReport, addReports, tail } from "../../cli/worker/agent-result";
+import { ApiError } from "../../cli/worker/api";
+import { LogShipper, MAX_LINE_BYTES, truncateLine } from "../../cli/worker/log-shipper";
+import { parseTaskSpec, planSpecs, priorityOf, roleOf, type SpecFile, splitReferences } from "../../cli/worker/task-spec";
+
+const SEED = `# Task: Add the login endpoint
+
+**Component**: Backend
+**Priority**: High
+**Depends On**: Create the users table, task_abc123
+
+## Description
+POST /login checks the password hash
+and sets a session cookie.
+
+## Acceptance Criteria
+- [ ] a right password signs in
+- [x] a wrong one is 401
+1. rate limited
+`;
+
+function spec(markdown: string) {
+  const r = parseTaskSpec(markdown);
+  if (!r.ok) throw new Error(r.error);
+  return r.spec;
+}
+
+describe("parseTaskSpec", () => {
+  it("reads the seed's format", () => {
+    const s = spec(SEED);
+    expect(s).toMatchObject({
+      title: "Add the login endpoint",
+      component: "Backend",
+      role: "executor",
+      priority: "high",
+      dependsOn: ["Create the users table", "task_abc123"],
+      description: "POST /login checks the password hash\nand sets a session cookie.",
+      acceptanceCriteria: ["a right password signs in", "a wrong one is 401", "rate limited"],
+      warnings: [],
+    });
+    expect(s.body.startsWith("**Component**: Backend")).toBe(true);
+    expect(s.body).toContain("## Acceptance Criteria");
+  });
+
+  it("takes the field variants: colon inside the bold, list items, sections, a dependency list", () => {
+    const s = spec(`Some preamble.\n\n#  Task:   Write the docs  \n\n- **Component:** Documentation\n- **Priority:** p0\n- **Depends On:**\n  - API endpoint\n  - \`02-schema.md\`\n\nJust a body without sections.\n`);
+    expect(s).toMatchObject({ title: "Write the docs", component: "Documentation", role: "documentation", priority: "critical", dependsOn: ["API endpoint", "02-schema.md"], description: "Just a body without sections.", acceptanceCriteria: [] });
+
+    const sections = spec(`# Task: Plan more\n\n## Component\nplanning\n\n## Priority\nLow — later\n\n## Depends On\n- None\n\n## Description\nx\n`);
+    expect(sections).toMatchObject({ role: "planner", priority: "low", dependsOn: [], description: "x" });
+
+    expect(spec("# Task: t\n**Role**: Reviewer\n**Component**: docs\n").role).toBe("reviewer");
+    expect(spec("# task: lower case\n").title).toBe("lower case");
+    expect(spec("# Task: t\n**Depends On**: none\n").dependsOn).toEqual([]);
+    expect(spec("# Task: t\r\n**Priority**: LOW\r\n").priority).toBe("low");
+  });
+
+  it("defaults what is missing and warns about what it cannot read", () => {
+    const s = spec("# Task: Only a title");
+    expect(s).toMatchObject({ component: null, role: "executor", priority: "normal", dependsOn: [], description: "", body: "" });
+    expect(spec("# Task: t\n**Priority**: whenever\n")).toMatchObject({ priority: "normal", warnings: ['unknown priority "whenever"; using normal'] });
+    expect(spec("# Task: t\n**Role**: Not A Role!\n").warnings[0]).toMatch(/not a role name/);
+  });
+
+  it("refuses a file without a title", () => {
+    expect(parseTaskSpec("## Task: not a top heading\n")).toEqual({ ok: false, error: "no `# Task: <title>` line" });
+    expect(parseTaskSpec("# Task:   \n")).toEqual({ ok: false, error: "the `# Task:` line has no title" });
+    expect(parseTaskSpec(`# Task: ${"x".repeat(501)}`)).toMatchObject({ ok: false });
+  });
+});
+
+describe("field mappings", () => {
+  it("priorities", () => {
+    expect(["Critical", "urgent", "P0", "high", "P1", "Medium", "normal", "p2", "low", "minor", "P3"].map((p) => priorityOf(p))).toEqual(["critical", "critical", "critical", "high", "high", "normal", "normal", "normal", "low", "low", "low"]);
+    expect(priorityOf(null)).toBe("normal");
+  });
+  it("roles from components", () => {
+    expect(roleOf(null, "Docs")).toBe("documentation");
+    expect(roleOf(null, "API documentation")).toBe("documentation");
+    expect(roleOf(null, "backend")).toBe("executor");
+    expect(roleOf(null, "dockerfile")).toBe("executor");
+    expect(roleOf(null, null)).toBe("executor");
+    expect(roleOf("executor", "docs")).toBe("executor");
+  });
+  it("references", () => {
+    expect(splitReferences("A, `b`; \"C\".")).toEqual(["A", "b", "C"]);
+    expect(splitReferences("[The schema](01-schema.md)")).toEqual(["The schema|01-schema.md"]);
+    expect(splitReferences("N/A")).toEqual([]);
+  });
+});
+
+describe("planSpecs", () => {
+  const file = (name: string, title: string, deps = "None"): SpecFile => ({ file: name, spec: spec(`# Task: ${title}\n**Depends On**: ${deps}\n`) });
+
+  it("orders specs after what they depend on, by title, file name or task id", () => {
+    const plan = planSpecs([file("03-docs.md", "Docs", "api endpoint, task_xyz"), file("02-api.md", "API endpoint", "01-schema"), file("01-schema.md", "Schema")]);
+    expect(plan.rejected).toEqual([]);
+    expect(plan.ordered.map((p) => [p.file, p.dependencies])).toEqual([
+      ["01-schema.md", []],
+      ["02-api.md", [{ kind: "spec", file: "01-schema.md" }]],
+      ["03-docs.md", [{ kind: "spec", file: "02-api.md" }, { kind: "task", id: "task_xyz" }]],
+    ]);
+  });
+
+  it("rejects unknown, ambiguous, self and cyclic references, and what depends on a rejected spec", () => {
+    const plan = planSpecs([
+      file("a.md", "A", "nothing like it"),
+      file("b.md", "B", "A"),
+      file("c.md", "C", "D"),
+      file("d.md", "D", "C"),
+      file("e.md", "E", "E"),
+      file("f1.md", "Same"),
+      file("f2.md", "Same"),
+      file("g.md", "G", "Same"),
+      file("h.md", "H", "[A link](h2.md)"),
+      file("h2.md", "H two"),
+    ]);
+    expect(plan.ordered.map((p) => p.file)).toEqual(["f1.md", "f2.md", "h2.md", "h.md"]);
+    expect(Object.fromEntries(plan.rejected.map((r) => [r.file, r.reason]))).toEqual({
+      "a.md": '"nothing like it" is neither a task id nor the title or file of another spec',
+      "b.md": "it depends on a.md, which was not created",
+      "c.md": "its dependencies form a cycle",
+      "d.md": "its dependencies form a cycle",
+      "e.md": 'it depends on itself ("E")',
+      "g.md": '"Same" is the title of more than one spec (f1.md, f2.md)',
+    });
+  });
+});
+
+describe("agent reports", () => {
+  it("reads claude -p --output-format json, stream-json and older cost_usd", () => {
+    const json = JSON.stringify({ type: "result", is_error: false, duration_ms: 65000.4, result: "Done.", total_cost_usd: 0.42, usage: { input_tokens: 10, output_tokens: 20, cache_creation_input_tokens: 5, cache_read_input_tokens: 100 } });
+    expect(readAgentReport(json)).toEqual({ cost_usd: 0.42, tokens: 135, duration_ms: 65000, result: "Done.", is_error: false });
+    expect(readAgentReport(JSON.stringify(JSON.parse(json), null, 2))).toMatchObject({ cost_usd: 0.42 });
+    const stream = [JSON.stringify({ type: "system" }), "chatter", JSON.stringify({ type: "result", cost_usd: 0.1, is_error: true, result: "boom" })].join("\n");
+    expect(readAgentReport(stream)).toEqual({ cost_usd: 0.1, result: "boom", is_error: true });
+    expect(readAgentReport("just text\n{not json}\n")).toBeNull();
+    expect(readAgentReport(JSON.stringify({ cost_usd: -1 }))).toBeNull();
+  });
+  it("adds runs up", () => {
+    expect(addReports({ cost_usd: 0.25, duration_ms: 10 }, { cost_usd: 0.5, tokens: 3, duration_ms: 5 })).toEqual({ cost_usd: 0.75, tokens: 3, duration_ms: 15, result: undefined, is_error: undefined });
+    expect(tail("a\nb\nc", 3)).toBe("[… 4 characters before]\nc");
+  });
+});
+
+describe("log shipping", () => {
+  it("cuts lines over 8 KiB on a character boundary", () => {
+    expect(truncateLine("short")).toBe("short");
+    const long = "é".repeat(6000); // 12,000 bytes
+    const cut = truncateLine(long);
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    expect(cut).toMatch(/^é+ …\[line truncated\]$/);
+  });
+
+  it("batches by task, at most 1,000 lines, and drops a failed batch without throwing", async () => {
+    const sent: Array<{ task_id?: string; lines: string[] }> = [];
+    let fail = true;
+    const warnings: string[] = [];
+    const shipper = new LogShipper({
+      send: async (body) => {
+        if (fail) {
+          fail = false;
+          throw new ApiError(503, "busy", null);
+        }
+        sent.push(body);
+      },
+      flushMs: 60_000,
+      batchLines: 10_000,
+      warn: (l) => warnings.push(l),
+    });
+    shipper.push("t1", "lost with the first batch");
+    await shipper.flush();
+    expect(warnings[0]).toMatch(/could not send 1 log lines .*503/);
+    for (let i = 0; i < 1500; i++) shipper.push("t1", `line ${i}`);
+    shipper.push("t2", "other task");
+    shipper.push(undefined, "worker line");
+    await shipper.close();
+    expect(sent.map((b) => [b.task_id, b.lines.length])).toEqual([
+      ["t1", 1000],
+      ["t1", 500],
+      ["t2", 1],
+      [undefined, 1],
+    ]);
+    expect(sent[1]?.lines.at(-1)).toBe("line 1499");
+  });
+
+  it("keeps a bounded backlog and says how many lines it dropped", async () => {
+    const sent: string[][] = [];
+    const shipper = new LogShipper({ send: async (b) => void sent.push(b.lines), flushMs: 60_000, batchLines: 10_000, maxBuffered: 5 });
+    for (let i = 0; i < 8; i++) shipper.push("t", `l${i}`);
+    await shipper.close();
+    expect(sent).toEqual([["[switchboard] 3 log lines dropped while the logs API was unreachable", "l3", "l4", "l5", "l6", "l7"]]);
+  });
+});
