@@ -20,7 +20,8 @@ export function upsertWorker(db: Db, w: { teamId: string; id: string; role: stri
  * Records the worker of the task just claimed under `leaseId` as working on it (creating its
  * row if it never heart-beat). It reads the claim's own row, so it can follow the claim in the
  * same batch: a claimed task never lacks its worker; with no claim it changes nothing. The
- * worker id lets the lookup use tasks_team_worker instead of scanning the team's tasks.
+ * lookup is one probe of tasks_team_worker_lease (team, worker, lease), whatever the
+ * worker's history.
  */
 export function recordClaim(db: Db, teamId: string, workerId: string, leaseId: string, now: string) {
   return db
