@@ -2,7 +2,8 @@ import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
 import { BLOCKING_STATUSES, CANCELLABLE_STATUSES, LEASED_STATUSES, RETRYABLE_STATUSES, TASK_STATUSES, type TaskStatus } from "../domain/tasks";
 import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
-import { tasks } from "./schema";
+import type { ClaimLimits } from "../domain/workers";
+import { tasks, teams } from "./schema";
 
 /** The task queue's statements. Each state change is one statement (or one D1 batch, a transaction). */
 
@@ -134,21 +135,32 @@ export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
     .returning();
 }
 
-/** After a claim got nothing: whether a task was claimable, and the limits and today's numbers (one read). */
-export async function claimLimits(db: Db, r: { teamId: string; role: string; now: string; dayStart: string }) {
+/**
+ * Why the claim before it in the same batch took nothing, read in that batch: whether a task
+ * was claimable, the limits, and today's numbers as the claim saw them, so a 204 or a 429
+ * costs no second round trip. A sum is computed only when its limit is set (a team without
+ * a budget never sums today's costs). No row when the claim took a task: its lease is then
+ * on a row, which one probe of tasks_team_worker_lease finds.
+ */
+export function claimLimits(db: Db, r: ClaimRequest & { dayStart: string }) {
   const anyClaimable = db.select({ one: sql`1` }).from(tasks).where(and(...claimable(r))).limit(1);
-  const row = await db
+  const maxRunning = sql<number | null>`json_extract(${teams.maxRunning}, ${`$."${r.role}"`})`;
+  return db
     .select({
       claimable: sql<number>`EXISTS ${anyClaimable}`,
-      dailyBudgetUsd: sql<number | null>`${dailyBudgetOf(r.teamId)}`,
-      spentTodayUsd: sql<number>`${spentSince(r.teamId, r.dayStart)}`,
-      maxRunning: sql<number | null>`${maxRunningOf(r.teamId, r.role)}`,
-      running: sql<number>`${runningOf(r.teamId, r.role)}`,
+      dailyBudgetUsd: teams.dailyBudgetUsd,
+      spentTodayUsd: sql<number>`CASE WHEN ${teams.dailyBudgetUsd} IS NULL THEN 0 ELSE ${spentSince(r.teamId, r.dayStart)} END`,
+      maxRunning,
+      running: sql<number>`CASE WHEN ${maxRunning} IS NULL THEN 0 ELSE ${runningOf(r.teamId, r.role)} END`,
     })
-    .from(sql`(SELECT 1)`)
-    .get();
+    .from(teams)
+    .where(and(eq(teams.id, r.teamId), sql`NOT EXISTS (SELECT 1 FROM tasks c WHERE c.team_id = ${r.teamId} AND c.worker_id = ${r.workerId} AND c.lease_id = ${r.leaseId})`));
+}
+
+/** What `claimLimits` read (nothing: the team is gone, so nothing is claimable). */
+export function toClaimLimits(role: string, row: { claimable: number; dailyBudgetUsd: number | null; spentTodayUsd: number; maxRunning: number | null; running: number } | undefined): ClaimLimits {
   return {
-    role: r.role,
+    role,
     claimable: Boolean(row?.claimable),
     dailyBudgetUsd: row?.dailyBudgetUsd ?? null,
     spentTodayUsd: row?.spentTodayUsd ?? 0,

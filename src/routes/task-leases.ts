@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { type Db, dbOf } from "../db/client";
-import { addUsage, blockDependents, claimLimits, claimNextTask, findTask, LEASE_CLEARED, type TaskRow, updateUnderLease } from "../db/tasks";
+import { addUsage, blockDependents, claimLimits, claimNextTask, findTask, LEASE_CLEARED, type TaskRow, toClaimLimits, updateUnderLease } from "../db/tasks";
 import { countCompletion, recordClaim } from "../db/workers";
 import { afterFailure, checkLease, leaseExpiry, type TaskStatus } from "../domain/tasks";
 import { budgetEventId, failureEventType } from "../domain/team-events";
@@ -46,13 +46,15 @@ taskLeaseRoutes.openapi(
     const at = now.toISOString();
     const dayStart = utcDayStart(now);
     const leaseId = newId("lease", 16);
-    const [[claimed], [worker]] = await db.batch([claimNextTask(db, { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) }), recordClaim(db, teamId, worker_id, leaseId, at)]);
+    const claim = { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) };
+    // One round trip: the claim, its worker, and (only when nothing was claimed) what tells
+    // "nothing to do" from "stopped by a limit", read after the claim in the same transaction.
+    const [[claimed], [worker], [limitsRow]] = await db.batch([claimNextTask(db, claim), recordClaim(db, teamId, worker_id, leaseId, at), claimLimits(db, claim)]);
     if (claimed) {
       await publishTeamEvents(c.env, teamId, [taskEvent("task.claimed", claimed, { worker_id }), ...(worker ? [workerEvent(worker, at)] : [])]);
       return c.json(toLeasedTask(claimed), 200);
     }
-    // Nothing claimed: a second, cheap read tells "nothing to do" from "stopped by a limit".
-    const limits = await claimLimits(db, { teamId, role, now: at, dayStart });
+    const limits = toClaimLimits(role, limitsRow);
     const refusal = claimRefusal(limits, now);
     if (refusal?.reason === "budget") {
       // Announced once a day: every refusal sends the same event id, which the hub applies once.
