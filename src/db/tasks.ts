@@ -37,9 +37,12 @@ export function findByIdempotencyKey(db: Db, teamId: string, key: string) {
  * or appear, in the same batch where it can, and looks at the whole team, so a task created
  * while its dependency fails is not left pending. `blocked` is for people to see: a claim
  * never relies on it (it checks every dependency), so a moment between two statements is
- * harmless. Its cost grows with the team's pending tasks, not its history.
+ * harmless. Its cost grows with the team's pending tasks, not its history. With `ifFailed`,
+ * it looks only when that task is `failed` (a batch whose first statement may or may not have
+ * failed it for good): a task that failed for good before is harmless too, since this is
+ * idempotent.
  */
-export function blockDependents(db: Db, teamId: string, now: string) {
+export function blockDependents(db: Db, teamId: string, now: string, ifFailed?: string) {
   // Recursive without the RECURSIVE keyword, which SQLite does not need and drizzle's `$with`
   // cannot write; built with drizzle (not `db.run(sql)`) so that it can join a D1 batch.
   const doomed = db.$with("doomed", { id: sql<string>`id`, root: sql<string>`root` }).as(sql`
@@ -51,11 +54,15 @@ export function blockDependents(db: Db, teamId: string, now: string) {
     SELECT p.id, doomed.root
     FROM doomed, tasks p, json_each(p.depends_on) j
     WHERE p.team_id = ${teamId} AND p.status = 'pending' AND j.value = doomed.id`);
+  // With `ifFailed`, the team is the key SQLite seeks the pending tasks by, and NULL unless
+  // that task failed: then the statement seeks nothing and reads no pending task (a separate
+  // EXISTS term would be tested once per pending task of the team).
+  const team = ifFailed === undefined ? sql`${teamId}` : sql`(SELECT f.team_id FROM tasks f WHERE f.team_id = ${teamId} AND f.id = ${ifFailed} AND f.status = 'failed')`;
   return db
     .with(doomed)
     .update(tasks)
     .set({ status: "blocked", blockedBy: sql`(SELECT min(root) FROM doomed WHERE doomed.id = ${tasks.id})`, updatedAt: now })
-    .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "pending"), sql`${tasks.id} IN (SELECT id FROM doomed)`))
+    .where(and(sql`${tasks.teamId} = ${team}`, eq(tasks.status, "pending"), sql`${tasks.id} IN (SELECT id FROM doomed)`))
     .returning({ id: tasks.id, blockedBy: tasks.blockedBy });
 }
 
@@ -170,30 +177,58 @@ export function toClaimLimits(role: string, row: { claimable: number; dailyBudge
 }
 
 /**
- * Changes a task only while `leaseId` is still its current, unexpired lease (the caller has
- * checked it; this guard makes the check and the write one step). Undefined when it is not.
+ * `leaseId` is the task's current, unexpired lease, and the task is in one of `statuses` (by
+ * default any leased one): the SQL form of `checkLease`, for the statements that change a
+ * task, or its worker, only under the lease.
  */
-export function updateUnderLease(db: Db, teamId: string, id: string, leaseId: string, now: string, set: SQLiteUpdateSetSource<typeof tasks>) {
+export function underLease(teamId: string, id: string, leaseId: string, now: string, statuses: readonly TaskStatus[] = LEASED_STATUSES) {
+  return and(eq(tasks.teamId, teamId), eq(tasks.id, id), eq(tasks.leaseId, leaseId), inArray(tasks.status, [...statuses]), sql`${tasks.leaseExpiresAt} > ${now}`);
+}
+
+/**
+ * Changes a task only while `leaseId` is still its current, unexpired lease and the task is in
+ * one of `statuses`: the check and the write are one step. No row when it is not (the caller
+ * then reads the task to say why: `lostLease`).
+ */
+export function updateUnderLease(db: Db, teamId: string, id: string, leaseId: string, now: string, set: SQLiteUpdateSetSource<typeof tasks>, statuses: readonly TaskStatus[] = LEASED_STATUSES) {
   return db
     .update(tasks)
     .set({ ...set, updatedAt: now })
-    .where(
-      and(
-        eq(tasks.teamId, teamId),
-        eq(tasks.id, id),
-        eq(tasks.leaseId, leaseId),
-        inArray(tasks.status, [...LEASED_STATUSES]),
-        sql`${tasks.leaseExpiresAt} > ${now}`,
-      ),
-    )
+    .where(underLease(teamId, id, leaseId, now, statuses))
     .returning();
 }
+
+/**
+ * Ends a failed attempt under its lease in one statement that decides by the attempts it
+ * reads: `failed` for good (ended now) once they are used up, else back to `pending` after
+ * the wait `waits` gives for that many attempts (`retryWaits`). No read comes first, so the
+ * outcome cannot go stale between a read and the write.
+ */
+export function failUnderLease(db: Db, teamId: string, id: string, leaseId: string, now: string, report: AttemptReport, waits: readonly string[]) {
+  const usedUp = sql`${tasks.attempts} >= ${tasks.maxAttempts}`;
+  // waits[i] is for attempt i + 1; the last serves every later attempt (the wait stops growing).
+  const wait = sql`CASE min(max(${tasks.attempts}, 1), ${waits.length}) ${sql.join(
+    waits.map((at, i) => sql`WHEN ${i + 1} THEN ${at}`),
+    sql` `,
+  )} END`;
+  return updateUnderLease(db, teamId, id, leaseId, now, {
+    ...LEASE_CLEARED,
+    ...(report.result !== undefined ? { result: report.result } : {}),
+    ...addUsage(report),
+    status: sql`CASE WHEN ${usedUp} THEN 'failed' ELSE 'pending' END`,
+    availableAt: sql`CASE WHEN ${usedUp} THEN ${tasks.availableAt} ELSE ${wait} END`,
+    completedAt: sql`CASE WHEN ${usedUp} THEN ${now} ELSE ${tasks.completedAt} END`,
+  });
+}
+
+/** What a worker reports as an attempt ends. */
+export type AttemptReport = { result?: string | undefined; cost_usd?: number | undefined; tokens?: number | undefined; duration_ms?: number | undefined };
 
 /** What ends a lease, whichever way: no lease, no holder's deadline. */
 export const LEASE_CLEARED = { leaseId: null, leaseExpiresAt: null } as const;
 
 /** Adds an attempt's reported cost, tokens and duration to the task's totals. */
-export function addUsage(usage: { cost_usd?: number | undefined; tokens?: number | undefined; duration_ms?: number | undefined }) {
+export function addUsage(usage: AttemptReport) {
   return {
     costUsd: sql`${tasks.costUsd} + ${usage.cost_usd ?? 0}`,
     tokens: sql`${tasks.tokens} + ${usage.tokens ?? 0}`,
