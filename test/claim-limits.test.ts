@@ -22,6 +22,29 @@ async function sortAnswers(responses: Response[]) {
   return { claimed, refused, empty };
 }
 
+describe("claims: with no limits set", () => {
+  it("is 204 with nothing claimable, whatever was spent today or is running; a limit of another role changes nothing", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    expect(await claim(k)).toBeNull();
+    const spent = await createTask(k);
+    await createTask(k, { title: "later", depends_on: [spent.id] });
+    await createTask(k, { title: "plan", role: "planner" });
+    const held = await claim(k, "executor", "w1");
+    await finish(k, spent.id, held?.lease.id ?? "", "complete", { cost_usd: 1000 });
+    const running = await claim(k, "executor", "w2");
+    expect(running?.title).toBe("later");
+    // Nothing left for executors: 204, not 429, with $1,000 spent today and one running.
+    const { claimed, refused, empty } = await sortAnswers(await Promise.all(Array.from({ length: 4 }, (_, i) => claimCall(k, `w${i + 3}`))));
+    expect([claimed.length, refused.length, empty]).toEqual([0, 0, 4]);
+    await setTeam(k, { max_running: { planner: 0 } });
+    expect(await claim(k)).toBeNull();
+    await createTask(k, { title: "more" });
+    expect((await claim(k, "executor", "w9"))?.title).toBe("more");
+    expect((await expectProblem(await claimCall(k, "w10", "planner"), 429)).detail).toContain("max_running for planner is 0");
+  });
+});
+
 describe("claims: a role's max_running", () => {
   it("10 concurrent claims under max_running 2 claim 2 tasks; the rest are 429 naming the limit while tasks wait", async () => {
     const team = await createTeam();

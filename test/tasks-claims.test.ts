@@ -142,6 +142,8 @@ describe("retries", () => {
     expect(msFromNow(back.available_at)).toBeGreaterThan(0);
     expect(msFromNow(back.available_at)).toBeLessThanOrEqual(30_000);
     expect(await claim(agent)).toBeNull();
+    // Back in the queue, it blocks nothing.
+    expect(await getTask(agent, dependent.id)).toMatchObject({ status: "pending", blocked_by: null });
 
     await setTimes(task.id, { available_at: past() });
     const second = await claim(agent);

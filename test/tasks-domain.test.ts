@@ -13,6 +13,7 @@ import {
   PRIORITIES,
   priorityName,
   priorityRank,
+  retryWaits,
   TASK_STATUSES,
 } from "../src/domain/tasks";
 
@@ -81,6 +82,18 @@ describe("failure and retry backoff", () => {
   it("fails for good once the attempts (counted at claim) are used up", () => {
     expect(afterFailure({ attempts: 3, max_attempts: 3 }, NOW)).toEqual({ status: "failed" });
     expect(afterFailure({ attempts: 1, max_attempts: 1 }, NOW)).toEqual({ status: "failed" });
+  });
+
+  it("lists the retry wait of every attempt count for the failing statement, as afterFailure gives each, up to the hour it stops at", () => {
+    expect(retryWaits(NOW, () => 1)).toEqual([30, 60, 120, 240, 480, 960, 1920, 3600].map(at));
+    expect(retryWaits(NOW, () => 0)).toEqual(Array.from({ length: 8 }, () => at(1)));
+    // One draw for all: entry i is afterFailure's answer for attempt i + 1, the last for every later one.
+    for (const r of [0.01, 0.37, 0.99]) {
+      const waits = retryWaits(NOW, () => r);
+      for (let attempts = 1; attempts <= 20; attempts++) {
+        expect(afterFailure({ attempts, max_attempts: 100 }, NOW, () => r)).toEqual({ status: "pending", available_at: waits[Math.min(attempts, waits.length) - 1] });
+      }
+    }
   });
 
   it("scales the shared backoff by a base", () => {

@@ -93,6 +93,43 @@ describe("team stream: GET /v1/stream", () => {
     await sse.close();
   });
 
+  it("announces task.running once however many first heartbeats race, and none for a task waiting for an answer", async () => {
+    const { operator, agent, reader } = await team();
+    const task = await createTask(agent);
+    const held = await claim(agent, "executor", "w1");
+    const lease = held?.lease.id as string;
+    const sse = await openTeamStream(reader);
+    await snapshotOf(sse);
+    const beats = await Promise.all(Array.from({ length: 4 }, () => leaseCall(agent, task.id, "heartbeat", { lease_id: lease })));
+    for (const beat of beats) expect(await json(beat)).toMatchObject({ id: task.id, status: "running" });
+    const asked = await json(await call("/v1/questions", { method: "POST", key: agent, json: { worker_id: "w1", task_id: task.id, text: "Which?" } }));
+    // Waiting for an answer, a heartbeat extends the lease and leaves the status alone.
+    expect(await json(await leaseCall(agent, task.id, "heartbeat", { lease_id: lease }))).toMatchObject({ status: "waiting_input" });
+    await createTask(agent, { title: "marker" });
+    const events = await take(sse, 4);
+    expect(events.map((e) => e.event)).toEqual(["task.running", "question.asked", "worker.updated", "task.created"]);
+    expect(asked.id).toMatch(/^q_/);
+    expect(operator).toBeTruthy();
+    await sse.close();
+  });
+
+  it("a late fail, after the task failed for good but before its dependents were blocked (the cron's two steps), is 409 and announces what it blocked", async () => {
+    const { agent, reader } = await team();
+    const task = await createTask(agent, { max_attempts: 1 });
+    const dependent = await createTask(agent, { title: "after it", depends_on: [task.id] });
+    const held = await claim(agent);
+    // The cron's first step alone: failed for good, dependents not yet blocked.
+    await env.DB.prepare("UPDATE tasks SET status = 'failed', lease_id = NULL, lease_expires_at = NULL, completed_at = ? WHERE id = ?").bind(new Date().toISOString(), task.id).run();
+    const sse = await openTeamStream(reader);
+    await snapshotOf(sse);
+    const late = await leaseCall(agent, task.id, "fail", { lease_id: held?.lease.id });
+    expect(late.status).toBe(409);
+    expect((await json(late)).detail).toContain("failed");
+    const [blocked] = await take(sse, 1);
+    expect(blocked).toMatchObject({ event: "task.blocked", data: { data: { task_id: dependent.id, blocked_by: task.id } } });
+    await sse.close();
+  });
+
   it("announces retries, failure for good and the dependents it blocks; a retry unblocks them", async () => {
     const { operator, agent, reader } = await team();
     const first = await createTask(agent, { title: "first", max_attempts: 2 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import type { WorkerResponse } from "../src/routes/workers";
 import { call, createKey, createTeam, errorPaths, expectProblem, json } from "./helpers";
-import { claim, createTask, past, setTimes } from "./task-helpers";
+import { claim, createTask, leaseCall, past, setTimes } from "./task-helpers";
 import { finish, getWorker, rewrite, workerHeartbeat } from "./worker-helpers";
 
 const MINUTE = 60_000;
@@ -48,6 +48,40 @@ describe("workers: heartbeats and the list", () => {
     expect(next?.id).toBe(b.id);
     await finish(k, b.id, next?.lease.id ?? "", "fail", { cost_usd: 0.5 });
     expect(await getWorker(k, "exec-new")).toMatchObject({ tasks_completed: 1, cost_usd: 0.75 });
+  });
+});
+
+describe("workers: completions count once, to the lease holder", () => {
+  it("a complete under a stale lease counts for neither worker, before or after another claimed the task", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const task = await createTask(k);
+    const slow = await claim(k, "executor", "slow");
+    await setTimes(task.id, { lease_expires_at: past() });
+    // Expired, not yet swept.
+    await expectProblem(await leaseCall(k, task.id, "complete", { lease_id: slow?.lease.id, cost_usd: 1 }), 409);
+    await runCron();
+    const fast = await claim(k, "executor", "fast");
+    expect(fast?.id).toBe(task.id);
+    await expectProblem(await leaseCall(k, task.id, "complete", { lease_id: slow?.lease.id, cost_usd: 1 }), 409);
+    expect(await getWorker(k, "slow")).toMatchObject({ tasks_completed: 0 });
+    expect(await getWorker(k, "fast")).toMatchObject({ status: "working", current_task: task.id, tasks_completed: 0 });
+    // The holder's complete counts; the same complete again is 409 and counts nothing more.
+    await finish(k, task.id, fast?.lease.id ?? "", "complete");
+    await expectProblem(await leaseCall(k, task.id, "complete", { lease_id: fast?.lease.id }), 409);
+    expect(await getWorker(k, "fast")).toMatchObject({ status: "idle", current_task: null, tasks_completed: 1 });
+    expect(await getWorker(k, "slow")).toMatchObject({ tasks_completed: 0 });
+  });
+
+  it("concurrent completes under one lease (a client's retries) complete the task once and count it once", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const task = await createTask(k);
+    const held = await claim(k, "executor", "eager");
+    const answers = await Promise.all(Array.from({ length: 6 }, () => leaseCall(k, task.id, "complete", { lease_id: held?.lease.id, cost_usd: 0.5 })));
+    const statuses = await Promise.all(answers.map(async (r) => (await r.text(), r.status)));
+    expect(statuses.sort()).toEqual([200, 409, 409, 409, 409, 409]);
+    expect(await getWorker(k, "eager")).toMatchObject({ tasks_completed: 1, cost_usd: 0.5 });
   });
 });
 

@@ -1,4 +1,5 @@
 import type { Json } from "../domain/json";
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 export const teams = sqliteTable("teams", {
@@ -167,9 +168,13 @@ export const tasks = sqliteTable(
     // The cron's sweep of expired leases across teams; unleased tasks have NULL here.
     index("tasks_lease_expiry").on(t.leaseExpiresAt),
     index("tasks_blocked_by").on(t.teamId, t.blockedBy),
-    // The claim's daily budget sums today's ended tasks; a worker's cost sums its tasks.
-    index("tasks_team_completed").on(t.teamId, t.completedAt),
-    index("tasks_team_worker").on(t.teamId, t.workerId),
+    // The claim's daily budget sums the cost of today's ended tasks from this index alone
+    // (covering: no table lookup per task). Partial: a task enters it when it ends, so claims
+    // and heartbeats of live tasks never write it.
+    index("tasks_team_spent").on(t.teamId, t.completedAt, t.status, t.costUsd).where(sql`completed_at IS NOT NULL`),
+    // A claim finds its own row by lease (recordClaim, claimLimits) in one probe, whatever the
+    // worker's history; the (team, worker) prefix serves a worker's cost (costSoFar).
+    index("tasks_team_worker_lease").on(t.teamId, t.workerId, t.leaseId),
     // SQLite lets many NULLs through a unique index: only given keys are unique.
     uniqueIndex("tasks_idempotency").on(t.teamId, t.idempotencyKey),
   ],

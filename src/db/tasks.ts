@@ -2,7 +2,8 @@ import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
 import { BLOCKING_STATUSES, CANCELLABLE_STATUSES, LEASED_STATUSES, RETRYABLE_STATUSES, TASK_STATUSES, type TaskStatus } from "../domain/tasks";
 import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
-import { tasks } from "./schema";
+import type { ClaimLimits } from "../domain/workers";
+import { tasks, teams } from "./schema";
 
 /** The task queue's statements. Each state change is one statement (or one D1 batch, a transaction). */
 
@@ -36,9 +37,12 @@ export function findByIdempotencyKey(db: Db, teamId: string, key: string) {
  * or appear, in the same batch where it can, and looks at the whole team, so a task created
  * while its dependency fails is not left pending. `blocked` is for people to see: a claim
  * never relies on it (it checks every dependency), so a moment between two statements is
- * harmless. Its cost grows with the team's pending tasks, not its history.
+ * harmless. Its cost grows with the team's pending tasks, not its history. With `ifFailed`,
+ * it looks only when that task is `failed` (a batch whose first statement may or may not have
+ * failed it for good): a task that failed for good before is harmless too, since this is
+ * idempotent.
  */
-export function blockDependents(db: Db, teamId: string, now: string) {
+export function blockDependents(db: Db, teamId: string, now: string, ifFailed?: string) {
   // Recursive without the RECURSIVE keyword, which SQLite does not need and drizzle's `$with`
   // cannot write; built with drizzle (not `db.run(sql)`) so that it can join a D1 batch.
   const doomed = db.$with("doomed", { id: sql<string>`id`, root: sql<string>`root` }).as(sql`
@@ -50,11 +54,15 @@ export function blockDependents(db: Db, teamId: string, now: string) {
     SELECT p.id, doomed.root
     FROM doomed, tasks p, json_each(p.depends_on) j
     WHERE p.team_id = ${teamId} AND p.status = 'pending' AND j.value = doomed.id`);
+  // With `ifFailed`, the team is the key SQLite seeks the pending tasks by, and NULL unless
+  // that task failed: then the statement seeks nothing and reads no pending task (a separate
+  // EXISTS term would be tested once per pending task of the team).
+  const team = ifFailed === undefined ? sql`${teamId}` : sql`(SELECT f.team_id FROM tasks f WHERE f.team_id = ${teamId} AND f.id = ${ifFailed} AND f.status = 'failed')`;
   return db
     .with(doomed)
     .update(tasks)
     .set({ status: "blocked", blockedBy: sql`(SELECT min(root) FROM doomed WHERE doomed.id = ${tasks.id})`, updatedAt: now })
-    .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "pending"), sql`${tasks.id} IN (SELECT id FROM doomed)`))
+    .where(and(sql`${tasks.teamId} = ${team}`, eq(tasks.status, "pending"), sql`${tasks.id} IN (SELECT id FROM doomed)`))
     .returning({ id: tasks.id, blockedBy: tasks.blockedBy });
 }
 
@@ -134,21 +142,32 @@ export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
     .returning();
 }
 
-/** After a claim got nothing: whether a task was claimable, and the limits and today's numbers (one read). */
-export async function claimLimits(db: Db, r: { teamId: string; role: string; now: string; dayStart: string }) {
+/**
+ * Why the claim before it in the same batch took nothing, read in that batch: whether a task
+ * was claimable, the limits, and today's numbers as the claim saw them, so a 204 or a 429
+ * costs no second round trip. A sum is computed only when its limit is set (a team without
+ * a budget never sums today's costs). No row when the claim took a task: its lease is then
+ * on a row, which one probe of tasks_team_worker_lease finds.
+ */
+export function claimLimits(db: Db, r: ClaimRequest & { dayStart: string }) {
   const anyClaimable = db.select({ one: sql`1` }).from(tasks).where(and(...claimable(r))).limit(1);
-  const row = await db
+  const maxRunning = sql<number | null>`json_extract(${teams.maxRunning}, ${`$."${r.role}"`})`;
+  return db
     .select({
       claimable: sql<number>`EXISTS ${anyClaimable}`,
-      dailyBudgetUsd: sql<number | null>`${dailyBudgetOf(r.teamId)}`,
-      spentTodayUsd: sql<number>`${spentSince(r.teamId, r.dayStart)}`,
-      maxRunning: sql<number | null>`${maxRunningOf(r.teamId, r.role)}`,
-      running: sql<number>`${runningOf(r.teamId, r.role)}`,
+      dailyBudgetUsd: teams.dailyBudgetUsd,
+      spentTodayUsd: sql<number>`CASE WHEN ${teams.dailyBudgetUsd} IS NULL THEN 0 ELSE ${spentSince(r.teamId, r.dayStart)} END`,
+      maxRunning,
+      running: sql<number>`CASE WHEN ${maxRunning} IS NULL THEN 0 ELSE ${runningOf(r.teamId, r.role)} END`,
     })
-    .from(sql`(SELECT 1)`)
-    .get();
+    .from(teams)
+    .where(and(eq(teams.id, r.teamId), sql`NOT EXISTS (SELECT 1 FROM tasks c WHERE c.team_id = ${r.teamId} AND c.worker_id = ${r.workerId} AND c.lease_id = ${r.leaseId})`));
+}
+
+/** What `claimLimits` read (nothing: the team is gone, so nothing is claimable). */
+export function toClaimLimits(role: string, row: { claimable: number; dailyBudgetUsd: number | null; spentTodayUsd: number; maxRunning: number | null; running: number } | undefined): ClaimLimits {
   return {
-    role: r.role,
+    role,
     claimable: Boolean(row?.claimable),
     dailyBudgetUsd: row?.dailyBudgetUsd ?? null,
     spentTodayUsd: row?.spentTodayUsd ?? 0,
@@ -158,30 +177,58 @@ export async function claimLimits(db: Db, r: { teamId: string; role: string; now
 }
 
 /**
- * Changes a task only while `leaseId` is still its current, unexpired lease (the caller has
- * checked it; this guard makes the check and the write one step). Undefined when it is not.
+ * `leaseId` is the task's current, unexpired lease, and the task is in one of `statuses` (by
+ * default any leased one): the SQL form of `checkLease`, for the statements that change a
+ * task, or its worker, only under the lease.
  */
-export function updateUnderLease(db: Db, teamId: string, id: string, leaseId: string, now: string, set: SQLiteUpdateSetSource<typeof tasks>) {
+export function underLease(teamId: string, id: string, leaseId: string, now: string, statuses: readonly TaskStatus[] = LEASED_STATUSES) {
+  return and(eq(tasks.teamId, teamId), eq(tasks.id, id), eq(tasks.leaseId, leaseId), inArray(tasks.status, [...statuses]), sql`${tasks.leaseExpiresAt} > ${now}`);
+}
+
+/**
+ * Changes a task only while `leaseId` is still its current, unexpired lease and the task is in
+ * one of `statuses`: the check and the write are one step. No row when it is not (the caller
+ * then reads the task to say why: `lostLease`).
+ */
+export function updateUnderLease(db: Db, teamId: string, id: string, leaseId: string, now: string, set: SQLiteUpdateSetSource<typeof tasks>, statuses: readonly TaskStatus[] = LEASED_STATUSES) {
   return db
     .update(tasks)
     .set({ ...set, updatedAt: now })
-    .where(
-      and(
-        eq(tasks.teamId, teamId),
-        eq(tasks.id, id),
-        eq(tasks.leaseId, leaseId),
-        inArray(tasks.status, [...LEASED_STATUSES]),
-        sql`${tasks.leaseExpiresAt} > ${now}`,
-      ),
-    )
+    .where(underLease(teamId, id, leaseId, now, statuses))
     .returning();
 }
+
+/**
+ * Ends a failed attempt under its lease in one statement that decides by the attempts it
+ * reads: `failed` for good (ended now) once they are used up, else back to `pending` after
+ * the wait `waits` gives for that many attempts (`retryWaits`). No read comes first, so the
+ * outcome cannot go stale between a read and the write.
+ */
+export function failUnderLease(db: Db, teamId: string, id: string, leaseId: string, now: string, report: AttemptReport, waits: readonly string[]) {
+  const usedUp = sql`${tasks.attempts} >= ${tasks.maxAttempts}`;
+  // waits[i] is for attempt i + 1; the last serves every later attempt (the wait stops growing).
+  const wait = sql`CASE min(max(${tasks.attempts}, 1), ${waits.length}) ${sql.join(
+    waits.map((at, i) => sql`WHEN ${i + 1} THEN ${at}`),
+    sql` `,
+  )} END`;
+  return updateUnderLease(db, teamId, id, leaseId, now, {
+    ...LEASE_CLEARED,
+    ...(report.result !== undefined ? { result: report.result } : {}),
+    ...addUsage(report),
+    status: sql`CASE WHEN ${usedUp} THEN 'failed' ELSE 'pending' END`,
+    availableAt: sql`CASE WHEN ${usedUp} THEN ${tasks.availableAt} ELSE ${wait} END`,
+    completedAt: sql`CASE WHEN ${usedUp} THEN ${now} ELSE ${tasks.completedAt} END`,
+  });
+}
+
+/** What a worker reports as an attempt ends. */
+export type AttemptReport = { result?: string | undefined; cost_usd?: number | undefined; tokens?: number | undefined; duration_ms?: number | undefined };
 
 /** What ends a lease, whichever way: no lease, no holder's deadline. */
 export const LEASE_CLEARED = { leaseId: null, leaseExpiresAt: null } as const;
 
 /** Adds an attempt's reported cost, tokens and duration to the task's totals. */
-export function addUsage(usage: { cost_usd?: number | undefined; tokens?: number | undefined; duration_ms?: number | undefined }) {
+export function addUsage(usage: AttemptReport) {
   return {
     costUsd: sql`${tasks.costUsd} + ${usage.cost_usd ?? 0}`,
     tokens: sql`${tasks.tokens} + ${usage.tokens ?? 0}`,

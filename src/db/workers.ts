@@ -1,7 +1,8 @@
 import { and, asc, eq, gt, inArray, lt, ne, sql } from "drizzle-orm";
 import type { WorkerStatus } from "../domain/workers";
 import type { Db } from "./client";
-import { workers } from "./schema";
+import { underLease } from "./tasks";
+import { tasks, workers } from "./schema";
 
 /** The workers' statements: a worker's row is upserted by whatever it does (heartbeat, claim). */
 
@@ -20,7 +21,8 @@ export function upsertWorker(db: Db, w: { teamId: string; id: string; role: stri
  * Records the worker of the task just claimed under `leaseId` as working on it (creating its
  * row if it never heart-beat). It reads the claim's own row, so it can follow the claim in the
  * same batch: a claimed task never lacks its worker; with no claim it changes nothing. The
- * worker id lets the lookup use tasks_team_worker instead of scanning the team's tasks.
+ * lookup is one probe of tasks_team_worker_lease (team, worker, lease), whatever the
+ * worker's history.
  */
 export function recordClaim(db: Db, teamId: string, workerId: string, leaseId: string, now: string) {
   return db
@@ -33,8 +35,15 @@ export function recordClaim(db: Db, teamId: string, workerId: string, leaseId: s
     .returning();
 }
 
-/** A task the worker held completed: one more done, and it is no longer its current task. */
-export function countCompletion(db: Db, teamId: string, workerId: string, taskId: string, now: string) {
+/**
+ * The worker holding `taskId` under `leaseId` completes it: one more done, and it is no
+ * longer its current task. It finds the worker through the task under the same guard as the
+ * task's own update (`underLease`), and runs just before that update in one batch, where
+ * nothing else runs between them: it counts exactly when the update completes the task, and
+ * never when the update changes nothing (a stale or foreign lease, a repeated request).
+ */
+export function countCompletion(db: Db, teamId: string, taskId: string, leaseId: string, now: string) {
+  const holder = db.select({ workerId: tasks.workerId }).from(tasks).where(underLease(teamId, taskId, leaseId, now));
   return db
     .update(workers)
     .set({
@@ -43,7 +52,7 @@ export function countCompletion(db: Db, teamId: string, workerId: string, taskId
       currentTask: sql`CASE WHEN ${workers.currentTask} = ${taskId} THEN NULL ELSE ${workers.currentTask} END`,
       lastSeenAt: now,
     })
-    .where(and(eq(workers.teamId, teamId), eq(workers.id, workerId)))
+    .where(and(eq(workers.teamId, teamId), sql`${workers.id} = (${holder})`))
     .returning();
 }
 

@@ -118,6 +118,24 @@ export function afterFailure(task: { attempts: number; max_attempts: number }, n
   return { status: "pending", available_at: new Date(now.getTime() + seconds * 1000).toISOString() };
 }
 
+/**
+ * `afterFailure`'s `available_at` for every attempt count with attempts left: entry i is for
+ * attempt i + 1, and the last one for every later attempt too (the wait stops growing at
+ * RETRY_MAX_SECONDS). For the statement that ends a failed attempt, which picks one by the
+ * attempts it reads (src/db/tasks.ts `failUnderLease`), so a failure needs no read first.
+ * One draw of `random` serves them all: only one is ever used.
+ */
+export function retryWaits(now: Date, random: () => number = Math.random): string[] {
+  const r = random();
+  const waits: string[] = [];
+  for (let attempts = 1; ; attempts++) {
+    const outcome = afterFailure({ attempts, max_attempts: Number.POSITIVE_INFINITY }, now, () => r);
+    if (outcome.status !== "pending") throw new Error("unreachable: attempts are never used up here");
+    waits.push(outcome.available_at);
+    if (RETRY_BASE_SECONDS * 2 ** attempts >= RETRY_MAX_SECONDS) return waits;
+  }
+}
+
 export interface Dependency {
   id: string;
   status: TaskStatus;

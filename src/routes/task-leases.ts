@@ -1,12 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
 import { type Db, dbOf } from "../db/client";
-import { addUsage, blockDependents, claimLimits, claimNextTask, findTask, LEASE_CLEARED, type TaskRow, updateUnderLease } from "../db/tasks";
+import { addUsage, blockDependents, claimLimits, claimNextTask, failUnderLease, findTask, LEASE_CLEARED, toClaimLimits, updateUnderLease } from "../db/tasks";
 import { countCompletion, recordClaim } from "../db/workers";
-import { afterFailure, checkLease, leaseExpiry, type TaskStatus } from "../domain/tasks";
+import { checkLease, leaseExpiry, retryWaits, type TaskStatus } from "../domain/tasks";
 import { budgetEventId, failureEventType } from "../domain/team-events";
 import { claimRefusal, utcDayStart } from "../domain/workers";
-import type { AppEnv } from "../lib/app-env";
 import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
@@ -46,13 +44,15 @@ taskLeaseRoutes.openapi(
     const at = now.toISOString();
     const dayStart = utcDayStart(now);
     const leaseId = newId("lease", 16);
-    const [[claimed], [worker]] = await db.batch([claimNextTask(db, { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) }), recordClaim(db, teamId, worker_id, leaseId, at)]);
+    const claim = { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) };
+    // One round trip: the claim, its worker, and (only when nothing was claimed) what tells
+    // "nothing to do" from "stopped by a limit", read after the claim in the same transaction.
+    const [[claimed], [worker], [limitsRow]] = await db.batch([claimNextTask(db, claim), recordClaim(db, teamId, worker_id, leaseId, at), claimLimits(db, claim)]);
     if (claimed) {
       await publishTeamEvents(c.env, teamId, [taskEvent("task.claimed", claimed, { worker_id }), ...(worker ? [workerEvent(worker, at)] : [])]);
       return c.json(toLeasedTask(claimed), 200);
     }
-    // Nothing claimed: a second, cheap read tells "nothing to do" from "stopped by a limit".
-    const limits = await claimLimits(db, { teamId, role, now: at, dayStart });
+    const limits = toClaimLimits(role, limitsRow);
     const refusal = claimRefusal(limits, now);
     if (refusal?.reason === "budget") {
       // Announced once a day: every refusal sends the same event id, which the hub applies once.
@@ -65,22 +65,18 @@ taskLeaseRoutes.openapi(
 );
 
 /**
- * The task under `leaseId`, checked before a change: 404 when the team has no such task,
- * 409 naming why when the lease is not the task's current, unexpired one.
+ * A change under the lease changed nothing: 404 when the team has no such task, else 409
+ * naming why the lease is not the task's current, unexpired one. Only this path reads the
+ * task: the change itself is guarded by the lease (`underLease`), so the normal path is one
+ * round trip.
  */
-async function leasedTask(c: Context<AppEnv>, db: Db, id: string, leaseId: string, now: string): Promise<TaskRow> {
-  const row = await findTask(db, c.get("auth").team_id, id);
-  if (!row) throw new ApiError("not_found", `No task ${id}.`);
-  const verdict = checkLease({ status: row.status as TaskStatus, lease_id: row.leaseId, lease_expires_at: row.leaseExpiresAt }, leaseId, now);
-  if (!verdict.ok) throw new ApiError("conflict", verdict.reason);
-  return row;
-}
-
-/** The write lost a race with the cron, a cancel or another claim after the check: 409 with today's state. */
 async function lostLease(db: Db, team: string, id: string, leaseId: string, now: string): Promise<never> {
   const row = await findTask(db, team, id);
-  const verdict = row ? checkLease({ status: row.status as TaskStatus, lease_id: row.leaseId, lease_expires_at: row.leaseExpiresAt }, leaseId, now) : null;
-  throw new ApiError("conflict", verdict && !verdict.ok ? verdict.reason : "The lease ended while this request was handled.");
+  if (!row) throw new ApiError("not_found", `No task ${id}.`);
+  const verdict = checkLease({ status: row.status as TaskStatus, lease_id: row.leaseId, lease_expires_at: row.leaseExpiresAt }, leaseId, now);
+  // checkLease tests what the guard tested, at the same `now`: it cannot pass here unless the
+  // lease became current again, which a lease never does. Answered all the same, not thrown.
+  throw new ApiError("conflict", verdict.ok ? "The lease ended while this request was handled." : verdict.reason);
 }
 
 taskLeaseRoutes.openapi(
@@ -100,13 +96,18 @@ taskLeaseRoutes.openapi(
     const db = dbOf(c.env);
     const now = new Date();
     const at = now.toISOString();
-    const row = await leasedTask(c, db, id, lease_id, at);
-    const [updated] = await updateUnderLease(db, team, id, lease_id, at, {
-      leaseExpiresAt: leaseExpiry(now),
-      ...(row.status === "claimed" ? { status: "running" } : {}),
-    });
+    const leaseExpiresAt = leaseExpiry(now);
+    // Two guarded updates on disjoint statuses, in this order, so at most one changes the task
+    // and the one that did says whether it just started: the first extends a task already
+    // running (or waiting for an answer); the second, a claimed one, which it marks running.
+    // Swapped, the first would mark it running and the second would then match it too.
+    const [[extended], [started]] = await db.batch([
+      updateUnderLease(db, team, id, lease_id, at, { leaseExpiresAt }, ["running", "waiting_input"]),
+      updateUnderLease(db, team, id, lease_id, at, { leaseExpiresAt, status: "running" }, ["claimed"]),
+    ]);
+    const updated = started ?? extended;
     if (!updated) return lostLease(db, team, id, lease_id, at);
-    if (row.status === "claimed") await publishTeamEvents(c.env, team, [taskEvent("task.running", updated)]);
+    if (started) await publishTeamEvents(c.env, team, [taskEvent("task.running", started)]);
     return c.json(toLeasedTask(updated), 200);
   },
 );
@@ -127,16 +128,19 @@ taskLeaseRoutes.openapi(
     const team = c.get("auth").team_id;
     const db = dbOf(c.env);
     const at = new Date().toISOString();
-    await leasedTask(c, db, id, report.lease_id, at);
-    const [updated] = await updateUnderLease(db, team, id, report.lease_id, at, {
-      status: "completed",
-      ...LEASE_CLEARED,
-      ...(report.result !== undefined ? { result: report.result } : {}),
-      ...addUsage(report),
-      completedAt: at,
-    });
+    // One round trip: the worker is counted under the same lease guard as the task's update,
+    // just before it (see countCompletion), so it counts exactly when the task completes.
+    const [[worker], [updated]] = await db.batch([
+      countCompletion(db, team, id, report.lease_id, at),
+      updateUnderLease(db, team, id, report.lease_id, at, {
+        status: "completed",
+        ...LEASE_CLEARED,
+        ...(report.result !== undefined ? { result: report.result } : {}),
+        ...addUsage(report),
+        completedAt: at,
+      }),
+    ]);
     if (!updated) return lostLease(db, team, id, report.lease_id, at);
-    const [worker] = updated.workerId ? await countCompletion(db, team, updated.workerId, id, at) : [];
     await publishTeamEvents(c.env, team, [taskEvent("task.completed", updated), ...(worker ? [workerEvent(worker, at)] : [])]);
     return c.json(toTask(updated), 200);
   },
@@ -159,17 +163,14 @@ taskLeaseRoutes.openapi(
     const db = dbOf(c.env);
     const now = new Date();
     const at = now.toISOString();
-    const row = await leasedTask(c, db, id, report.lease_id, at);
-    const outcome = afterFailure({ attempts: row.attempts, max_attempts: row.maxAttempts }, now);
-    const change = updateUnderLease(db, team, id, report.lease_id, at, {
-      ...LEASE_CLEARED,
-      ...(report.result !== undefined ? { result: report.result } : {}),
-      ...addUsage(report),
-      ...(outcome.status === "failed" ? { status: "failed", completedAt: at } : { status: "pending", availableAt: outcome.available_at }),
-    });
-    // Failing for good blocks the dependents in the same transaction.
-    const [[updated], blocked] = outcome.status === "failed" ? await db.batch([change, blockDependents(db, team, at)]) : [await change, []];
-    if (!updated) return lostLease(db, team, id, report.lease_id, at);
+    // One round trip: the statement decides retry or failure by the attempts it reads, and
+    // failing for good blocks the dependents in the same transaction (a retry skips that).
+    const [[updated], blocked] = await db.batch([failUnderLease(db, team, id, report.lease_id, at, report, retryWaits(now)), blockDependents(db, team, at, id)]);
+    if (!updated) {
+      // Only when the task had failed for good before (the cron) and something was left to block.
+      await publishTeamEvents(c.env, team, blockedEvents(blocked, at));
+      return lostLease(db, team, id, report.lease_id, at);
+    }
     await publishTeamEvents(c.env, team, [taskEvent(failureEventType(updated.status), updated), ...blockedEvents(blocked, at)]);
     return c.json(toTask(updated), 200);
   },
