@@ -44,6 +44,11 @@ function jsonRoutes(sid: string): [string, string][] {
     ["POST", "/v1/stream-tokens"],
     ["POST", "/v1/auth/session"],
     ["POST", "/v1/workers/w1/logs"],
+    ["POST", "/v1/tasks"],
+    ["POST", "/v1/tasks/claim"],
+    ["POST", "/v1/workers/w1/heartbeat"],
+    ["POST", "/v1/questions"],
+    ["POST", "/v1/notifications"],
   ];
 }
 
