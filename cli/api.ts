@@ -67,6 +67,29 @@ export class Api {
     }
   }
 
+  /**
+   * Opens a text/event-stream: only the wait for the headers is bounded, since the body is
+   * meant to stay open; a refusal is an ApiFailure like any request's.
+   */
+  async openStream(path: string, lastEventId: string | null, signal: AbortSignal): Promise<Response> {
+    const url = new URL(path, `${this.config.baseUrl.replace(/\/+$/, "")}/`);
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.config.apiKey}`, Accept: "text/event-stream", "Cache-Control": "no-cache" };
+    if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+    const connect = new AbortController();
+    const timer = setTimeout(() => connect.abort(new DOMException(`no answer in ${TIMEOUT_MS / 1000} s`, "TimeoutError")), TIMEOUT_MS);
+    let res: Response;
+    try {
+      res = await this.fetch(url, { headers, signal: AbortSignal.any([signal, connect.signal]) });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      throw unreachable(this.config.baseUrl, e);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!res.ok) throw failure(res, await res.text().catch(() => ""), this.config);
+    return res;
+  }
+
   async request<T>(method: string, path: string, options: { query?: Query; body?: unknown; signal?: AbortSignal } = {}): Promise<{ status: number; body: T }> {
     const url = new URL(path, `${this.config.baseUrl.replace(/\/+$/, "")}/`);
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined && v !== "") url.searchParams.set(k, String(v));

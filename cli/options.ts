@@ -11,6 +11,15 @@ export function positiveInt(max: number): (value: string) => number {
   };
 }
 
+/** A commander value parser for a number of seconds from `min` to `max` (fractions allowed: `0.5`). */
+export function secondsOption(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a number of seconds from ${min} to ${max}`);
+    return n;
+  };
+}
+
 /** A repeatable option: `--depends-on a --depends-on b` → ["a", "b"]. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

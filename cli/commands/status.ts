@@ -1,10 +1,13 @@
 import type { TaskStatus } from "../../src/domain/tasks";
-import { type Api, ApiFailure, apiFor } from "../api";
+import { type Api, apiFor } from "../api";
 import type { Question, TaskCounts, Worker } from "../api-types";
 import { loadConfig } from "../config";
-import { action, type CliCommand, type Context, interruption, sleep } from "../context";
-import { ago, oneLine, paintStatus, printJson, printJsonLine, renderTable } from "../output";
+import { action, type CliCommand, type Context } from "../context";
+import { secondsOption } from "../options";
+import { ago, oneLine, paintStatus, printJson, renderTable } from "../output";
+import { watchStatus } from "../status-watch";
 
+/** How often `--watch` reads the status from a server without the team stream (`--interval`). */
 export const WATCH_INTERVAL_MS = 2000;
 const MAX_WORKERS = 10_000;
 const MAX_QUESTIONS = 1000;
@@ -60,47 +63,35 @@ export function renderStatus(ctx: Context, s: StatusSnapshot): string {
   return `${parts.join("\n")}\n`;
 }
 
-/** `switchboard status [--watch] [--json]`. */
+/** `switchboard status [--watch [--interval S]] [--json]`. */
 export const statusCommand: CliCommand = {
   name: "status",
   register(program, ctx) {
     program
       .command("status")
       .summary("workers, queue counts and open questions")
-      .description("The team's workers (worker, role, status, current task, completed), how many tasks are in each status, and the open questions.")
-      .option("-w, --watch", `refresh every ${WATCH_INTERVAL_MS / 1000} s until Ctrl-C`)
-      .option("--json", "print JSON (with --watch: one object per line)")
+      .description(
+        "The team's workers (worker, role, status, current task, completed), how many tasks are in each status, and the open questions. --watch follows the team stream (GET /v1/stream) and redraws on every change, with the last few events under the tables; a server without the stream is polled.",
+      )
+      .option("-w, --watch", "redraw on every change until Ctrl-C (live from the team stream)")
+      .option("--interval <seconds>", "with --watch: seconds between reads when the server has no team stream and is polled", secondsOption(0.1, 3600), WATCH_INTERVAL_MS / 1000)
+      .option("--json", "print JSON (with --watch: one object per line, one line per redraw)")
       .action(
-        action(ctx, async (opts: { watch?: boolean; json?: boolean }) => {
+        action(ctx, async (opts: { watch?: boolean; interval: number; json?: boolean }) => {
           const api = apiFor(loadConfig(ctx.env));
-          const show = (s: StatusSnapshot) => {
-            if (opts.json) return opts.watch ? printJsonLine(ctx.out, s) : printJson(ctx.out, s);
-            // On a terminal the screen is redrawn; into a file or pipe each refresh follows the last.
-            const header = opts.watch ? `${ctx.color.dim(`${api.config.baseUrl} · every ${WATCH_INTERVAL_MS / 1000}s · Ctrl-C to stop · ${new Date(s.at).toLocaleTimeString()}`)}\n\n` : "";
-            ctx.out(`${opts.watch && ctx.tty ? "\x1b[H\x1b[2J\x1b[3J" : ""}${header}${renderStatus(ctx, s)}${opts.watch && !ctx.tty ? "\n" : ""}`);
-          };
           if (!opts.watch) {
-            show(await fetchStatus(api));
+            const s = await fetchStatus(api);
+            if (opts.json) printJson(ctx.out, s);
+            else ctx.out(renderStatus(ctx, s));
             return 0;
           }
-          // Polling for now; the team stream (GET /v1/stream) can replace it once it exists.
-          const stop = interruption();
-          try {
-            while (!stop.signal.aborted) {
-              try {
-                show(await fetchStatus(api, stop.signal));
-              } catch (e) {
-                if (stop.signal.aborted) break;
-                // A refused key will not heal by waiting; a network blip or a 5xx may.
-                if (e instanceof ApiFailure && (e.status === 401 || e.status === 403)) throw e;
-                ctx.err(`${ctx.errColor.red("error:")} ${e instanceof Error ? e.message : String(e)} (retrying)\n`);
-              }
-              await sleep(WATCH_INTERVAL_MS, stop.signal);
-            }
-            return 0;
-          } finally {
-            stop.dispose();
-          }
+          return watchStatus(ctx, {
+            api,
+            json: opts.json === true,
+            pollMs: Math.round(opts.interval * 1000),
+            load: (signal) => fetchStatus(api, signal),
+            render: (s) => renderStatus(ctx, s),
+          });
         }),
       );
   },

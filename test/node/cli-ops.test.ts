@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { colorsFor } from "../../cli/output";
 import { type DevWorker, startDevWorker } from "./dev-worker";
+import { startStreamProxy } from "./stream-proxy";
 
 /** The people's commands (login, status, tasks, add-task, respond, logs), run as built, against the real Worker. */
 
@@ -48,6 +49,24 @@ function runCli(args: string[], env: Record<string, string | undefined>, options
     child.on("close", (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(options.stdin ?? "");
   });
+}
+
+/** A long-running command (`status --watch`): its output so far, a wait for what it should print, and its end. */
+function startCli(args: string[], env: Record<string, string | undefined>) {
+  const child = spawn(process.execPath, [CLI, ...args], { env: shellEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+  const out = { stdout: "", stderr: "" };
+  child.stdout.on("data", (d: Buffer) => (out.stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out.stderr += d.toString()));
+  const exited = new Promise<Run>((resolve) => child.on("close", (code) => resolve({ code, ...out })));
+  /** Resolves once `check` holds for the output, or fails after `ms` with the output so far. */
+  const waitFor = async (check: (o: typeof out) => boolean, ms: number, what: string) => {
+    const until = Date.now() + ms;
+    while (!check(out)) {
+      if (Date.now() > until || child.exitCode !== null) throw new Error(`no ${what} within ${ms} ms:\nstdout: ${out.stdout.slice(-3000)}\nstderr: ${out.stderr.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  return { child, out, waitFor, exited };
 }
 
 async function api<T = any>(path: string, key: string, body?: unknown, method = body === undefined ? "GET" : "POST"): Promise<T> {
@@ -195,23 +214,107 @@ describe("status", () => {
     expect(table.stdout).not.toMatch(ANSI);
   });
 
-  it("--watch refreshes until Ctrl-C, then exits 0", async () => {
+  it("--watch --json follows the team stream: each change shows at once, not at the next poll; Ctrl-C exits 0", async () => {
     const team = await newTeam();
-    let renders = 0;
-    const started = Date.now();
-    const run = await runCli(["status", "--watch"], team.env, {
-      onStdout: (out, child) => {
-        renders = out.split("Open questions").length - 1;
-        if (renders >= 2 && !child.killed) child.kill("SIGINT");
-      },
-    });
+    // Polling (a server without the stream) would read every 10 minutes: only the stream can be this quick.
+    const cli = startCli(["status", "--watch", "--json", "--interval", "600"], team.env);
+    // Whole lines only: the last may still be arriving.
+    const snapshots = () => cli.out.stdout.split("\n").slice(0, -1).map((l) => JSON.parse(l));
+    const latest = () => snapshots().at(-1);
+    const soon = (what: string, check: (s: any) => boolean) => cli.waitFor(() => snapshots().length > 0 && check(latest()), 5000, what);
+    await cli.waitFor((o) => o.stdout.includes("\n"), 15_000, "first snapshot");
+    expect(latest()).toMatchObject({ workers: [], queue: { total: 0 }, questions: [], truncated: { workers: false, questions: false } });
+
+    const created = await api<{ id: string }>("/v1/tasks", team.api_key, { title: "live from the stream", role: "planner" });
+    await soon("the new task", (s) => s.queue.counts.pending === 1 && s.queue.total === 1);
+
+    await api("/v1/workers/exec-live/heartbeat", team.api_key, { role: "executor", status: "idle" });
+    await soon("the new worker", (s) => s.workers.some((w: any) => w.id === "exec-live" && w.status === "idle"));
+
+    const question = await ask(team.api_key, "exec-live", "Which port?");
+    await soon("the question", (s) => s.questions.some((q: any) => q.id === question.id) && s.queue.counts.waiting_input === 1 && s.workers[0].status === "waiting");
+
+    // Every line has the shape of `status --json`.
+    for (const s of snapshots()) expect(Object.keys(s).sort()).toEqual(["at", "questions", "queue", "truncated", "workers"]);
+    expect(snapshots().length).toBeLessThan(20);
+    expect(created.id).toMatch(/^task_/);
+
+    cli.child.kill("SIGINT");
+    const run = await cli.exited;
     expect(run.code, run.stderr).toBe(0);
-    expect(renders).toBeGreaterThanOrEqual(2);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
-    // Not a terminal: no screen clearing, no colour; each refresh follows the last.
-    expect(run.stdout).not.toMatch(ANSI);
-    expect(run.stdout).toContain("every 2s · Ctrl-C to stop");
-  });
+    expect(run.stderr).toBe("");
+
+    // A key the stream refuses will not heal by reconnecting: exit 1 with the fix, as `status` does.
+    const refused = await runCli(["status", "--watch"], { ...team.env, SWITCHBOARD_API_KEY: "sb_wrong" });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^error: Unauthorized: /m);
+    expect(refused.stderr).toMatch(/^hint: .*SWITCHBOARD_API_KEY/m);
+  }, 45_000);
+
+  it("--watch lists the recent events, and resumes the stream with Last-Event-ID when it drops", async () => {
+    const team = await newTeam();
+    const proxy = await startStreamProxy(worker.url);
+    try {
+      const cli = startCli(["status", "--watch", "--interval", "600"], { ...team.env, SWITCHBOARD_URL: proxy.url });
+      await cli.waitFor((o) => o.stdout.includes("Recent") && o.stdout.includes("no events since"), 15_000, "first render");
+      expect(cli.out.stdout).toContain(`${proxy.url} · live · Ctrl-C to stop`);
+
+      await api("/v1/tasks", team.api_key, { title: "before the drop", role: "executor" });
+      await cli.waitFor((o) => /\d\d:\d\d:\d\d task\.created {9}before the drop \(task_\S+\)/.test(o.stdout), 5000, "the event in Recent");
+
+      // The stream drops, and the first try to reopen it meets a 503: reconnecting, with backoff.
+      proxy.mode = "unavailable";
+      proxy.dropStreams();
+      await cli.waitFor((o) => o.stderr.includes("reconnecting…"), 3000, "reconnecting");
+      await api("/v1/tasks", team.api_key, { title: "while it was down", role: "executor" });
+      await cli.waitFor(() => proxy.streamRequests.some((r) => r.status === 503), 5000, "a refused reconnect");
+      proxy.mode = "pass";
+      await cli.waitFor((o) => o.stdout.includes("while it was down"), 15_000, "the event sent while the stream was down");
+
+      // Only a replay after Last-Event-ID brings the event itself (a new stream starts with a snapshot).
+      const [first, ...later] = proxy.streamRequests;
+      expect(first).toEqual({ lastEventId: null, status: 200 });
+      expect(later.map((r) => r.status)).toEqual([503, 200]);
+      expect(later[0]?.lastEventId).toMatch(/^\d+$/);
+      expect(later[1]?.lastEventId).toBe(later[0]?.lastEventId);
+      expect(cli.out.stderr).toMatch(/reconnecting… the (stream ended|connection was lost( \(\w+\))?) \(try 1 in 2s\)/);
+      expect(cli.out.stderr).toMatch(/reconnecting… Service unavailable \(try 2 in 4s\)/);
+      expect(cli.out.stderr).toContain("live again");
+      const last = cli.out.stdout.slice(cli.out.stdout.lastIndexOf(proxy.url));
+      expect(last).toMatch(/Queue \(2 tasks\)/);
+      expect(last.match(/task\.created/g)).toHaveLength(2);
+      expect(last).not.toMatch(ANSI);
+
+      cli.child.kill("SIGINT");
+      const run = await cli.exited;
+      expect(run.code, run.stderr).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  }, 45_000);
+
+  it("--watch polls a server without the team stream (404), every --interval, until Ctrl-C", async () => {
+    const team = await newTeam();
+    const proxy = await startStreamProxy(worker.url);
+    proxy.mode = "no-stream";
+    try {
+      const started = Date.now();
+      const cli = startCli(["status", "--watch", "--interval", "0.5"], { ...team.env, SWITCHBOARD_URL: proxy.url });
+      await cli.waitFor((o) => o.stdout.split("Open questions").length - 1 >= 3, 15_000, "three renders");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+      cli.child.kill("SIGINT");
+      const run = await cli.exited;
+      expect(run.code, run.stderr).toBe(0);
+      expect(proxy.streamRequests).toEqual([{ lastEventId: null, status: 404 }]);
+      expect(run.stderr).toBe("no team stream: polling every 0.5s (Not found: No route GET /v1/stream.)\n");
+      // Not a terminal: no screen clearing, no colour; each refresh follows the last; no events to list.
+      expect(run.stdout).not.toMatch(ANSI);
+      expect(run.stdout).toContain("every 0.5s · Ctrl-C to stop");
+      expect(run.stdout).not.toContain("Recent");
+    } finally {
+      await proxy.close();
+    }
+  }, 30_000);
 });
 
 describe("respond", () => {
@@ -274,6 +377,7 @@ describe("usage and output conventions", () => {
       ["respond", "q_1"],
       ["logs"],
       ["status", "--bogus"],
+      ["status", "--watch", "--interval", "0"],
       ["login"],
       ["login", "--key", "k", "--url", "not a url"],
     ];
