@@ -194,4 +194,24 @@ describe("notifications: deliveries", () => {
     expect(JSON.parse(got?.body ?? "")).toMatchObject({ content: "✅ Switchboard test notification: this channel works." });
     await eventually(() => deliveries(reader, channel.id), (d) => d[0]?.status === "delivered");
   });
+
+  it("the cron sends again a delivery whose queue message never went out, and forgets ended ones after 30 days", async () => {
+    const { operator, reader } = await team();
+    const channel = await addChannel(operator, { url: hook("cron-kept"), format: "slack" });
+    const teamId = (await json(await call("/v1/team", { key: operator }))).id as string;
+    const longAgo = new Date(Date.now() - 20 * 60_000).toISOString();
+    const event = { id: "tev_stalled", type: "task.failed", at: longAgo, data: { task: { id: "task_x", title: "stalled one", role: "executor", attempts: 3, max_attempts: 3 } } };
+    await env.DB.prepare("INSERT INTO notification_deliveries (team_id, id, channel_id, event_id, event_type, event, status, attempts, created_at, updated_at) VALUES (?, 'ndl_stalled', ?, ?, ?, ?, 'pending', 0, ?, ?)")
+      .bind(teamId, channel.id, event.id, event.type, JSON.stringify(event), longAgo, longAgo)
+      .run();
+    await runCron();
+    const [got] = await eventually(() => received("cron-kept"), (r) => r.length === 1);
+    expect(JSON.parse(got?.body ?? "").text).toContain("stalled one");
+    await eventually(() => deliveries(reader, channel.id), (d) => d[0]?.status === "delivered");
+
+    const old = new Date(Date.now() - 31 * 86_400_000).toISOString();
+    await env.DB.prepare("UPDATE notification_deliveries SET updated_at = ? WHERE id = 'ndl_stalled'").bind(old).run();
+    await runCron();
+    expect(await deliveries(reader, channel.id)).toEqual([]);
+  });
 });

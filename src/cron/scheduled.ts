@@ -9,14 +9,16 @@ import { expiryEventType, type TeamEvent } from "../domain/team-events";
 import { log } from "../lib/log";
 import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
-import { requeueStalled } from "../notify/deliver";
+import { expireDeliveries, requeueStalled } from "../notify/deliver";
 import { expireLogs } from "./log-retention";
 import { sweepSentinels } from "./sentinels";
 
 /**
  * The every-minute cron: sweep callback sentinels; return tasks whose lease expired to the
  * queue and mark lost the workers that held them or went silent; forget webhook ids past the
- * signature window; delete worker log batches older than 30 days (R2 objects and index rows).
+ * signature window; delete worker log batches older than 30 days (R2 objects and index rows);
+ * queue again notification deliveries whose message never went out, and forget ended ones
+ * after 30 days.
  */
 export async function handleScheduled(_controller: ScheduledController, env: Env, _ctx?: ExecutionContext): Promise<void> {
   const report = await sweepSentinels(env);
@@ -29,6 +31,8 @@ export async function handleScheduled(_controller: ScheduledController, env: Env
   if (expiredLogs > 0) log("info", "log batches expired", { batches: expiredLogs });
   const requeued = await requeueStalled(env);
   if (requeued > 0) log("warn", "stalled notification deliveries queued again", { deliveries: requeued });
+  const forgotten = await expireDeliveries(env);
+  if (forgotten > 0) log("info", "old notification deliveries forgotten", { deliveries: forgotten });
 }
 
 /**

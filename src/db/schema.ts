@@ -303,5 +303,7 @@ export const notificationDeliveries = sqliteTable(
     uniqueIndex("notification_deliveries_once").on(t.teamId, t.channelId, t.eventId),
     // A channel's deliveries, newest first.
     index("notification_deliveries_channel").on(t.teamId, t.channelId, t.createdAt),
+    // The cron: pending ones left untouched, and ended ones past retention.
+    index("notification_deliveries_status").on(t.status, t.updatedAt),
   ],
 );

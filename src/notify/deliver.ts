@@ -109,3 +109,17 @@ export async function requeueStalled(env: Env, now = Date.now()): Promise<number
   for (const [team, ids] of byTeam) await sendMessages(env, team, ids);
   return stalled.length;
 }
+
+/** Delivered and failed deliveries are kept this long, for people to see what was sent. */
+export const DELIVERY_RETENTION_DAYS = 30;
+
+/** The cron: forgets ended deliveries past retention, 5,000 a run at most. */
+export async function expireDeliveries(env: Env, now = Date.now()): Promise<number> {
+  const before = new Date(now - DELIVERY_RETENTION_DAYS * 86_400_000).toISOString();
+  const result = await env.DB.prepare(
+    `DELETE FROM notification_deliveries WHERE rowid IN (SELECT rowid FROM notification_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < ? LIMIT 5000)`,
+  )
+    .bind(before)
+    .run();
+  return result.meta.changes ?? 0;
+}

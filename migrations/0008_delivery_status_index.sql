@@ -1,0 +1,1 @@
+CREATE INDEX `notification_deliveries_status` ON `notification_deliveries` (`status`,`updated_at`);
