@@ -20,8 +20,9 @@
 // results.json already there the part not run (BENCH_PARTS).
 //
 // Linux only (/proc). The peer needs Debian's postgresql and redis-server (bash
-// bench/setup.sh). 1,000 streams need ~1,100 file descriptors in this process and as many in
-// the server: if `ulimit -n` is lower, raise it first (`ulimit -n 4096`). Everything listens
+// bench/setup.sh). 1,000 streams need ~1,100 file descriptors in this process and several
+// times that in wrangler dev's workerd (with `ulimit -n` 4096 it ran out at ~860 streams and
+// crashed): the bench refuses to start under MIN_OPEN_FILES. Everything listens
 // and is reached on 127.0.0.1, and is stopped at the end, on failure and on Ctrl-C.
 // Overrides, for quick runs: BENCH_PARTS ("events,claims"; the claims part's own overrides,
 // BENCH_CLAIMS_*, are listed in bench/claims.mjs), BENCH_NOTE (a warning shown above the
@@ -36,7 +37,7 @@
 // BENCH_WRANGLER_LOG_LEVEL (warn), X_LOCAL_OBSERVABILITY (false), BENCH_LOG_LEVEL (warn: the
 // Worker's LOG_LEVEL; the peer and the limit write no line per request either), BENCH_WATCHDOG_MIN (45),
 // BENCH_OUT (where RESULTS.md and results.json go; bench/ by default).
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -214,7 +215,14 @@ async function measure(name) {
 
 const command = commandLine("bench");
 
+/** Descriptors 1,000 streams need across this process and wrangler dev's workerd (measured: 4,096 is too few). */
+const MIN_OPEN_FILES = 8192;
+
 async function main() {
+  const openFiles = Number(execFileSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).trim());
+  if (parts.includes("events") && Math.max(...config.subscribers) >= 1000 && openFiles < MIN_OPEN_FILES) {
+    throw new Error(`ulimit -n is ${openFiles}: 1,000 streams need at least ${MIN_OPEN_FILES} open files (run \`ulimit -n ${MIN_OPEN_FILES}\` or more first)`);
+  }
   log(`temp dir ${work} (logs of every system stay there); parts: ${parts.join(", ")}${parts.includes("events") ? `; systems: ${config.systems.join(", ")}` : ""}`);
   const events = parts.includes("events") ? await measureEvents() : null;
   let measuredClaims = null;
