@@ -1,4 +1,4 @@
-import type { Priority, TaskStatus } from "../src/domain/tasks";
+import type { Priority, TaskSource, TaskStatus } from "../src/domain/tasks";
 import type { WorkerStatus } from "../src/domain/workers";
 
 /*
@@ -19,7 +19,12 @@ export interface Task {
   blocked_by: string | null;
   attempts: number;
   max_attempts: number;
+  source: TaskSource;
   worker_id: string | null;
+  result: string | null;
+  cost_usd: number;
+  tokens: number;
+  duration_ms: number;
   created_at: string;
   updated_at: string;
 }

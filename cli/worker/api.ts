@@ -1,34 +1,13 @@
 import pRetry, { AbortError } from "p-retry";
-import type { Priority, TaskSource, TaskStatus } from "../../src/domain/tasks";
+import type { Priority } from "../../src/domain/tasks";
+import type { Question, Task } from "../api-types";
 import { retryAfterMs } from "../client";
 
-// The fields of the API's answers the daemon reads (the full shapes are in src/routes, whose
-// imports need the Workers runtime's types; the CLI imports only src/domain).
-export interface TaskResponse {
-  id: string;
-  title: string;
-  description: string;
-  role: string;
-  priority: Priority;
-  depends_on: string[];
-  status: TaskStatus;
-  attempts: number;
-  max_attempts: number;
-  source: TaskSource;
-  result: string | null;
-  cost_usd: number;
-  tokens: number;
-  duration_ms: number;
-}
+// The daemon reads the same shapes as the people's commands (cli/api-types.ts).
+export type TaskResponse = Task;
+export type QuestionResponse = Question;
 export interface LeasedTaskResponse extends TaskResponse {
   lease: { id: string; expires_at: string };
-}
-export interface QuestionResponse {
-  id: string;
-  task_id: string;
-  status: "open" | "answered";
-  text: string;
-  answer: string | null;
 }
 export interface CreateTask {
   title: string;
