@@ -1,4 +1,4 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { OpenAPIHono, type z } from "@hono/zod-openapi";
 import type { AppEnv } from "./app-env";
 import { validationError } from "./errors";
 
@@ -19,3 +19,6 @@ export const problemResponses = {
 } as const;
 
 export const security = [{ bearer: [] }];
+
+/** A JSON body or response for `createRoute`: `{ description, ...json(schema) }`. */
+export const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });

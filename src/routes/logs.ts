@@ -24,7 +24,7 @@ import { authenticate, requireScope } from "../lib/auth";
 import { fromBase64Url, toBase64Url, toHex, utf8 } from "../lib/encoding";
 import { ApiError } from "../lib/errors";
 import { log } from "../lib/log";
-import { newRouter, problemResponses, security } from "../lib/openapi";
+import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { taskId, taskIdParam, workerIdSchema } from "./task-schemas";
 
 /**
@@ -34,7 +34,6 @@ import { taskId, taskIdParam, workerIdSchema } from "./task-schemas";
  */
 export const logRoutes = newRouter();
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const workerIdParam = z.object({ wid: workerIdSchema });
 
 const logLine = z.string().refine((s) => utf8Length(s) <= MAX_LINE_BYTES, { message: `Longer than ${MAX_LINE_BYTES} bytes of UTF-8 (8 KiB)` });

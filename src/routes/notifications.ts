@@ -8,14 +8,13 @@ import { encryptSecret, newId } from "../lib/crypto";
 import { toBase64 } from "../lib/encoding";
 import { ApiError } from "../lib/errors";
 import { clientId } from "../lib/ids";
-import { newRouter, problemResponses, security } from "../lib/openapi";
+import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
 import { channelSecretContext, queueDeliveries } from "../notify/deliver";
 
 /** Outgoing webhooks (Slack, Discord or signed JSON) for questions asked, tasks failed and the budget spent. */
 export const notificationRoutes = newRouter();
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const nidParam = z.object({ nid: clientId.describe("a channel id, as POST /v1/notifications gave it") });
 
 export const createChannelSchema = z.object({

@@ -7,7 +7,7 @@ import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { clientId } from "../lib/ids";
-import { newRouter, problemResponses, security } from "../lib/openapi";
+import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { workerEvent } from "../lib/task-events";
 import { publishTeamEvents, teamEvent } from "../lib/team-stream";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
@@ -16,7 +16,6 @@ import { taskId, workerIdSchema } from "./task-schemas";
 /** Questions a worker asks a person about the task it holds, and their answers. */
 export const questionRoutes = newRouter();
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const qidParam = z.object({ qid: clientId.describe("a question id, as POST /v1/questions gave it") });
 export const QUESTION_STATUSES = ["open", "answered"] as const;
 const MAX_TEXT = 20_000;

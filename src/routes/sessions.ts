@@ -12,7 +12,7 @@ import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { sessionHub, topicHub } from "../lib/hubs";
 import { clientId } from "../lib/ids";
-import { newRouter, problemResponses, security } from "../lib/openapi";
+import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
 import { alphaListItemSchema, sessionListItemSchema, sessionSchema, topicSchema } from "./schemas";
 import type { Context } from "hono";
@@ -24,7 +24,6 @@ sessionRoutes.use("/v1/sessions/*", authenticate);
 
 const sid = z.object({ sid: clientId });
 const sidTid = z.object({ sid: clientId, tid: clientId });
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 
 /** The summary shape of shared/DESIGN.md: the session hub's state plus each topic hub's. */
 async function loadSession(c: Context<AppEnv>, sessionId: string) {

@@ -8,7 +8,7 @@ import { claimRefusal, utcDayStart } from "../domain/workers";
 import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
-import { newRouter, problemResponses, security } from "../lib/openapi";
+import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
 import { publishTeamEvents, teamEvent } from "../lib/team-stream";
 import { attemptReportSchema, leasedTaskSchema, roleSchema, taskIdParam, taskSchema, toLeasedTask, toTask, workerIdSchema } from "./task-schemas";
@@ -16,7 +16,6 @@ import { attemptReportSchema, leasedTaskSchema, roleSchema, taskIdParam, taskSch
 /** A worker's side of the queue: claim a task under a lease, keep the lease alive, end it. */
 export const taskLeaseRoutes = newRouter();
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const leaseResponses = { 409: { description: "The lease is stale (expired, or the task was claimed again) or not this task's" }, ...problemResponses } as const;
 
 taskLeaseRoutes.openapi(

@@ -7,7 +7,7 @@ import { blockingTask, checkCancel, checkRetry, DEFAULT_MAX_ATTEMPTS, PRIORITIES
 import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
-import { newRouter, problemResponses, security } from "../lib/openapi";
+import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
 import { blockedEvents, taskEvent, unblockedEvents } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
@@ -15,7 +15,6 @@ import { roleSchema, taskId, taskIdParam, taskSchema, toTask } from "./task-sche
 
 export const taskRoutes = newRouter();
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const MAX_DEPENDENCIES = 50;
 
 export const createTaskSchema = z.object({

@@ -4,7 +4,7 @@ import { findWorker, listWorkers, selectWorker, upsertWorker, type WorkerRow } f
 import { REPORTED_STATUSES, WORKER_STATUSES, type WorkerStatus } from "../domain/workers";
 import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
-import { newRouter, problemResponses, security } from "../lib/openapi";
+import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { workerEvent } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
@@ -13,7 +13,6 @@ import { roleSchema, taskId, workerIdSchema } from "./task-schemas";
 /** The team's workers: each reports itself with heartbeats; people list them. */
 export const workerRoutes = newRouter();
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const workerIdParam = z.object({ wid: workerIdSchema });
 
 export const workerSchema = z
