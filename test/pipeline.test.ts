@@ -34,3 +34,28 @@ describe("callback → queue → Durable Object → SSE", () => {
     expect(s.topics[0].steps.design).toMatchObject({ status: "running", max_turns: 15 });
   });
 });
+
+describe("callbacks posted together", () => {
+  it("are all accepted and applied when many requests are in flight at once (they share queue batches)", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const added = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1" } });
+    expect(added.status).toBe(201);
+    await added.json();
+
+    const ids = Array.from({ length: 40 }, () => uid("e"));
+    const answers = await Promise.all(ids.map((id) => postEvents(team.api_key, [{ id, type: "usage.reported", session_id: sid, topic_id: "t1", data: { step: "explore", tools: [{ name: "bash", calls: 1, duration_ms: 1, errors: 0 }] } }])));
+    expect(answers.map((r) => r.status)).toEqual(ids.map(() => 202));
+    await Promise.all(answers.map((r) => r.json()));
+
+    const sse = new SseReader(await call(`/v1/sessions/${sid}/topics/t1/stream?last_event_id=0`, { key: team.api_key }));
+    const got = new Set<string>();
+    while (got.size < ids.length) {
+      const event = await sse.nextEvent();
+      if (event.event === "usage.reported") got.add(JSON.parse(event.data).id);
+    }
+    await sse.close();
+    expect([...got].sort()).toEqual([...ids].sort());
+  });
+});

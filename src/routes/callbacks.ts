@@ -11,6 +11,7 @@ import { sessionCache, signingSecretCache } from "../lib/auth-cache";
 import { ApiError, fieldErrors, refuseTooDeep } from "../lib/errors";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 import { verifyPayload } from "../lib/standard-webhooks";
+import { GroupSender } from "../queue/group-send";
 import { type CallbackMessage, INLINE_LIMIT_BYTES, oversizeKey } from "../queue/messages";
 
 export const callbackRoutes = newRouter();
@@ -68,13 +69,14 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
 
   const requestId = c.get("requestId");
   let message: CallbackMessage = { kind: "callbacks", team_id: team, request_id: requestId, events };
-  const serialized = JSON.stringify(message);
-  if (utf8.encode(serialized).byteLength > INLINE_LIMIT_BYTES) {
+  let bytes = utf8.encode(JSON.stringify(message)).byteLength;
+  if (bytes > INLINE_LIMIT_BYTES) {
     const key = oversizeKey(team, requestId);
     await c.env.BUCKET.put(key, JSON.stringify(events), { httpMetadata: { contentType: "application/json" } });
     message = { kind: "callbacks", team_id: team, request_id: requestId, r2_key: key };
+    bytes = utf8.encode(JSON.stringify(message)).byteLength;
   }
-  await c.env.CALLBACKS.send(message, { contentType: "json" });
+  await callbackSender(c.env.CALLBACKS).send(message, bytes, waitUntilOf(c));
   return c.json({ accepted: events.length, request_id: requestId }, 202);
 });
 
@@ -86,4 +88,26 @@ async function teamSigningSecret(env: Env, team: string): Promise<string | null>
   const secret = row?.signingSecret ? await decryptSecret(env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`) : null;
   signingSecretCache.remember(team, secret);
   return secret;
+}
+
+/** One group sender per queue binding (per isolate): requests in flight together share a sendBatch. */
+const senders = new WeakMap<Queue, GroupSender<CallbackMessage>>();
+
+function callbackSender(queue: Queue): GroupSender<CallbackMessage> {
+  let sender = senders.get(queue);
+  if (!sender) {
+    sender = new GroupSender<CallbackMessage>((bodies) => queue.sendBatch(bodies.map((body) => ({ body, contentType: "json" as const }))).then(() => undefined));
+    senders.set(queue, sender);
+  }
+  return sender;
+}
+
+/** The request's waitUntil, when it runs with an execution context (not in app.request() tests). */
+function waitUntilOf(c: { executionCtx: { waitUntil(p: Promise<unknown>): void } }): ((p: Promise<unknown>) => void) | undefined {
+  try {
+    const ctx = c.executionCtx;
+    return (p) => ctx.waitUntil(p);
+  } catch {
+    return undefined;
+  }
 }
