@@ -7,9 +7,10 @@ import { SSE_HEADERS, concat, parseLastEventId, sseComment, sseEvent, sseRetry }
 export const APPLIED_TTL_MS = 14 * 24 * 3600 * 1000;
 /**
  * A subscriber with more unsent bytes than this is too slow and is dropped, never waited on;
- * it resumes by Last-Event-ID when it reconnects. (Under wrangler dev the layers in front of
- * the DO take whatever it writes: a client that stopped reading for 8 MB of events was never
- * dropped, with this stream or with a TransformStream counting 512 chunks. Measured.)
+ * it resumes by Last-Event-ID when it reconnects. (Under wrangler dev a client that stopped
+ * reading took 8 MB of events without the hub seeing a backlog, with this stream as with a
+ * TransformStream counting 512 chunks: the socket buffers of the hops in front of the DO,
+ * client and proxy, hold that much. Measured; the drop is not exercised by a test.)
  */
 const MAX_BUFFER_BYTES = 4 * 1024 * 1024;
 const RETRY_MS = 2000;

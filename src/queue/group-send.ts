@@ -7,10 +7,14 @@ export const MAX_BATCH_BYTES = 256 * 1024;
  * that did go out is not applied twice). Only a send that hangs gets there.
  */
 const SEND_TIMEOUT_MS = 10_000;
+/** A waiting request looks again after 1 ms, then 2, 4, at most every 8 ms. */
+const MAX_POLL_MS = 8;
 
 interface Waiting<T> {
   body: T;
   bytes: number;
+  /** In a batch being sent. */
+  taken: boolean;
   settled: boolean;
   error?: unknown;
 }
@@ -20,18 +24,20 @@ interface Waiting<T> {
  * one isolate go out in one `sendBatch` instead of one `send` each.
  *
  * No request waits to fill a batch: with nothing in flight a message is sent at once.
- * While a batch is in flight, new messages wait for it to settle; then one of the waiting
- * requests sends everything that has gathered, and the others wait on that. Each request
- * answers only after the batch holding its message was accepted by the queue, so a 202 still
- * means "queued". A batch is sent from the context of a request whose own message is in it
- * (and kept alive with waitUntil), never from a request that already answered.
+ * While a batch is in flight, new messages wait for it to end; then the first waiting request
+ * to look sends everything that has gathered. Each request answers only after the batch
+ * holding its message was accepted by the queue, so a 202 still means "queued".
  *
- * Measured under wrangler dev: every send is a request to the queue's broker, and with 32
- * agents posting, grouping cut the runtime's CPU per accepted callback (bench/RESULTS.md).
+ * Every request waits on its own timers and sends from its own context, never on a promise
+ * another request resolves: workerd then runs the rest of the waiting request in the other's
+ * context, and its response fails ("Cannot perform I/O on behalf of a different request";
+ * measured under wrangler dev with a promise of the leader's, with one derived from it, and
+ * with one of the waiter's own that the leader resolved: the last failed only under load).
  */
 export class GroupSender<T> {
   private waiting: Waiting<T>[] = [];
-  private inFlight: Promise<void> | null = null;
+  private sending = false;
+  private sendingSince = 0;
 
   constructor(
     private readonly sendBatch: (bodies: T[]) => Promise<void>,
@@ -40,25 +46,31 @@ export class GroupSender<T> {
 
   /** Resolves once the queue accepted the message; rejects with the queue's error. */
   async send(body: T, bytes: number, waitUntil?: (p: Promise<unknown>) => void): Promise<void> {
-    const me: Waiting<T> = { body, bytes, settled: false };
+    const me: Waiting<T> = { body, bytes, taken: false, settled: false };
     this.waiting.push(me);
+    let pause = 1;
     while (!me.settled) {
-      if (!this.inFlight) {
+      // A send whose request died without settling it (its timeout is a timer of that
+      // request) must not hold up every later request of this isolate.
+      if (this.sending && Date.now() - this.sendingSince > this.timeoutMs + 1_000) {
+        this.sending = false;
+        if (me.taken) throw new Error("The queue did not confirm the batch in time.");
+      }
+      if (!this.sending) {
         const taken = this.waiting;
         this.waiting = [];
-        const sending: Promise<void> = this.sendAll(taken).then(() => {
-          this.inFlight = null;
+        for (const w of taken) w.taken = true;
+        this.sending = true;
+        this.sendingSince = Date.now();
+        const sent = this.sendAll(taken).finally(() => {
+          this.sending = false;
         });
-        this.inFlight = sending;
-        waitUntil?.(sending);
+        waitUntil?.(sent);
+        await sent;
+        continue;
       }
-      // A promise made here with its own resolver: resolved from the leader's request, workerd
-      // runs what follows in this request's context. Awaiting the leader's promise, or one
-      // derived from it with then(), ran the rest of this request in the leader's context and
-      // its response failed ("Cannot perform I/O on behalf of a different request"; measured
-      // under wrangler dev; test/node/callbacks-concurrent.test.ts covers it).
-      const current = this.inFlight as Promise<void>;
-      await new Promise<void>((resolve) => void current.then(resolve));
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, MAX_POLL_MS);
     }
     if (me.error !== undefined) throw me.error;
   }
