@@ -6,13 +6,12 @@ import { SSE_HEADERS, concat, parseLastEventId, sseComment, sseEvent, sseRetry }
 /** Applied event ids are kept this long: longer than a queue retains a message (4 days). */
 export const APPLIED_TTL_MS = 14 * 24 * 3600 * 1000;
 /**
- * A subscriber with more unsent bytes than this is too slow and is dropped, never waited on;
- * it resumes by Last-Event-ID when it reconnects. (Under wrangler dev a client that stopped
- * reading took 8 MB of events without the hub seeing a backlog, with this stream as with a
- * TransformStream counting 512 chunks: the socket buffers of the hops in front of the DO,
- * client and proxy, hold that much. Measured; the drop is not exercised by a test.)
+ * A subscriber with this many unsent chunks is too slow and is dropped, never waited on.
+ * (Under wrangler dev it never comes to that: a client that stopped reading took 25–40 MB of
+ * events, straight to the runtime or through the proxy, and the hub's writes kept completing:
+ * what buffers them is in front of the DO. Measured by hand; no test exercises the drop.)
  */
-const MAX_BUFFER_BYTES = 4 * 1024 * 1024;
+const MAX_QUEUED_CHUNKS = 512;
 const RETRY_MS = 2000;
 /**
  * Fan-out pacing (see `enqueue`): 100 streams are flushed every 100 ms, 1,000 every second.
@@ -180,10 +179,10 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
     if (!this.state) return new Response("not found", { status: 404 });
     const url = new URL(request.url);
     const lastId = parseLastEventId(request.headers.get("Last-Event-ID") ?? url.searchParams.get("last_event_id"));
-    // workerd's native byte stream rather than a JS TransformStream. Measured under wrangler dev
-    // at 200 events/s to 100 streams (two runs each): wrangler's proxy used 50–52% of a core
-    // against 56–58%, delivery p99 211–305 ms against 344–426 ms through it.
-    const { readable, writable } = new IdentityTransformStream();
+    // A JS TransformStream, not workerd's IdentityTransformStream: with that one a test client's
+    // cancel of the stream sometimes never settled on a loaded machine (1 run in 4; none in 5
+    // with this), for a gain in wrangler's proxy CPU within this machine's run-to-run spread.
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     const sub: Subscriber = { writer: writable.getWriter() };
     const sql = this.ctx.storage.sql;
     const oldestSeq = () => sql.exec<{ s: number | null }>(`SELECT MIN(seq) AS s FROM hub_events`).one().s ?? this.lastSeq + 1;
@@ -278,7 +277,7 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
   /** Never awaited: one stalled reader must not hold up the others. */
   private send(sub: Subscriber, chunk: Uint8Array): void {
     const desired = sub.writer.desiredSize;
-    if (desired !== null && desired < -MAX_BUFFER_BYTES) {
+    if (desired !== null && desired < -MAX_QUEUED_CHUNKS) {
       this.drop(sub);
       return;
     }
