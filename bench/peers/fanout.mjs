@@ -8,7 +8,7 @@ const MAX_BUFFERED_BYTES = 8 << 20;
  * Writes per second the fan-out allows itself across all streams (FANOUT_WRITES_PER_S).
  * Each write costs a syscall whatever its size, so with many streams events are gathered
  * and written together: 100 streams get every event at once (200/s is 20,000 writes/s),
- * 1,000 streams get a write every 50 ms. Switchboard's hubs pace the same way (10,000/s).
+ * 1,000 streams get a write every 50 ms. Switchboard's hubs pace the same way, at 1,000/s.
  */
 const WRITES_PER_S = Number(process.env.FANOUT_WRITES_PER_S ?? 20_000);
 
