@@ -36,7 +36,7 @@ describe("callback → queue → Durable Object → SSE", () => {
 });
 
 describe("callbacks posted together", () => {
-  it("are all accepted and applied when many requests are in flight at once (they share queue batches)", async () => {
+  it("are all accepted and applied when many requests are in flight at once", async () => {
     const team = await createTeam();
     const sid = uid("s");
     await createSession(team.api_key, sid);

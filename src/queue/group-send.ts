@@ -38,6 +38,8 @@ export class GroupSender<T> {
   private waiting: Waiting<T>[] = [];
   private sending = false;
   private sendingSince = 0;
+  /** Which send `sending` is about: a send given up on must not clear a later one's flag. */
+  private generation = 0;
 
   constructor(
     private readonly sendBatch: (bodies: T[]) => Promise<void>,
@@ -62,8 +64,9 @@ export class GroupSender<T> {
         for (const w of taken) w.taken = true;
         this.sending = true;
         this.sendingSince = Date.now();
+        const generation = ++this.generation;
         const sent = this.sendAll(taken).finally(() => {
-          this.sending = false;
+          if (this.generation === generation) this.sending = false;
         });
         waitUntil?.(sent);
         await sent;
