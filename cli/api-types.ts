@@ -3,7 +3,7 @@ import type { WorkerStatus } from "../src/domain/workers";
 
 /*
  * The shapes the people's commands read, as the Worker's zod schemas give them
- * (src/routes/task-schemas.ts, workers.ts, questions.ts, tasks.ts, team.ts). Those modules
+ * (src/lib/task-schemas.ts, src/routes/tasks.ts, tasks.ts, team.ts). Those modules
  * pull in the Workers runtime's types, so the CLI restates the fields it uses here; the
  * CLI tests run against the real Worker, which keeps the two in step.
  */

@@ -3,8 +3,7 @@ import { listQuestions } from "../src/db/questions";
 import { countTasksByStatus } from "../src/db/tasks";
 import { listWorkers } from "../src/db/workers";
 import type { TeamEvent } from "../src/domain/team-events";
-import { toQuestion } from "../src/routes/questions";
-import { toWorker } from "../src/routes/workers";
+import { toQuestion, toWorker } from "../src/lib/task-schemas";
 import { Hub } from "./hub";
 
 export interface TeamHubState {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { secondsUntilUtcMidnight } from "../src/domain/workers";
-import type { LeasedTaskResponse } from "../src/routes/task-schemas";
+import type { LeasedTaskResponse } from "../src/lib/task-schemas";
 import { call, createTeam, expectProblem, json } from "./helpers";
 import { claim, createTask } from "./task-helpers";
 import { finish, isoDaysAgo, rewrite, setTeam } from "./worker-helpers";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { verifyGitHubSignature } from "../src/routes/github";
-import type { TaskResponse } from "../src/routes/task-schemas";
+import type { TaskResponse } from "../src/lib/task-schemas";
 import { toHex, utf8 } from "../src/lib/encoding";
 import { call, createTeam, json } from "./helpers";
 

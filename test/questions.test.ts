@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import type { CreatedKey } from "../src/routes/keys";
-import type { QuestionResponse } from "../src/routes/questions";
+import type { QuestionResponse } from "../src/lib/task-schemas";
 import { call, createKey, createTeam, errorPaths, expectProblem, json } from "./helpers";
 import { claim, createTask, getTask, leaseCall, past, setTimes } from "./task-helpers";
 import { finish, getWorker, workerHeartbeat } from "./worker-helpers";

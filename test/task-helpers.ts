@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import type { LeasedTaskResponse, TaskResponse } from "../src/routes/task-schemas";
+import type { LeasedTaskResponse, TaskResponse } from "../src/lib/task-schemas";
 import type { CreateTask } from "../src/routes/tasks";
 import { call, json } from "./helpers";
 

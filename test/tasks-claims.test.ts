@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController } from "cloudflare:te
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import type { LeasedTaskResponse, TaskResponse } from "../src/routes/task-schemas";
+import type { LeasedTaskResponse, TaskResponse } from "../src/lib/task-schemas";
 import { call, createKey, createTeam, json } from "./helpers";
 import { claim, createTask, getTask, leaseCall, past, setTimes } from "./task-helpers";
 

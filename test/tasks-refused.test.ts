@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { TaskResponse } from "../src/routes/task-schemas";
+import type { TaskResponse } from "../src/lib/task-schemas";
 import { call, createKey, createTeam, errorPaths, expectProblem, json } from "./helpers";
 import { claim, createTask, getTask, leaseCall } from "./task-helpers";
 

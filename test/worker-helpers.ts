@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import type { WorkerResponse } from "../src/routes/workers";
-import type { TaskResponse } from "../src/routes/task-schemas";
+import type { WorkerResponse } from "../src/lib/task-schemas";
+import type { TaskResponse } from "../src/lib/task-schemas";
 import { call } from "./helpers";
 import { leaseCall } from "./task-helpers";
 

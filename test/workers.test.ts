@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController } from "cloudflare:te
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import type { WorkerResponse } from "../src/routes/workers";
+import type { WorkerResponse } from "../src/lib/task-schemas";
 import { call, createKey, createTeam, errorPaths, expectProblem, json } from "./helpers";
 import { claim, createTask, leaseCall, past, setTimes } from "./task-helpers";
 import { finish, getWorker, rewrite, workerHeartbeat } from "./worker-helpers";

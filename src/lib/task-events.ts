@@ -2,7 +2,7 @@ import type { BlockChange, TaskRow } from "../db/tasks";
 import type { WorkerRow } from "../db/workers";
 import type { TeamEvent, TeamEventType } from "../domain/team-events";
 import { taskForEvent } from "../domain/team-events";
-import { toTask } from "../routes/task-schemas";
+import { toTask } from "./task-schemas";
 import { teamEvent } from "./team-stream";
 
 /** The team-stream events of the task routes, built from the rows they wrote. */

@@ -25,7 +25,7 @@ import { fromBase64Url, toBase64Url, toHex, utf8 } from "../lib/encoding";
 import { ApiError } from "../lib/errors";
 import { log } from "../lib/log";
 import { json, newRouter, problemResponses, security } from "../lib/openapi";
-import { taskId, taskIdParam, workerIdSchema } from "./task-schemas";
+import { taskId, taskIdParam, workerIdSchema } from "../lib/task-schemas";
 
 /**
  * Worker logs: each batch of lines is one JSONL object in R2 (R2 cannot append), indexed by

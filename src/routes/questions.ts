@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { dbOf } from "../db/client";
-import { answerQuestion, askQuestion, findQuestion, listQuestions, type QuestionRow } from "../db/questions";
+import { answerQuestion, askQuestion, findQuestion, listQuestions } from "../db/questions";
 import { findTask } from "../db/tasks";
 import { checkAsk, type TaskStatus } from "../domain/tasks";
 import { authenticate, requireScope } from "../lib/auth";
@@ -11,46 +11,18 @@ import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { workerEvent } from "../lib/task-events";
 import { publishTeamEvents, teamEvent } from "../lib/team-stream";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
-import { taskId, workerIdSchema } from "./task-schemas";
+import { QUESTION_STATUSES, questionSchema, taskId, toQuestion, workerIdSchema } from "../lib/task-schemas";
 
 /** Questions a worker asks a person about the task it holds, and their answers. */
 export const questionRoutes = newRouter();
 
 const qidParam = z.object({ qid: clientId.describe("a question id, as POST /v1/questions gave it") });
-export const QUESTION_STATUSES = ["open", "answered"] as const;
 const MAX_TEXT = 20_000;
 const markdown = z.string().trim().min(1).max(MAX_TEXT).describe("Markdown");
 
-export const questionSchema = z
-  .object({
-    id: z.string(),
-    task_id: z.string(),
-    worker_id: z.string(),
-    text: z.string().describe("Markdown"),
-    status: z.enum(QUESTION_STATUSES),
-    answer: z.string().nullable().describe("Markdown"),
-    answered_by: z.string().nullable().describe("the id of the key that answered"),
-    created_at: z.string(),
-    answered_at: z.string().nullable(),
-  })
-  .openapi("Question");
-export type QuestionResponse = z.infer<typeof questionSchema>;
 
 export const askSchema = z.object({ worker_id: workerIdSchema, task_id: taskId, text: markdown });
 
-export function toQuestion(row: QuestionRow): QuestionResponse {
-  return {
-    id: row.id,
-    task_id: row.taskId,
-    worker_id: row.workerId,
-    text: row.text,
-    status: row.status as QuestionResponse["status"],
-    answer: row.answer,
-    answered_by: row.answeredBy,
-    created_at: row.createdAt,
-    answered_at: row.answeredAt,
-  };
-}
 
 questionRoutes.openapi(
   createRoute({

@@ -11,7 +11,7 @@ import { ApiError } from "../lib/errors";
 import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
 import { publishTeamEvents, teamEvent } from "../lib/team-stream";
-import { attemptReportSchema, leasedTaskSchema, roleSchema, taskIdParam, taskSchema, toLeasedTask, toTask, workerIdSchema } from "./task-schemas";
+import { attemptReportSchema, leasedTaskSchema, roleSchema, taskIdParam, taskSchema, toLeasedTask, toTask, workerIdSchema } from "../lib/task-schemas";
 
 /** A worker's side of the queue: claim a task under a lease, keep the lease alive, end it. */
 export const taskLeaseRoutes = newRouter();

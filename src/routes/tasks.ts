@@ -11,7 +11,7 @@ import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
 import { blockedEvents, taskEvent, unblockedEvents } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
-import { roleSchema, taskId, taskIdParam, taskSchema, toTask } from "./task-schemas";
+import { roleSchema, taskId, taskIdParam, taskSchema, toTask } from "../lib/task-schemas";
 
 export const taskRoutes = newRouter();
 

@@ -1,48 +1,23 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { dbOf } from "../db/client";
-import { findWorker, listWorkers, selectWorker, upsertWorker, type WorkerRow } from "../db/workers";
-import { REPORTED_STATUSES, WORKER_STATUSES, type WorkerStatus } from "../domain/workers";
+import { findWorker, listWorkers, selectWorker, upsertWorker } from "../db/workers";
+import { REPORTED_STATUSES } from "../domain/workers";
 import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { workerEvent } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
-import { roleSchema, taskId, workerIdSchema } from "./task-schemas";
+import { roleSchema, taskId, toWorker, workerIdSchema, workerSchema } from "../lib/task-schemas";
 
 /** The team's workers: each reports itself with heartbeats; people list them. */
 export const workerRoutes = newRouter();
 
 const workerIdParam = z.object({ wid: workerIdSchema });
 
-export const workerSchema = z
-  .object({
-    id: z.string(),
-    role: z.string(),
-    status: z.enum(WORKER_STATUSES).describe("`lost`: its lease expired, or it has not been seen for 5 minutes"),
-    current_task: z.string().nullable(),
-    tasks_completed: z.number().int(),
-    last_seen_at: z.string(),
-    cost_usd: z.number().describe("the cost of the tasks it claimed last, summed over their attempts"),
-    created_at: z.string(),
-  })
-  .openapi("Worker");
-export type WorkerResponse = z.infer<typeof workerSchema>;
 
 export const workerHeartbeatSchema = z.object({ role: roleSchema, status: z.enum(REPORTED_STATUSES), current_task: taskId.nullable().optional() });
 
-export function toWorker({ worker, costUsd }: { worker: WorkerRow; costUsd: number }): WorkerResponse {
-  return {
-    id: worker.id,
-    role: worker.role,
-    status: worker.status as WorkerStatus,
-    current_task: worker.currentTask,
-    tasks_completed: worker.tasksCompleted,
-    last_seen_at: worker.lastSeenAt,
-    cost_usd: costUsd,
-    created_at: worker.createdAt,
-  };
-}
 
 workerRoutes.openapi(
   createRoute({

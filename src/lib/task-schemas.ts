@@ -1,9 +1,16 @@
 import { z } from "@hono/zod-openapi";
 import type { TaskRow } from "../db/tasks";
 import { PRIORITIES, priorityName, ROLE_PATTERN, TASK_SOURCES, TASK_STATUSES, type TaskSource, type TaskStatus } from "../domain/tasks";
-import { clientId } from "../lib/ids";
+import type { QuestionRow } from "../db/questions";
+import type { WorkerRow } from "../db/workers";
+import { WORKER_STATUSES, type WorkerStatus } from "../domain/workers";
+import { clientId } from "./ids";
 
-/** Request and response shapes of the task routes, exported for tests and the CLI. */
+/**
+ * Request and response shapes of the task, worker and question routes, and the functions that
+ * turn D1 rows into them: in lib, not routes, because the team stream (lib/task-events.ts,
+ * TeamHub's snapshot) sends the same shapes.
+ */
 
 export const taskId = clientId.describe("a task id, as POST /v1/tasks gave it");
 export const taskIdParam = z.object({ id: taskId });
@@ -85,3 +92,66 @@ export const attemptReportSchema = z.object({
   tokens: z.number().int().nonnegative().max(1e12).optional(),
   duration_ms: z.number().int().nonnegative().max(1e12).optional(),
 });
+
+// Questions
+
+export const QUESTION_STATUSES = ["open", "answered"] as const;
+
+export const questionSchema = z
+  .object({
+    id: z.string(),
+    task_id: z.string(),
+    worker_id: z.string(),
+    text: z.string().describe("Markdown"),
+    status: z.enum(QUESTION_STATUSES),
+    answer: z.string().nullable().describe("Markdown"),
+    answered_by: z.string().nullable().describe("the id of the key that answered"),
+    created_at: z.string(),
+    answered_at: z.string().nullable(),
+  })
+  .openapi("Question");
+export type QuestionResponse = z.infer<typeof questionSchema>;
+
+export function toQuestion(row: QuestionRow): QuestionResponse {
+  return {
+    id: row.id,
+    task_id: row.taskId,
+    worker_id: row.workerId,
+    text: row.text,
+    status: row.status as QuestionResponse["status"],
+    answer: row.answer,
+    answered_by: row.answeredBy,
+    created_at: row.createdAt,
+    answered_at: row.answeredAt,
+  };
+}
+
+
+// Workers
+
+export const workerSchema = z
+  .object({
+    id: z.string(),
+    role: z.string(),
+    status: z.enum(WORKER_STATUSES).describe("`lost`: its lease expired, or it has not been seen for 5 minutes"),
+    current_task: z.string().nullable(),
+    tasks_completed: z.number().int(),
+    last_seen_at: z.string(),
+    cost_usd: z.number().describe("the cost of the tasks it claimed last, summed over their attempts"),
+    created_at: z.string(),
+  })
+  .openapi("Worker");
+export type WorkerResponse = z.infer<typeof workerSchema>;
+
+export function toWorker({ worker, costUsd }: { worker: WorkerRow; costUsd: number }): WorkerResponse {
+  return {
+    id: worker.id,
+    role: worker.role,
+    status: worker.status as WorkerStatus,
+    current_task: worker.currentTask,
+    tasks_completed: worker.tasksCompleted,
+    last_seen_at: worker.lastSeenAt,
+    cost_usd: costUsd,
+    created_at: worker.createdAt,
+  };
+}
