@@ -101,6 +101,16 @@ describe("notifications: registering channels", () => {
     for (let i = 0; i < 20; i++) await addChannel(operator, { url: `https://example.com/hook/${i}` });
     await expectProblem(await call("/v1/notifications", { method: "POST", key: operator, json: { url: "https://example.com/hook/21" } }), 409);
   });
+
+  it("never passes 20 channels when creates race", async () => {
+    const { operator, reader } = await team();
+    const statuses = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => call("/v1/notifications", { method: "POST", key: operator, json: { url: `https://example.com/race/${i}` } }).then((r) => r.status)),
+    );
+    expect(statuses.filter((s) => s === 201)).toHaveLength(20);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(10);
+    expect((await json(await call("/v1/notifications", { key: reader }))).items).toHaveLength(20);
+  });
 });
 
 describe("notifications: deliveries", () => {

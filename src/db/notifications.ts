@@ -19,12 +19,27 @@ export function findChannel(db: Db, teamId: string, id: string) {
     .get();
 }
 
-export function countChannels(db: Db, teamId: string) {
-  return db
-    .select({ n: sql<number>`count(*)` })
-    .from(notificationChannels)
-    .where(eq(notificationChannels.teamId, teamId))
-    .get();
+/**
+ * Inserts a channel unless the team would then have more than `max`: the insert and a delete
+ * of the new row when the count went over run as one D1 batch (a transaction, and D1 runs one
+ * at a time), so concurrent creates can never pass the limit, as a count read first could.
+ * Undefined: the team was full, and nothing changed.
+ */
+export async function insertChannelWithin(db: Db, row: typeof notificationChannels.$inferInsert, max: number): Promise<ChannelRow | undefined> {
+  const [inserted, undone] = await db.batch([
+    db.insert(notificationChannels).values(row).returning(),
+    db
+      .delete(notificationChannels)
+      .where(
+        and(
+          eq(notificationChannels.teamId, row.teamId),
+          eq(notificationChannels.id, row.id),
+          sql`(SELECT count(*) FROM ${notificationChannels} c WHERE c.team_id = ${row.teamId}) > ${max}`,
+        ),
+      )
+      .returning({ id: notificationChannels.id }),
+  ]);
+  return undone.length > 0 ? undefined : inserted[0];
 }
 
 /** Deletes a channel and its deliveries' history together. */

@@ -1,7 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { dbOf } from "../db/client";
-import { type ChannelRow, countChannels, deleteChannel, type DeliveryRow, findChannel, findDelivery, listChannels, listDeliveries } from "../db/notifications";
-import { notificationChannels } from "../db/schema";
+import { type ChannelRow, deleteChannel, type DeliveryRow, findChannel, findDelivery, insertChannelWithin, listChannels, listDeliveries } from "../db/notifications";
 import { checkChannelUrl, DELIVERY_STATUSES, type DeliveryStatus, FORMATS, type Format, formatFor, MAX_CHANNELS_PER_TEAM, NOTIFIABLE_EVENTS, TEST_EVENT, urlHint } from "../domain/notifications";
 import { authenticate, requireScope } from "../lib/auth";
 import { encryptSecret, newId } from "../lib/crypto";
@@ -93,13 +92,12 @@ notificationRoutes.openapi(
     const checked = checkChannelUrl(body.url);
     if (!checked.ok) throw new ApiError("validation", `The url ${checked.reason}.`, [{ path: "url", message: checked.reason }]);
     const db = dbOf(c.env);
-    if (((await countChannels(db, teamId))?.n ?? 0) >= MAX_CHANNELS_PER_TEAM) throw new ApiError("conflict", `A team has at most ${MAX_CHANNELS_PER_TEAM} notification channels; delete one first.`);
     const id = newId("nch");
     const format = body.format ?? formatFor(checked.url);
     const signingSecret = format === "json" ? `whsec_${toBase64(crypto.getRandomValues(new Uint8Array(32)))}` : null;
-    const row = await db
-      .insert(notificationChannels)
-      .values({
+    const row = await insertChannelWithin(
+      db,
+      {
         teamId,
         id,
         name: body.name ?? checked.url.host,
@@ -109,9 +107,10 @@ notificationRoutes.openapi(
         events: body.events ? [...new Set(body.events)] : [...NOTIFIABLE_EVENTS],
         signingSecret: signingSecret ? await encryptSecret(c.env.SECRETS_KEY, signingSecret, channelSecretContext(teamId, id, "signing_secret")) : null,
         createdAt: new Date().toISOString(),
-      })
-      .returning()
-      .get();
+      },
+      MAX_CHANNELS_PER_TEAM,
+    );
+    if (!row) throw new ApiError("conflict", `A team has at most ${MAX_CHANNELS_PER_TEAM} notification channels; delete one first.`);
     return c.json({ ...toChannel(row), signing_secret: signingSecret }, 201);
   },
 );
