@@ -1,27 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import type { AgentEvent } from "../src/domain/events";
 import { planReplay, trimBelow } from "../src/domain/replay";
-import { SSE_HEADERS, concat, parseLastEventId, sseComment, sseEvent, sseRetry } from "../src/lib/sse";
+import { SSE_HEADERS, concat, parseLastEventId, sseEvent, sseRetry } from "../src/lib/sse";
+import { Fanout } from "./fanout";
 
 /** Applied event ids are kept this long: longer than a queue retains a message (4 days). */
 export const APPLIED_TTL_MS = 14 * 24 * 3600 * 1000;
-/**
- * A subscriber with this many unsent chunks is too slow and is dropped, never waited on.
- * (Under wrangler dev it never comes to that: a client that stopped reading took 25–40 MB of
- * events, straight to the runtime or through the proxy, and the hub's writes kept completing:
- * what buffers them is in front of the DO. Measured by hand; no test exercises the drop.)
- */
-const MAX_QUEUED_CHUNKS = 512;
+/** How long a client waits before it reconnects (the stream's `retry:`). */
 const RETRY_MS = 2000;
-/**
- * Fan-out pacing (see `enqueue`): 100 streams are flushed every 100 ms, 1,000 every second.
- * Each write costs about the same whatever it carries (under wrangler dev it crosses the DO,
- * the Worker and wrangler's proxy). Measured at 200 events/s to 100 streams on the 2-core
- * machine (single 10–15 s runs): 10,000 writes/s saturated it (p99 3.9 s), 2,000 gave p99
- * 418 ms, 1,000 gave 308 ms.
- */
-const MIN_FLUSH_MS = 5;
-const WRITES_PER_SECOND = 1_000;
 
 export type ApplyResult = { event_id: string; status: "applied"; seq: number } | { event_id: string; status: "duplicate" } | { event_id: string; status: "rejected"; reason: string };
 
@@ -30,10 +16,6 @@ export interface ApplyReport<Summary> {
   summary: Summary;
   /** Grows with every change to the state: the D1 index keeps the row with the highest. */
   version: number;
-}
-
-interface Subscriber {
-  writer: WritableStreamDefaultWriter<Uint8Array>;
 }
 
 type Outcome<S> = { accepted: true; state: S } | { accepted: false; state: S; reason: string };
@@ -53,14 +35,12 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
   protected state: S | null = null;
   protected version = 0;
   protected lastSeq = 0;
-  private subscribers = new Set<Subscriber>();
-  private pending: Uint8Array[] = [];
-  private flushTimer: ReturnType<typeof setTimeout> | null = null;
-  private lastFlush = 0;
-  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private readonly streams: Fanout;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    const heartbeatMs = Number(env.HEARTBEAT_MS);
+    this.streams = new Fanout(Number.isFinite(heartbeatMs) && heartbeatMs > 0 ? heartbeatMs : 15_000);
     ctx.blockConcurrencyWhile(async () => {
       this.migrate();
       this.load();
@@ -147,7 +127,7 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
         sql.exec(`INSERT INTO hub_events (seq, event_id, type, body) VALUES (?, ?, ?, ?)`, lastSeq, event.id, event.type, body);
         results.push({ event_id: event.id, status: "applied", seq: lastSeq });
         // Encoded only for someone to send it to: most topics have no one watching.
-        if (this.subscribers.size > 0) toSend.push(sseEvent({ id: lastSeq, event: event.type, data: body }));
+        if (this.streams.size > 0) toSend.push(sseEvent({ id: lastSeq, event: event.type, data: body }));
       }
       if (version === this.version) return;
       this.writeState(state, version, lastSeq);
@@ -156,7 +136,7 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
     this.state = state;
     this.version = version;
     this.lastSeq = lastSeq;
-    for (const chunk of toSend) this.enqueue(chunk);
+    for (const chunk of toSend) this.streams.enqueue(chunk);
     void this.ensureAlarm();
     return { results, summary: this.summarize(state), version };
   }
@@ -183,7 +163,6 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
     // cancel of the stream sometimes never settled on a loaded machine (1 run in 4; none in 5
     // with this), for a gain in wrangler's proxy CPU within this machine's run-to-run spread.
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    const sub: Subscriber = { writer: writable.getWriter() };
     const sql = this.ctx.storage.sql;
     const oldestSeq = () => sql.exec<{ s: number | null }>(`SELECT MIN(seq) AS s FROM hub_events`).one().s ?? this.lastSeq + 1;
 
@@ -212,13 +191,8 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
         replayAfter(snapshotAt);
       }
     }
-    // Events still waiting for the next flush are in the replay or the snapshot just read:
-    // they go to the others now, so the new stream neither misses nor repeats them.
-    this.flush();
-    this.send(sub, concat(first));
-    this.subscribers.add(sub);
-    this.startHeartbeat();
-    request.signal?.addEventListener("abort", () => this.drop(sub));
+    const stream = this.streams.add(writable, concat(first));
+    request.signal?.addEventListener("abort", () => this.streams.drop(stream));
     return new Response(readable, { headers: SSE_HEADERS });
   }
 
@@ -230,75 +204,13 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
   async restart(): Promise<void> {
     // Ended first, so clients see a clean end of stream rather than a broken one; a reader
     // too slow to take its last chunks within 200 ms is cut off by the abort.
-    const closing = [...this.subscribers].map((sub) => sub.writer.close().catch(() => {}));
-    this.subscribers.clear();
-    this.stopHeartbeat();
-    await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 200))]);
+    await this.streams.closeAll(200);
     this.ctx.abort("restarted");
   }
 
   /** How many streams are open: for tests and the status page. */
   async subscriberCount(): Promise<number> {
-    return this.subscribers.size;
-  }
-
-  private broadcast(chunk: Uint8Array): void {
-    for (const sub of this.subscribers) this.send(sub, chunk);
-  }
-
-  /**
-   * Queues an event for every stream. An idle stream gets it at once; under load, events
-   * are gathered and written together, at most one write per stream every `flushInterval()`
-   * ms. Each write costs the same in the DO, the Worker and the proxy whatever its size, so
-   * this keeps the writes per second bounded while the events per second grow.
-   */
-  private enqueue(chunk: Uint8Array): void {
-    this.pending.push(chunk);
-    if (this.flushTimer) return;
-    const wait = Math.max(0, this.lastFlush + this.flushInterval() - Date.now());
-    this.flushTimer = setTimeout(() => this.flush(), wait);
-  }
-
-  private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    if (this.pending.length === 0) return;
-    this.lastFlush = Date.now();
-    const chunk = concat(this.pending);
-    this.pending = [];
-    this.broadcast(chunk);
-  }
-
-  /** 5 ms, or longer with many streams: at most about WRITES_PER_SECOND writes a second in all. */
-  private flushInterval(): number {
-    return Math.max(MIN_FLUSH_MS, (1000 * this.subscribers.size) / WRITES_PER_SECOND);
-  }
-
-  /** Never awaited: one stalled reader must not hold up the others. */
-  private send(sub: Subscriber, chunk: Uint8Array): void {
-    const desired = sub.writer.desiredSize;
-    if (desired !== null && desired < -MAX_QUEUED_CHUNKS) {
-      this.drop(sub);
-      return;
-    }
-    sub.writer.write(chunk).catch(() => this.drop(sub));
-  }
-
-  private drop(sub: Subscriber): void {
-    if (!this.subscribers.delete(sub)) return;
-    sub.writer.abort().catch(() => {});
-    if (this.subscribers.size === 0) this.stopHeartbeat();
-  }
-
-  private startHeartbeat(): void {
-    if (this.heartbeat) return;
-    const ms = Number(this.env.HEARTBEAT_MS);
-    this.heartbeat = setInterval(() => this.broadcast(sseComment("heartbeat")), Number.isFinite(ms) && ms > 0 ? ms : 15_000);
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
+    return this.streams.size;
   }
 
   /** Known set while this object lives, so the storage is asked once, not on every apply. */

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { Fanout, MAX_UNSENT_BYTES } from "../durable-objects/fanout";
+
+const HOUR = 3_600_000; // no heartbeat gets in the way of counting bytes
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A stream as a hub hands it out: the hub writes the writable side, the client reads the other. */
+function stream() {
+  return new TransformStream<Uint8Array, Uint8Array>();
+}
+
+/** Reads everything a stream gets until it ends or fails; `bytes` counts as it goes. */
+function drain(readable: ReadableStream<Uint8Array>) {
+  const got = { bytes: 0, chunks: 0, ended: null as null | "closed" | "errored" };
+  const reader = readable.getReader();
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return void (got.ended = "closed");
+        got.bytes += value.byteLength;
+        got.chunks += 1;
+      }
+    } catch {
+      got.ended = "errored";
+    }
+  })();
+  return got;
+}
+
+describe("SSE fan-out", () => {
+  it("drops a stream whose reader stopped once it is more than MAX_UNSENT_BYTES behind, and keeps sending to the others", async () => {
+    const fanout = new Fanout(HOUR);
+    const stalled = stream();
+    const reading = stream();
+    fanout.add(stalled.writable, new Uint8Array(1));
+    fanout.add(reading.writable, new Uint8Array(1));
+    const got = drain(reading.readable);
+
+    const chunk = new Uint8Array(256 * 1024);
+    const chunks = Math.ceil((2 * MAX_UNSENT_BYTES) / chunk.byteLength);
+    let droppedAfter = -1;
+    for (let i = 0; i < chunks; i++) {
+      fanout.enqueue(chunk);
+      await sleep(12); // past the pacing interval: one write per chunk
+      if (droppedAfter < 0 && fanout.size === 1) droppedAfter = (i + 1) * chunk.byteLength;
+    }
+    // Dropped once it was over the limit, not before (its first write completes: one chunk of slack).
+    expect(droppedAfter).toBeGreaterThan(MAX_UNSENT_BYTES);
+    expect(droppedAfter).toBeLessThanOrEqual(MAX_UNSENT_BYTES + 3 * chunk.byteLength);
+    // The reading stream got every byte; the stalled one finds its stream failed when it reads again.
+    await sleep(20);
+    expect(got.bytes).toBe(1 + chunks * chunk.byteLength);
+    const stalledGot = drain(stalled.readable);
+    await sleep(20);
+    expect(stalledGot.ended).toBe("errored");
+    expect(fanout.size).toBe(1);
+  });
+
+  it("gathers events queued together into one write per stream", async () => {
+    const fanout = new Fanout(HOUR);
+    const s = stream();
+    fanout.add(s.writable, new TextEncoder().encode("retry: 2000\n\n"));
+    const got = drain(s.readable);
+    await sleep(10);
+    const before = got.chunks;
+    for (let i = 0; i < 10; i++) fanout.enqueue(new TextEncoder().encode(`data: ${i}\n\n`));
+    await sleep(20);
+    expect(got.chunks - before).toBe(1);
+    expect(got.bytes).toBe("retry: 2000\n\n".length + 10 * "data: 0\n\n".length);
+  });
+
+  it("ends every stream cleanly on closeAll, and forgets them", async () => {
+    const fanout = new Fanout(HOUR);
+    const a = stream();
+    const b = stream();
+    fanout.add(a.writable, new Uint8Array(3));
+    fanout.add(b.writable, new Uint8Array(3));
+    const gotA = drain(a.readable);
+    const gotB = drain(b.readable);
+    await fanout.closeAll(200);
+    await sleep(5);
+    expect([gotA.ended, gotB.ended, fanout.size]).toEqual(["closed", "closed", 0]);
+  });
+});
