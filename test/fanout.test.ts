@@ -4,11 +4,6 @@ import { Fanout, MAX_UNSENT_BYTES } from "../durable-objects/fanout";
 const HOUR = 3_600_000; // no heartbeat gets in the way of counting bytes
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A stream as a hub hands it out: the hub writes the writable side, the client reads the other. */
-function stream() {
-  return new TransformStream<Uint8Array, Uint8Array>();
-}
-
 /** Reads everything a stream gets until it ends or fails; `bytes` counts as it goes. */
 function drain(readable: ReadableStream<Uint8Array>) {
   const got = { bytes: 0, chunks: 0, ended: null as null | "closed" | "errored" };
@@ -31,11 +26,8 @@ function drain(readable: ReadableStream<Uint8Array>) {
 describe("SSE fan-out", () => {
   it("drops a stream whose reader stopped once it is more than MAX_UNSENT_BYTES behind, and keeps sending to the others", async () => {
     const fanout = new Fanout(HOUR);
-    const stalled = stream();
-    const reading = stream();
-    fanout.add(stalled.writable, new Uint8Array(1));
-    fanout.add(reading.writable, new Uint8Array(1));
-    const got = drain(reading.readable);
+    const stalled = fanout.open(new Uint8Array(1)).readable;
+    const got = drain(fanout.open(new Uint8Array(1)).readable);
 
     const chunk = new Uint8Array(256 * 1024);
     const chunks = Math.ceil((2 * MAX_UNSENT_BYTES) / chunk.byteLength);
@@ -43,25 +35,32 @@ describe("SSE fan-out", () => {
     for (let i = 0; i < chunks; i++) {
       fanout.enqueue(chunk);
       await sleep(12); // past the pacing interval: one write per chunk
-      if (droppedAfter < 0 && fanout.size === 1) droppedAfter = (i + 1) * chunk.byteLength;
+      if (droppedAfter < 0 && fanout.size === 1) droppedAfter = 1 + (i + 1) * chunk.byteLength;
     }
-    // Dropped once it was over the limit, not before (its first write completes: one chunk of slack).
+    // Dropped once it was over the limit, not before.
     expect(droppedAfter).toBeGreaterThan(MAX_UNSENT_BYTES);
-    expect(droppedAfter).toBeLessThanOrEqual(MAX_UNSENT_BYTES + 3 * chunk.byteLength);
+    expect(droppedAfter).toBeLessThanOrEqual(MAX_UNSENT_BYTES + 2 * chunk.byteLength);
     // The reading stream got every byte; the stalled one finds its stream failed when it reads again.
     await sleep(20);
     expect(got.bytes).toBe(1 + chunks * chunk.byteLength);
-    const stalledGot = drain(stalled.readable);
+    const stalledGot = drain(stalled);
     await sleep(20);
     expect(stalledGot.ended).toBe("errored");
     expect(fanout.size).toBe(1);
   });
 
+  it("forgets a stream its reader cancelled", async () => {
+    const fanout = new Fanout(HOUR);
+    const { readable } = fanout.open(new Uint8Array(1));
+    fanout.open(new Uint8Array(1));
+    expect(fanout.size).toBe(2);
+    await readable.cancel();
+    expect(fanout.size).toBe(1);
+  });
+
   it("gathers events queued together into one write per stream", async () => {
     const fanout = new Fanout(HOUR);
-    const s = stream();
-    fanout.add(s.writable, new TextEncoder().encode("retry: 2000\n\n"));
-    const got = drain(s.readable);
+    const got = drain(fanout.open(new TextEncoder().encode("retry: 2000\n\n")).readable);
     await sleep(10);
     const before = got.chunks;
     for (let i = 0; i < 10; i++) fanout.enqueue(new TextEncoder().encode(`data: ${i}\n\n`));
@@ -70,16 +69,15 @@ describe("SSE fan-out", () => {
     expect(got.bytes).toBe("retry: 2000\n\n".length + 10 * "data: 0\n\n".length);
   });
 
-  it("ends every stream cleanly on closeAll, and forgets them", async () => {
+  it("ends every stream cleanly on closeAll once its reader took what was queued, and forgets them", async () => {
     const fanout = new Fanout(HOUR);
-    const a = stream();
-    const b = stream();
-    fanout.add(a.writable, new Uint8Array(3));
-    fanout.add(b.writable, new Uint8Array(3));
-    const gotA = drain(a.readable);
-    const gotB = drain(b.readable);
-    await fanout.closeAll(200);
+    const a = fanout.open(new Uint8Array(3)).readable;
+    const b = fanout.open(new Uint8Array(3)).readable;
+    const gotA = drain(a);
+    const closed = fanout.closeAll(200);
+    const gotB = drain(b); // starts reading after the close: still gets its bytes, then the end
+    await closed;
     await sleep(5);
-    expect([gotA.ended, gotB.ended, fanout.size]).toEqual(["closed", "closed", 0]);
+    expect([gotA.ended, gotB.ended, gotB.bytes, fanout.size]).toEqual(["closed", "closed", 3, 0]);
   });
 });
