@@ -4,9 +4,10 @@ import { concat, sseComment } from "../src/lib/sse";
  * A stream this many bytes behind is too slow and is dropped, never waited on: it reconnects
  * with Last-Event-ID and is replayed from the hub's log. Bytes, not chunks, because the pacing
  * below makes a chunk carry 5 ms of events at one stream and a second's at 1,000.
- * (Under wrangler dev it comes to that late: a client that stopped reading took 25–40 MB,
- * buffered by the runtime and the proxy in front of the DO, before the hub saw it behind.
- * Measured by hand, with the earlier TransformStream hubs.)
+ * Under wrangler dev, socket and proxy buffers hold several MB more in front of the hub: a
+ * client that stopped reading while 60 MB were posted got ~12 MB, then the end of its stream
+ * (test/node/slow-reader.test.ts). With the earlier TransformStream hubs, writes kept
+ * completing for 25–40 MB, and a chunk-count limit never triggered.
  */
 export const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 /**

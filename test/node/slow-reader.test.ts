@@ -1,0 +1,59 @@
+import { randomUUID } from "node:crypto";
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DevWorker, setUpTeam, startDevWorker } from "./dev-worker";
+
+/**
+ * A client that stops reading must not make the hub (or the runtime) hold every event for it
+ * (durable-objects/fanout.ts drops a stream 4 MiB behind). Only a real server has the socket
+ * and proxy buffers that stand between the hub and such a client, so this runs against
+ * `wrangler dev`: measured by hand, the stream ended after ~12 MB reached the client of 60 MB
+ * posted (4 MiB in the hub, the rest in the buffers on the way).
+ */
+
+let worker: DevWorker;
+beforeAll(async () => {
+  worker = await startDevWorker();
+}, 120_000);
+afterAll(async () => {
+  await worker?.stop();
+});
+
+describe("a stream whose client stopped reading, under wrangler dev", () => {
+  it("is ended by the server instead of buffered without end, while posting goes on", async () => {
+    const team = await setUpTeam(worker, "s-slow", "t-slow");
+    const socket = net.connect(worker.port, "127.0.0.1");
+    socket.write(`GET /v1/sessions/${team.sessionId}/topics/${team.topicId}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${team.api_key}\r\nAccept: text/event-stream\r\n\r\n`);
+    let received = 0;
+    let head = "";
+    let ended = false;
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      if (head.length < 4096) head += chunk.toString("utf8");
+    });
+    socket.on("end", () => (ended = true));
+    socket.on("close", () => (ended = true));
+    socket.on("error", () => (ended = true));
+    // Wait for the headers and the snapshot, then stop reading.
+    for (let i = 0; i < 200 && !head.includes("event: snapshot"); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(head).toMatch(/^HTTP\/1\.1 200[\s\S]*event: snapshot/);
+    socket.pause();
+
+    const pad = "x".repeat(200_000);
+    const events = 150; // 30 MB: well past the hub's 4 MiB and the buffers in front of it
+    for (let i = 0; i < events; i++) {
+      const event = { id: randomUUID(), type: "usage.reported", session_id: team.sessionId, topic_id: team.topicId, data: { step: "explore", tools: [{ name: "bash", calls: 1, duration_ms: 1, errors: 0 }], pad } };
+      const res = await fetch(`${worker.url}/v1/callbacks`, { method: "POST", headers: { Authorization: `Bearer ${team.api_key}`, "Content-Type": "application/json" }, body: JSON.stringify(event) });
+      await res.arrayBuffer();
+      expect(res.status).toBe(202);
+    }
+    await new Promise((r) => setTimeout(r, 2000)); // the queue applies the last events
+
+    socket.resume();
+    const until = Date.now() + 30_000;
+    while (!ended && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    expect(ended).toBe(true);
+    expect(received).toBeLessThan(events * pad.length);
+  }, 120_000);
+});
