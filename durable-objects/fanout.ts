@@ -11,17 +11,27 @@ import { concat, sseComment } from "../src/lib/sse";
  */
 export const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 /**
- * Pacing (see `enqueue`): 100 streams are flushed every 100 ms, 1,000 every second.
- * Each write costs about the same whatever it carries (under wrangler dev it crosses the DO,
- * the Worker and wrangler's proxy). Measured at 200 events/s to 100 streams on the 2-core
- * machine (single 10–15 s runs): 10,000 writes/s saturated it (p99 3.9 s), 2,000 gave p99
- * 418 ms, 1,000 gave 308 ms.
+ * Pacing (see `Fanout`): under load, each of 100 streams gets one write every 100 ms, each of
+ * 1,000 one a second. Each write costs about the same whatever it carries (under wrangler dev
+ * it crosses the DO, the Worker and wrangler's proxy). Measured at 200 events/s to 100
+ * streams on the 2-core machine (single 10–15 s runs, before the writes were spread):
+ * 10,000 writes/s saturated it (p99 3.9 s), 2,000 gave p99 418 ms, 1,000 gave 308 ms; later
+ * quick runs put 2,000 ahead straight to the runtime and behind through the proxy.
  */
-const MIN_FLUSH_MS = 5;
-const WRITES_PER_SECOND = 1_000;
+const TICK_MS = 5;
+export const WRITES_PER_SECOND = 1_000;
+/** Streams written together in one tick: WRITES_PER_SECOND spread over the ticks of a second. */
+const GROUP_SIZE = (WRITES_PER_SECOND * TICK_MS) / 1000;
 
 interface Subscriber {
   controller: ReadableStreamDefaultController<Uint8Array>;
+  group: Group;
+}
+
+/** Streams written together, and the events they have not been sent yet. */
+interface Group {
+  members: Set<Subscriber>;
+  pending: Uint8Array[];
 }
 
 /** An open stream, as `open` returns it: to drop it from the hub's side. */
@@ -30,45 +40,64 @@ export type StreamHandle = Subscriber;
 /**
  * The SSE streams of one hub: paced writes, heartbeats, and slow readers dropped. A stream is
  * a JS ReadableStream the hub enqueues into (never awaited, so one stalled reader never holds
- * up the others or the hub). Measured against a TransformStream written through its writer,
- * quick bench runs side by side (BENCH_SYSTEMS=switchboard BENCH_PARTS=events BENCH_RESTART=0
- * BENCH_SUBSCRIBERS=100 or 1000 BENCH_LATENCY_S=10, 200 events/s; 3 pairs): through wrangler's
- * proxy, applied → delivered p99 at 100 streams 155–189 ms against 263–343 ms, and delivery
- * p50 at 1,000 streams 1.6 s against 2.4 s (one pair); straight to the runtime, within the
- * spread. workerd's IdentityTransformStream was dropped earlier: a test client's cancel of
- * it sometimes never settled on a loaded machine.
+ * up the others or the hub).
+ *
+ * Pacing: streams are kept in groups of GROUP_SIZE, and writes are paid for from a bucket
+ * that refills at WRITES_PER_SECOND and holds one write per stream. An idle hub writes an
+ * event to every stream at once; under load the bucket is empty and each tick writes the next
+ * group due (round robin), so every stream gets all its waiting events in one write every
+ * `streams / WRITES_PER_SECOND` s (100 ms at 100 streams) and the writes are spread evenly
+ * over time instead of in bursts, which would hold up the requests that share the runtime's
+ * and the proxy's one thread.
+ *
+ * Measured with quick bench runs side by side (BENCH_SYSTEMS=switchboard BENCH_PARTS=events
+ * BENCH_RESTART=0 BENCH_SUBSCRIBERS=100 or 1000 BENCH_LATENCY_S=10, 200 events/s; the second
+ * run of a pair tends to do better, so each change ran first): ReadableStreams against
+ * TransformStreams written through a writer, through wrangler's proxy, applied → delivered
+ * p99 at 100 streams 155–189 ms against 263–343 ms (3 pairs); spread writes against one
+ * burst per interval, straight to the runtime, applied → delivered p50 55–57 ms against
+ * 65–69 ms at 100 streams (3 pairs) and 510–550 ms against 750–810 ms at 1,000 (2 pairs),
+ * through the proxy within the spread. workerd's IdentityTransformStream was dropped earlier:
+ * a test client's cancel of it sometimes never settled on a loaded machine.
  */
 export class Fanout {
-  private subscribers = new Set<Subscriber>();
-  private pending: Uint8Array[] = [];
-  private flushTimer: ReturnType<typeof setTimeout> | null = null;
-  private lastFlush = 0;
+  private groups: Group[] = [];
+  /** The group the next tick writes first. */
+  private turn = 0;
+  private streams = 0;
+  private tokens = 0;
+  private refilledAt = Date.now();
+  private ticker: ReturnType<typeof setTimeout> | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly heartbeatMs: number) {}
 
   get size(): number {
-    return this.subscribers.size;
+    return this.streams;
   }
 
   /**
-   * Opens a stream that starts with `first`, for a Response body. Events still waiting for the next
-   * flush go to the other streams now: the caller read the new stream's replay or snapshot
-   * after they were applied, so it neither misses nor repeats them.
+   * Opens a stream that starts with `first`, for a Response body. The caller read the new
+   * stream's replay or snapshot after the events waiting in its group were applied, so those
+   * go to the group's other streams first: the new one neither misses nor repeats them.
    */
   open(first: Uint8Array): { readable: ReadableStream<Uint8Array>; handle: StreamHandle } {
-    this.flush();
+    let group = this.groups.find((g) => g.members.size < GROUP_SIZE);
+    if (group) this.writeGroup(group);
+    else this.groups.push((group = { members: new Set(), pending: [] }));
+    this.tokens += 1;
     let sub!: Subscriber;
     // The queue counts bytes, so desiredSize is minus what the reader is behind by.
     const readable = new ReadableStream<Uint8Array>(
       {
-        start: (controller) => void (sub = { controller }),
+        start: (controller) => void (sub = { controller, group: group as Group }),
         cancel: () => void this.forget(sub),
       },
       { highWaterMark: 0, size: (chunk) => chunk.byteLength },
     );
     this.send(sub, first);
-    this.subscribers.add(sub);
+    group.members.add(sub);
+    this.streams += 1;
     this.startHeartbeat();
     return { readable, handle: sub };
   }
@@ -84,52 +113,78 @@ export class Fanout {
   }
 
   private forget(sub: Subscriber): boolean {
-    if (!this.subscribers.delete(sub)) return false;
-    if (this.subscribers.size === 0) this.stopHeartbeat();
+    const group = sub.group;
+    if (!group.members.delete(sub)) return false;
+    this.streams -= 1;
+    if (group.members.size === 0) {
+      const i = this.groups.indexOf(group);
+      this.groups.splice(i, 1);
+      if (this.turn > i) this.turn -= 1;
+      if (this.turn >= this.groups.length) this.turn = 0;
+    }
+    if (this.streams === 0) this.stopHeartbeat();
     return true;
   }
 
   /** Ends every stream cleanly; resolves once each has taken its last chunk, or after `waitMs`. */
   async closeAll(waitMs: number): Promise<void> {
-    const closing = [...this.subscribers];
-    this.subscribers.clear();
+    const closing = this.groups.flatMap((g) => [...g.members]);
+    this.groups = [];
+    this.turn = 0;
+    this.streams = 0;
     this.stopHeartbeat();
+    if (this.ticker) clearTimeout(this.ticker);
+    this.ticker = null;
     for (const sub of closing) sub.controller.close();
     // Closed streams still hold what their readers have not taken: wait for it, a while.
     const until = Date.now() + waitMs;
     while (Date.now() < until && closing.some((sub) => (sub.controller.desiredSize ?? 0) < 0)) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /**
-   * Queues an event for every stream. An idle stream gets it at once; under load, events
-   * are gathered and written together, at most one write per stream every `flushInterval()`
-   * ms. Each write costs the same in the DO, the Worker and the proxy whatever its size, so
-   * this keeps the writes per second bounded while the events per second grow.
-   */
+  /** Queues an event for every stream; it goes out on the next tick that can pay for it. */
   enqueue(chunk: Uint8Array): void {
-    this.pending.push(chunk);
-    if (this.flushTimer) return;
-    const wait = Math.max(0, this.lastFlush + this.flushInterval() - Date.now());
-    this.flushTimer = setTimeout(() => this.flush(), wait);
+    for (const group of this.groups) group.pending.push(chunk);
+    this.schedule(0);
   }
 
-  private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    if (this.pending.length === 0) return;
-    this.lastFlush = Date.now();
-    const chunk = concat(this.pending);
-    this.pending = [];
-    this.broadcast(chunk);
+  private schedule(wait: number): void {
+    if (this.ticker || this.groups.length === 0) return;
+    this.ticker = setTimeout(() => this.tick(), wait);
   }
 
-  /** 5 ms, or longer with many streams: at most about WRITES_PER_SECOND writes a second in all. */
-  private flushInterval(): number {
-    return Math.max(MIN_FLUSH_MS, (1000 * this.subscribers.size) / WRITES_PER_SECOND);
+  /** Writes the groups due, in turn, as far as the bucket pays; comes back while any wait. */
+  private tick(): void {
+    this.ticker = null;
+    const now = Date.now();
+    this.tokens = Math.min(this.streams, this.tokens + ((now - this.refilledAt) * WRITES_PER_SECOND) / 1000);
+    this.refilledAt = now;
+    let waiting = 0;
+    for (let n = 0; n < this.groups.length; n++) {
+      const group = this.groups[this.turn] as Group;
+      if (group.pending.length === 0) {
+        this.turn = (this.turn + 1) % this.groups.length;
+        continue;
+      }
+      if (this.tokens < group.members.size) {
+        waiting += 1;
+        break;
+      }
+      this.tokens -= group.members.size;
+      this.writeGroup(group);
+      this.turn = (this.turn + 1) % this.groups.length;
+    }
+    if (waiting > 0) this.schedule(TICK_MS);
+  }
+
+  private writeGroup(group: Group): void {
+    if (group.pending.length === 0) return;
+    const chunk = concat(group.pending);
+    group.pending = [];
+    for (const sub of group.members) this.send(sub, chunk);
   }
 
   private broadcast(chunk: Uint8Array): void {
-    for (const sub of this.subscribers) this.send(sub, chunk);
+    for (const group of this.groups) for (const sub of group.members) this.send(sub, chunk);
   }
 
   private send(sub: Subscriber, chunk: Uint8Array): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Fanout, MAX_UNSENT_BYTES } from "../durable-objects/fanout";
+import { Fanout, MAX_UNSENT_BYTES, WRITES_PER_SECOND } from "../durable-objects/fanout";
 
 const HOUR = 3_600_000; // no heartbeat gets in the way of counting bytes
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,6 +67,36 @@ describe("SSE fan-out", () => {
     await sleep(20);
     expect(got.chunks - before).toBe(1);
     expect(got.bytes).toBe("retry: 2000\n\n".length + 10 * "data: 0\n\n".length);
+  });
+
+  it("writes an event to every stream at once when the hub is idle", async () => {
+    const fanout = new Fanout(HOUR);
+    const streams = Array.from({ length: 12 }, () => drain(fanout.open(new Uint8Array(1)).readable));
+    await sleep(50); // idle: the bucket is full again
+    fanout.enqueue(new Uint8Array(10));
+    await sleep(5);
+    expect(streams.map((g) => g.bytes)).toEqual(streams.map(() => 11));
+  });
+
+  it("under load, keeps to about WRITES_PER_SECOND writes in all, and every stream still gets every event", async () => {
+    const fanout = new Fanout(HOUR);
+    const streams = Array.from({ length: 50 }, () => drain(fanout.open(new Uint8Array(1)).readable));
+    await sleep(20);
+    const writesBefore = streams.reduce((n, g) => n + g.chunks, 0);
+    const started = Date.now();
+    let events = 0;
+    while (Date.now() - started < 500) {
+      fanout.enqueue(new Uint8Array(100));
+      events += 1;
+      await sleep(1);
+    }
+    const elapsed = Date.now() - started;
+    await sleep(150); // the last streams' turn
+    const writes = streams.reduce((n, g) => n + g.chunks, 0) - writesBefore;
+    // One burst to every stream (the full bucket), then the refill rate; unpaced, it would be events × 50.
+    expect(events).toBeGreaterThan(100);
+    expect(writes).toBeLessThanOrEqual(50 + (WRITES_PER_SECOND * (elapsed + 150)) / 1000 + 10);
+    expect(streams.map((g) => g.bytes)).toEqual(streams.map(() => 1 + events * 100));
   });
 
   it("ends every stream cleanly on closeAll once its reader took what was queued, and forgets them", async () => {
