@@ -158,22 +158,18 @@ export class Fanout {
     const now = Date.now();
     this.tokens = Math.min(this.streams, this.tokens + ((now - this.refilledAt) * WRITES_PER_SECOND) / 1000);
     this.refilledAt = now;
-    let waiting = 0;
-    for (let n = 0; n < this.groups.length; n++) {
+    for (let visited = 0; visited < this.groups.length; visited++) {
+      this.turn %= this.groups.length;
       const group = this.groups[this.turn] as Group;
-      if (group.pending.length === 0) {
-        this.turn = (this.turn + 1) % this.groups.length;
-        continue;
+      if (group.pending.length > 0) {
+        if (this.tokens < group.members.size) return this.schedule(TICK_MS);
+        this.tokens -= group.members.size;
+        this.writeGroup(group);
       }
-      if (this.tokens < group.members.size) {
-        waiting += 1;
-        break;
-      }
-      this.tokens -= group.members.size;
-      this.writeGroup(group);
-      this.turn = (this.turn + 1) % this.groups.length;
+      // A stream dropped while its group was written may have emptied the group and moved
+      // the next one into its place: that one's turn is now.
+      if (this.groups[this.turn] === group) this.turn += 1;
     }
-    if (waiting > 0) this.schedule(TICK_MS);
   }
 
   private writeGroup(group: Group): void {

@@ -49,6 +49,21 @@ describe("SSE fan-out", () => {
     expect(fanout.size).toBe(1);
   });
 
+  it("goes on sending to new streams after its only stream was dropped while being written", async () => {
+    const fanout = new Fanout(HOUR);
+    fanout.open(new Uint8Array(1)); // never read
+    const big = new Uint8Array(MAX_UNSENT_BYTES + 1);
+    fanout.enqueue(big);
+    await sleep(12);
+    fanout.enqueue(big); // over the limit: dropped in this write, and its group with it
+    await sleep(12);
+    expect(fanout.size).toBe(0);
+    const got = drain(fanout.open(new Uint8Array(1)).readable);
+    fanout.enqueue(new Uint8Array(10));
+    await sleep(12);
+    expect(got.bytes).toBe(11);
+  });
+
   it("forgets a stream its reader cancelled", async () => {
     const fanout = new Fanout(HOUR);
     const { readable } = fanout.open(new Uint8Array(1));
