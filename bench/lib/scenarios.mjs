@@ -108,6 +108,7 @@ export async function latency({ base, streamBase = base, key, sid, tid, prefix, 
 
     const via = agent(64);
     const accepted = new Uint8Array(total);
+    const answerMs = [];
     const statuses = {};
     let errors = 0;
     const firstError = [];
@@ -125,8 +126,10 @@ export async function latency({ base, streamBase = base, key, sid, tid, prefix, 
       behindMax = Math.max(behindMax, performance.now() - target);
       while (inflight.size >= 512) await Promise.race(inflight);
       const body = usageEvent({ id: `${prefix}${i}`, sid, tid, extra: { bench_i: i, sent_at_ms: nowMs() } });
+      const postedAt = performance.now();
       const p = request(base, "POST", "/v1/callbacks", { token: key, body, agent: via, timeoutMs: 15_000 })
         .then((res) => {
+          answerMs.push(performance.now() - postedAt);
           statuses[res.status] = (statuses[res.status] ?? 0) + 1;
           if (res.status === 202) accepted[i] = 1;
           else if (firstError.length < 3) firstError.push(`${res.status} ${res.text.slice(0, 200)}`);
@@ -203,6 +206,8 @@ export async function latency({ base, streamBase = base, key, sid, tid, prefix, 
       latency_ms: lat,
       // The same deliveries split at the TopicHub's apply time (envelope.received_at, workerd's clock).
       sent_to_applied_ms: summarize(beforeApply),
+      // POST sent → its answer (the 202 once the queue took it): the part of sent → applied before the queue.
+      post_answer_ms: summarize(answerMs),
       applied_to_delivered_ms: summarize(got.fanout),
       client_event_loop_delay_ms: {
         sender: { p99: Math.round((loop.percentile(99) / 1e6) * 10) / 10, max: Math.round((loop.max / 1e6) * 10) / 10 },
