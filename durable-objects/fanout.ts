@@ -85,7 +85,6 @@ export class Fanout {
     let group = this.groups.find((g) => g.members.size < GROUP_SIZE);
     if (group) this.writeGroup(group);
     else this.groups.push((group = { members: new Set(), pending: [] }));
-    this.tokens += 1;
     let sub!: Subscriber;
     // The queue counts bytes, so desiredSize is minus what the reader is behind by.
     const readable = new ReadableStream<Uint8Array>(
