@@ -59,6 +59,14 @@ adminRoutes.openapi(
   },
 );
 
+/** The session's hub, and the topic's when one is named: 404 unless each was created. */
+async function existingHubs(env: Env, teamId: string, sessionId: string, topicId?: string): Promise<[string, SessionHubStub | TopicHubStub][]> {
+  const hubs: [string, SessionHubStub | TopicHubStub][] = [[`session ${sessionId}`, sessionHub(env, teamId, sessionId)]];
+  if (topicId) hubs.push([`topic ${topicId}`, topicHub(env, teamId, sessionId, topicId)]);
+  for (const [what, hub] of hubs) if (!(await hub.summary())) throw new ApiError("not_found", `No ${what} in team ${teamId}.`);
+  return hubs;
+}
+
 export const restartedSchema = z.object({ restarted: z.array(z.string()).describe("the hubs restarted: the session's, then the topic's when one was named") });
 
 adminRoutes.openapi(
@@ -78,10 +86,39 @@ adminRoutes.openapi(
   async (c) => {
     const { team_id } = c.req.valid("param");
     const { session_id, topic_id } = c.req.valid("json");
-    const hubs: [string, SessionHubStub | TopicHubStub][] = [[`session ${session_id}`, sessionHub(c.env, team_id, session_id)]];
-    if (topic_id) hubs.push([`topic ${topic_id}`, topicHub(c.env, team_id, session_id, topic_id)]);
-    for (const [what, hub] of hubs) if (!(await hub.summary())) throw new ApiError("not_found", `No ${what} in team ${team_id}.`);
+    const hubs = await existingHubs(c.env, team_id, session_id, topic_id);
     for (const [, hub] of hubs) await hub.restart().catch(() => {}); // the abort rejects the call that asked for it
     return c.json({ restarted: hubs.map(([what]) => what) }, 200);
+  },
+);
+
+const hubStatusSchema = z.object({
+  hub: z.string().describe("`session <id>` or `topic <id>`"),
+  streams: z.number().int().describe("SSE streams open on it now"),
+  events: z.number().int().describe("events kept for replay by Last-Event-ID"),
+  applied_ids: z.number().int().describe("event ids remembered so that a redelivery is applied once"),
+  last_seq: z.number().int(),
+});
+
+adminRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/admin/teams/{team_id}/hubs",
+    summary: "A session's Durable Object (and a topic's): open streams and what it stores (needs ADMIN_TOKEN)",
+    description: "For operators: whether streams whose clients went away were let go, and how much each hub keeps.",
+    security: [{ bearer: [] }],
+    request: { params: z.object({ team_id: z.string().max(100) }), query: z.object({ session_id: clientId, topic_id: clientId.optional() }) },
+    responses: { 200: { description: "The hubs", content: { "application/json": { schema: z.object({ hubs: z.array(hubStatusSchema) }) } } }, ...problemResponses },
+  }),
+  async (c) => {
+    const { team_id } = c.req.valid("param");
+    const { session_id, topic_id } = c.req.valid("query");
+    const hubs = await existingHubs(c.env, team_id, session_id, topic_id);
+    const out: z.infer<typeof hubStatusSchema>[] = [];
+    for (const [what, hub] of hubs) {
+      const [streams, counts] = await Promise.all([hub.subscriberCount(), hub.storageCounts()]);
+      out.push({ hub: what, streams, events: counts.events, applied_ids: counts.applied, last_seq: counts.last_seq });
+    }
+    return c.json({ hubs: out }, 200);
   },
 );

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { groupProcesses, listeningPorts } from "../../bench/lib/procs.mjs";
 
 export interface DevWorker {
   url: string;
@@ -11,6 +12,8 @@ export interface DevWorker {
   adminToken: string;
   persist: string;
   stop(): Promise<void>;
+  /** The runtime's own address behind wrangler's proxy (the Worker without the dev-only hop), or null. */
+  runtimeUrl(): Promise<string | null>;
 }
 
 export async function freePort(): Promise<number> {
@@ -67,7 +70,16 @@ export async function startDevWorker(): Promise<DevWorker> {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { url, port, adminToken, persist, stop };
+  const runtimeUrl = async () => {
+    for (const p of groupProcesses(child.pid as number).filter((x) => x.comm === "workerd")) {
+      for (const other of listeningPorts(p.pid).filter((n) => n !== port)) {
+        const res = await fetch(`http://127.0.0.1:${other}/healthz`).catch(() => null);
+        if (res?.ok && (await res.text()).includes("ok")) return `http://127.0.0.1:${other}`;
+      }
+    }
+    return null;
+  };
+  return { url, port, adminToken, persist, stop, runtimeUrl };
 }
 
 /** A team, a session and a topic on the dev Worker. */

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevWorker, setUpTeam, startDevWorker } from "./dev-worker";
+import { type DevWorker, eventually, getJson, setUpTeam, startDevWorker } from "./dev-worker";
 
 /**
  * A client that stops reading must not make the hub (or the runtime) hold every event for it
@@ -19,7 +19,13 @@ afterAll(async () => {
   await worker?.stop();
 });
 
-describe("a stream whose client stopped reading, under wrangler dev", () => {
+/** The topic hub's open streams, as the admin route shows them. */
+async function openStreams(team: { team_id: string; sessionId: string; topicId: string }): Promise<number> {
+  const body = await getJson(worker, `/v1/admin/teams/${team.team_id}/hubs?session_id=${team.sessionId}&topic_id=${team.topicId}`, worker.adminToken);
+  return body.hubs[1].streams;
+}
+
+describe("streams whose clients went away or stopped reading, under wrangler dev", () => {
   it("is ended by the server instead of buffered without end, while posting goes on", async () => {
     const team = await setUpTeam(worker, "s-slow", "t-slow");
     const socket = net.connect(worker.port, "127.0.0.1");
@@ -55,5 +61,27 @@ describe("a stream whose client stopped reading, under wrangler dev", () => {
     socket.destroy();
     expect(ended).toBe(true);
     expect(received).toBeLessThan(events * pad.length);
+    expect(await eventually(() => openStreams(team), (n) => n === 0)).toBe(0);
   }, 120_000);
+
+  it("are let go by their hub once the clients close them (straight to the runtime)", async () => {
+    // Through wrangler's proxy the hub is never told: the proxy keeps reading the stream after
+    // its client left (measured: 10 streams closed, 10 still open after events were written;
+    // cloudflare/workers-sdk#9438). Straight to the runtime, the next write finds them gone.
+    const runtime = await worker.runtimeUrl();
+    expect(runtime).not.toBeNull();
+    const team = await setUpTeam(worker, "s-gone", "t-gone");
+    const clients = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const abort = new AbortController();
+        const res = await fetch(`${runtime}/v1/sessions/${team.sessionId}/topics/${team.topicId}/stream`, { headers: { Authorization: `Bearer ${team.api_key}` }, signal: abort.signal });
+        await (res.body as ReadableStream<Uint8Array>).getReader().read(); // retry and snapshot
+        return abort;
+      }),
+    );
+    expect(await openStreams(team)).toBe(20);
+    for (const c of clients) c.abort();
+    await team.post("/v1/callbacks", team.api_key, { id: randomUUID(), type: "step_started", session_id: team.sessionId, topic_id: team.topicId, data: { step: "design" } });
+    expect(await eventually(() => openStreams(team), (n) => n === 0)).toBe(0);
+  }, 60_000);
 });
