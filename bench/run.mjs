@@ -148,6 +148,13 @@ async function measure(name) {
     const sid = `bench-${run}`;
     await expectJson(base, "POST", "/v1/sessions", 201, { token: key, body: JSON.stringify({ id: sid, title: "benchmark" }) });
     const topic = async (tid) => (await expectJson(base, "POST", `/v1/sessions/${sid}/topics`, 201, { token: key, body: JSON.stringify({ id: tid }) })).id;
+    // Switchboard: the streams a B phase's hub still holds after its clients closed them, then
+    // that hub restarted, so they do not load the next phase (systems.mjs, releaseStreams).
+    const releaseStreams = async (result, tid) => {
+      if (!system.releaseStreams) return;
+      result.hub_streams_after_close = await system.releaseStreams({ teamId: team.team_id, sid, tid });
+      log(`  the topic's hub still held ${result.hub_streams_after_close} of the ${result.subscribers} streams after their clients closed them; restarted it`);
+    };
     log(`team ${team.team_id}, session ${sid}`);
 
     log(`A. throughput: ${config.concurrency} concurrent senders for ${config.throughputS} s`);
@@ -164,14 +171,18 @@ async function measure(name) {
       const tid = await topic(`latency-${n}`);
       // Let the queue drain before the next scenario (none after the last one when R is off).
       const more = k < config.subscribers.length - 1 || config.restart;
-      out.scenarios.latency.push(await latency({ base, streamBase: system.streamBase, key, sid, tid, prefix: `${run}-b${n}-`, subscribers: n, threads: n > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.latencyS * 1000, drainTimeoutMs: more ? 60_000 : 0, log, phase }));
+      const b = await latency({ base, streamBase: system.streamBase, key, sid, tid, prefix: `${run}-b${n}-`, subscribers: n, threads: n > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.latencyS * 1000, drainTimeoutMs: more ? 60_000 : 0, log, phase });
+      await releaseStreams(b, tid);
+      out.scenarios.latency.push(b);
     }
     // And the first subscriber count again straight to the runtime (callbacks and streams).
     const [firstN] = config.subscribers;
     if (direct && firstN) {
       log(`B'. latency straight to the runtime: ${firstN} subscribers, ${config.rate} callbacks/s for ${config.latencyS} s`);
       const tid = await topic(`latency-direct-${firstN}`);
-      out.scenarios.latency_direct = [await latency({ base: direct, streamBase: direct, key, sid, tid, prefix: `${run}-bd${firstN}-`, subscribers: firstN, threads: firstN > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.latencyS * 1000, drainTimeoutMs: 60_000, log, phase: (p) => phase(p.replace(/^B /, "B' ")) })];
+      const b = await latency({ base: direct, streamBase: direct, key, sid, tid, prefix: `${run}-bd${firstN}-`, subscribers: firstN, threads: firstN > 200 ? 2 : 1, ratePerS: config.rate, durationMs: config.latencyS * 1000, drainTimeoutMs: 60_000, log, phase: (p) => phase(p.replace(/^B /, "B' ")) });
+      await releaseStreams(b, tid);
+      out.scenarios.latency_direct = [b];
     }
 
     if (config.restart) {

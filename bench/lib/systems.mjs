@@ -12,7 +12,7 @@ import { chmodSync, mkdirSync, readFileSync, rmSync, utimesSync } from "node:fs"
 import { join } from "node:path";
 import { groupProcesses, labeler, listeningPorts, processTree } from "./procs.mjs";
 import { missingServices, spawnGroup, startPostgres, startRedis } from "./services.mjs";
-import { request } from "./http.mjs";
+import { expectJson, request } from "./http.mjs";
 import { nowMs } from "./sse-client.mjs";
 import { applyMigrations, freePort, restartableConfig, startWorker, wranglerVersion } from "./wrangler.mjs";
 
@@ -114,6 +114,19 @@ export async function startSwitchboard({ root, work, host, port, logLevel, log }
      * dev-only hop production does not have. Found by asking each port it listens on for
      * /healthz (its other sockets are miniflare's loopback and inspector, which answer otherwise).
      */
+    /**
+     * After a B phase: how many streams the topic's hub still holds once every client closed
+     * its own (through wrangler's proxy the hub is never told, cloudflare/workers-sdk#9438;
+     * straight to the runtime, only at its next write), then a restart of the hub, so those
+     * streams do not load the phases after it. Production has no such proxy.
+     */
+    async releaseStreams({ teamId, sid, tid }) {
+      const q = new URLSearchParams({ session_id: sid, topic_id: tid });
+      const status = await expectJson(worker.base, "GET", `/v1/admin/teams/${encodeURIComponent(teamId)}/hubs?${q}`, 200, { token: adminToken });
+      const res = await request(worker.base, "POST", `/v1/admin/teams/${encodeURIComponent(teamId)}/hubs/restart`, { token: adminToken, body: JSON.stringify({ session_id: sid, topic_id: tid }), timeoutMs: 30_000 });
+      if (res.status !== 200) throw new Error(`hubs/restart after a B phase: ${res.status} ${res.text.slice(0, 300)}`);
+      return status.hubs[1].streams;
+    },
     async directBase() {
       const pid = runtimePid();
       for (const port of pid ? listeningPorts(pid) : []) {
