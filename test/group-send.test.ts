@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { chunkByLimits, GroupSender, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES } from "../src/queue/group-send";
 
 /** A queue whose sendBatch calls are recorded and settled by the test. */
@@ -12,6 +12,8 @@ function fakeQueue() {
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
+/** Waiting requests look again on their own timers (1 to 8 ms), so a test waits for their send rather than for one tick. */
+const sends = (q: ReturnType<typeof fakeQueue>, n: number) => vi.waitFor(() => expect(q.calls).toHaveLength(n), { timeout: 2_000, interval: 2 });
 
 describe("GroupSender: requests in flight together share one sendBatch", () => {
   it("sends a lone message at once, then gathers the ones that arrive while it is in flight into one batch", async () => {
@@ -27,7 +29,7 @@ describe("GroupSender: requests in flight together share one sendBatch", () => {
 
     q.calls[0]?.settle();
     await first;
-    await tick();
+    await sends(q, 2);
     expect(q.calls.map((c) => c.bodies)).toEqual([[1], [2, 3, 4, 5]]);
 
     let answered = 0;
@@ -47,7 +49,7 @@ describe("GroupSender: requests in flight together share one sendBatch", () => {
     const second = [sender.send(2, 10), sender.send(3, 10)];
     q.calls[0]?.settle(new Error("queue down"));
     await expect(first).rejects.toThrow("queue down");
-    await tick();
+    await sends(q, 2);
     expect(q.calls[1]?.bodies).toEqual([2, 3]);
     q.calls[1]?.settle();
     await expect(Promise.all(second)).resolves.toEqual([undefined, undefined]);
