@@ -4,7 +4,7 @@ import type { Context } from "hono";
 import { dbOf } from "../db/client";
 import { indexTopic } from "../db/index-rows";
 import { topics, workspaceFiles } from "../db/schema";
-import { WORKSPACE_MAX_BYTES, workspaceKey, workspacePathProblem } from "../domain/workspace-path";
+import { WORKSPACE_MAX_BYTES, workspaceKey, workspaceLengthProblem, workspacePathMaxBytes, workspacePathProblem } from "../domain/workspace-path";
 import type { AppEnv } from "../lib/app-env";
 import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
@@ -41,7 +41,10 @@ async function topicOf(c: Context<AppEnv>) {
   return { team, sid, tid };
 }
 
-function filePath(c: Context<AppEnv>): string {
+type Topic = { team: string; sid: string; tid: string };
+
+/** The file path from the URL, validated for this topic (its key must fit R2's 1,024 bytes). */
+function filePath(c: Context<AppEnv>, t: Topic): string {
   const marker = "/workspace/";
   const url = new URL(c.req.url);
   const raw = url.pathname.slice(url.pathname.indexOf(marker) + marker.length);
@@ -51,7 +54,7 @@ function filePath(c: Context<AppEnv>): string {
   } catch {
     throw new ApiError("validation", "The path is not valid percent-encoding.", [{ path: "path", message: "invalid percent-encoding" }]);
   }
-  const problem = workspacePathProblem(path);
+  const problem = workspacePathProblem(path, workspacePathMaxBytes(t.team, t.sid, t.tid));
   if (problem) throw new ApiError("validation", `Invalid workspace path: ${problem}.`, [{ path: "path", message: problem }]);
   return path;
 }
@@ -61,7 +64,7 @@ function present(path: string, o: R2Object): WorkspaceFile {
 }
 
 /** Applies a workspace.sync to the topic hub (its stream and state), then refreshes the index. */
-async function announce(c: Context<AppEnv>, t: { team: string; sid: string; tid: string }, files: Array<{ path: string; size: number; etag?: string; deleted?: boolean }>) {
+async function announce(c: Context<AppEnv>, t: Topic, files: Array<{ path: string; size: number; etag?: string; deleted?: boolean }>) {
   const hub = topicHub(c.env, t.team, t.sid, t.tid);
   const report = await hub.apply({ id: t.tid, session_id: t.sid, team_id: t.team }, [
     { id: `workspace:${crypto.randomUUID()}`, type: "workspace.sync", session_id: t.sid, topic_id: t.tid, occurred_at: new Date().toISOString(), data: { files } },
@@ -75,6 +78,9 @@ workspaceRoutes.get(BASE, requireScope("read"), async (c) => {
   const t = await topicOf(c);
   const q = listQuery.safeParse(c.req.query());
   if (!q.success) throw new ApiError("validation", "The query is not valid.", q.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+  // The same budget as a path: a longer prefix could match no key, and R2 may refuse it.
+  const tooLong = workspaceLengthProblem(q.data.prefix ?? "", workspacePathMaxBytes(t.team, t.sid, t.tid));
+  if (tooLong) throw new ApiError("validation", `The prefix is ${tooLong}.`, [{ path: "prefix", message: `the prefix is ${tooLong}` }]);
   const base = workspaceKey(t.team, t.sid, t.tid);
   let listed: R2Objects;
   try {
@@ -87,7 +93,7 @@ workspaceRoutes.get(BASE, requireScope("read"), async (c) => {
 
 workspaceRoutes.put(`${BASE}/*`, requireScope("agent"), async (c) => {
   const t = await topicOf(c);
-  const path = filePath(c);
+  const path = filePath(c, t);
   const length = c.req.header("Content-Length");
   if (length === undefined || !/^\d+$/.test(length)) throw new ApiError("length_required", "Send Content-Length: R2 stores a streamed body only when its length is known.");
   if (Number(length) > WORKSPACE_MAX_BYTES) throw new ApiError("too_large", `A workspace file is at most ${WORKSPACE_MAX_BYTES} bytes.`);
@@ -113,7 +119,7 @@ workspaceRoutes.put(`${BASE}/*`, requireScope("agent"), async (c) => {
 
 workspaceRoutes.get(`${BASE}/*`, requireScope("read"), async (c) => {
   const t = await topicOf(c);
-  const path = filePath(c);
+  const path = filePath(c, t);
   const key = workspaceKey(t.team, t.sid, t.tid, path);
   const headers = c.req.raw.headers;
   const object = await c.env.BUCKET.get(key, { onlyIf: headers, range: headers.has("Range") ? headers : undefined });
@@ -136,7 +142,7 @@ workspaceRoutes.get(`${BASE}/*`, requireScope("read"), async (c) => {
 
 workspaceRoutes.delete(`${BASE}/*`, requireScope("agent"), async (c) => {
   const t = await topicOf(c);
-  const path = filePath(c);
+  const path = filePath(c, t);
   const key = workspaceKey(t.team, t.sid, t.tid, path);
   if (!(await c.env.BUCKET.head(key))) throw new ApiError("not_found", `No file ${path}.`);
   await c.env.BUCKET.delete(key);
