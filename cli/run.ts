@@ -83,9 +83,11 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // its own process group, so an interrupt stops the agent's children too
   });
+  // Decoded as streams: a character split across two chunks must not become U+FFFD.
+  child.stdout?.setEncoding("utf8");
+  child.stderr?.setEncoding("utf8");
   let pending = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    const text = chunk.toString("utf8");
+  child.stdout?.on("data", (text: string) => {
     out(text);
     log += text;
     pending += text;
@@ -93,8 +95,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     pending = lines.pop() ?? "";
     for (const line of lines) readUsageLine(usage, line);
   });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    const text = chunk.toString("utf8");
+  child.stderr?.on("data", (text: string) => {
     out(text);
     log += text;
   });
