@@ -47,9 +47,10 @@ export function describeEvent(event: TeamStreamEvent): string {
     const on = typeof w.current_task === "string" ? ` on ${w.current_task}` : "";
     return `${str(w.id)} (${str(w.role)}) ${str(w.status)}${on}`;
   }
-  if (event.type === "question.asked" || event.type === "question.answered") {
+  if (event.type === "question.asked" || event.type === "question.answered" || event.type === "question.withdrawn") {
     const q = record(d.question);
-    return `${str(q.worker_id)} ${event.type === "question.asked" ? "asks" : "was answered"}: ${oneLine(str(q.text, ""), 60)}`;
+    const what = { "question.asked": "asks", "question.answered": "was answered", "question.withdrawn": "no longer asks" }[event.type];
+    return `${str(q.worker_id)} ${what}: ${oneLine(str(q.text, ""), 60)}`;
   }
   if (event.type === "budget.reached") return `daily budget ${money(d.daily_budget_usd)} reached, ${money(d.spent_usd)} spent on ${str(d.day)} (UTC)`;
   return "";

@@ -152,56 +152,83 @@ describe("questions: a waiting task still ends under its lease", () => {
     return { ...ctx, q };
   }
 
-  it("complete, fail and cancel work on a waiting_input task; a later answer leaves the task alone", async () => {
+  /** The question is withdrawn, and an answer to it is 409 saying so. */
+  async function expectWithdrawn(c: { team: { api_key: string }; reader: string; q: QuestionResponse }) {
+    expect(await getQuestion(c.reader, c.q.id)).toMatchObject({ status: "withdrawn", answer: null });
+    const res = await post(`/v1/questions/${c.q.id}/answer`, c.team.api_key, { text: "too late" });
+    expect((await expectProblem(res, 409)).detail).toMatch(/withdrawn/);
+  }
+
+  it("complete, fail and cancel work on a waiting_input task and withdraw its open question; a later answer is 409", async () => {
     const c1 = await waiting();
     expect(await finish(c1.agent, c1.task.id, c1.lease, "complete", { cost_usd: 0.1 })).toMatchObject({ status: "completed" });
     expect(await getWorker(c1.reader, "w1")).toMatchObject({ status: "idle", tasks_completed: 1 });
-    expect(await answer(c1.team.api_key, c1.q.id, "late")).toMatchObject({ status: "answered" });
+    await expectWithdrawn(c1);
     expect(await getTask(c1.reader, c1.task.id)).toMatchObject({ status: "completed" });
 
     const c2 = await waiting();
     expect(await finish(c2.agent, c2.task.id, c2.lease, "fail")).toMatchObject({ status: "pending", lease_expires_at: null });
+    // The worker let the task go: not shown waiting on it until its next heartbeat.
+    expect(await getWorker(c2.reader, "w1")).toMatchObject({ status: "idle", current_task: null, tasks_completed: 0 });
+    await expectWithdrawn(c2);
 
     const c3 = await waiting();
     const cancelled = await post(`/v1/tasks/${c3.task.id}/cancel`, c3.team.api_key, {});
     expect((await json(cancelled)).status).toBe("cancelled");
     expect(cancelled.status).toBe(200);
-    await answer(c3.team.api_key, c3.q.id, "too late");
+    await expectWithdrawn(c3);
     expect(await getTask(c3.reader, c3.task.id)).toMatchObject({ status: "cancelled" });
+    expect((await list(c3.reader, "?status=open")).items).toEqual([]);
+    expect((await list(c3.reader, "?status=withdrawn")).items.map((q) => q.id)).toEqual([c3.q.id]);
   });
 
-  it("the cron expires a waiting_input task's lease: back to pending, or failed with its attempts used up", async () => {
+  it("the cron expires a waiting_input task's lease: back to pending, or failed with its attempts used up; its question is withdrawn", async () => {
     const c1 = await waiting();
     await setTimes(c1.task.id, { lease_expires_at: past() });
     await expectProblem(await leaseCall(c1.agent, c1.task.id, "heartbeat", { lease_id: c1.lease }), 409);
     await runCron();
     expect(await getTask(c1.reader, c1.task.id)).toMatchObject({ status: "pending", lease_expires_at: null });
     expect(await getWorker(c1.reader, "w1")).toMatchObject({ status: "lost" });
+    await expectWithdrawn(c1);
 
     const team = await createTeam();
     const k = team.api_key;
     const once = await createTask(k, { max_attempts: 1 });
     const held = await claim(k, "executor", "solo");
     expect(held?.id).toBe(once.id);
-    await ask(k, { worker_id: "solo", task_id: once.id, text: "?" });
+    const q = await ask(k, { worker_id: "solo", task_id: once.id, text: "?" });
     await setTimes(once.id, { lease_expires_at: past() });
     await runCron();
     expect(await getTask(k, once.id)).toMatchObject({ status: "failed" });
+    expect(await getQuestion(k, q.id)).toMatchObject({ status: "withdrawn" });
   });
 
-  it("a stale question's answer does not wake a task that was claimed again and asked anew", async () => {
+  it("a task claimed again after its lease expired asks anew, and the answer wakes it: the old question cannot hold it", async () => {
     const c = await waiting();
     await setTimes(c.task.id, { lease_expires_at: past() });
     await runCron();
     const again = await claim(c.agent, "executor", "w2");
     expect(again?.id).toBe(c.task.id);
     const q2 = await ask(c.agent, { worker_id: "w2", task_id: c.task.id, text: "second" });
-    await answer(c.team.api_key, c.q.id, "to the first");
+    await expectWithdrawn(c);
     expect(await getTask(c.reader, c.task.id)).toMatchObject({ status: "waiting_input", worker_id: "w2" });
-    expect(await getWorker(c.reader, "w2")).toMatchObject({ status: "waiting" });
     await answer(c.team.api_key, q2.id, "to the second");
     expect(await getTask(c.reader, c.task.id)).toMatchObject({ status: "running" });
     expect(await getWorker(c.reader, "w2")).toMatchObject({ status: "working" });
+  });
+
+  it("a worker that failed while waiting, claimed the task again and asked again is woken by the new answer, and may ask once more", async () => {
+    const c = await waiting();
+    expect(await finish(c.agent, c.task.id, c.lease, "fail")).toMatchObject({ status: "pending" });
+    await setTimes(c.task.id, { available_at: past() }); // past the retry backoff
+    const again = await claim(c.agent, "executor", "w1");
+    expect(again?.id).toBe(c.task.id);
+    const q2 = await ask(c.agent, { worker_id: "w1", task_id: c.task.id, text: "second" });
+    await answer(c.team.api_key, q2.id, "yes");
+    expect(await getTask(c.reader, c.task.id)).toMatchObject({ status: "running" });
+    expect(await getWorker(c.reader, "w1")).toMatchObject({ status: "working", current_task: c.task.id });
+    await ask(c.agent, { worker_id: "w1", task_id: c.task.id, text: "third" });
+    expect((await list(c.reader, "?status=open")).items.map((q) => q.text)).toEqual(["third"]);
   });
 });
 

@@ -24,7 +24,7 @@ export async function claim(key: string, role = "executor", workerId = "w1"): Pr
   return JSON.parse(text) as LeasedTaskResponse;
 }
 
-export function leaseCall(key: string, id: string, action: "heartbeat" | "complete" | "fail", body: Record<string, unknown>) {
+export function leaseCall(key: string, id: string, action: "heartbeat" | "complete" | "fail" | "release", body: Record<string, unknown>) {
   return call(`/v1/tasks/${id}/${action}`, { method: "POST", key, json: body });
 }
 

@@ -139,9 +139,11 @@ describe("team stream: GET /v1/stream", () => {
     await setTimes(first.id, { available_at: past() });
     const b = await claim(agent);
     await json(await leaseCall(agent, first.id, "fail", { lease_id: b?.lease.id }));
-    const events = await take(sse, 7);
-    expect(events.map((e) => e.event)).toEqual(["task.claimed", "worker.updated", "task.retry_scheduled", "task.claimed", "worker.updated", "task.failed", "task.blocked"]);
-    expect(nth(events, 6).data.data).toEqual({ task_id: second.id, blocked_by: first.id });
+    const events = await take(sse, 9);
+    // Each fail lets the worker go (idle, no current task): announced after what the task did.
+    expect(events.map((e) => e.event)).toEqual(["task.claimed", "worker.updated", "task.retry_scheduled", "worker.updated", "task.claimed", "worker.updated", "task.failed", "task.blocked", "worker.updated"]);
+    expect(nth(events, 7).data.data).toEqual({ task_id: second.id, blocked_by: first.id });
+    expect(nth(events, 8).data.data.worker).toMatchObject({ status: "idle", current_task: null });
     const retried = await call(`/v1/tasks/${first.id}/retry`, { method: "POST", key: operator });
     expect(retried.status).toBe(200);
     await retried.text();

@@ -3,11 +3,12 @@ import { dbOf } from "../db/client";
 import { webhookIds } from "../db/schema";
 import { blockDependents, expireLeases } from "../db/tasks";
 import { markWorkersLost } from "../db/workers";
+import { withdrawQuestions } from "../db/questions";
 import { LOST_AFTER_MS } from "../domain/workers";
 import { TOLERANCE_SECONDS } from "../lib/standard-webhooks";
 import { expiryEventType, type TeamEvent } from "../domain/team-events";
 import { log } from "../lib/log";
-import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
+import { blockedEvents, taskEvent, withdrawnEvents, workerEvent } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
 import { expireDeliveries, requeueStalled } from "../notify/deliver";
 import { expireLogs } from "./log-retention";
@@ -48,9 +49,28 @@ export async function expireTaskLeases(env: Env, now = new Date().toISOString())
   for (const task of expired) add(task.teamId, [taskEvent(expiryEventType(task.status), task, { reason: "lease expired" })]);
   // A task that failed for good blocks its dependents, as a worker's last `fail` does.
   for (const team of new Set(failed.map((t) => t.teamId))) add(team, blockedEvents(await blockDependents(db, team, now), now));
+  // Their open questions are moot: the attempt that asked is over (a later one asks anew).
+  for (const [team, ids] of groupIds(expired)) {
+    const [first, ...rest] = chunkIds(ids).map((chunk) => withdrawQuestions(db, team, chunk));
+    if (first) add(team, withdrawnEvents((await db.batch([first, ...rest])).flat(), now));
+  }
   const lost = await markWorkersLost(db, expired, new Date(new Date(now).getTime() - LOST_AFTER_MS).toISOString());
   for (const worker of lost) add(worker.teamId, [workerEvent(worker, now)]);
   for (const [team, list] of events) await publishTeamEvents(env, team, list);
   if (expired.length > 0) log("info", "task leases expired", { returned: expired.length - failed.length, failed: failed.length, tasks: expired.map((t) => t.id).slice(0, 50) });
   return { returned: expired.length - failed.length, failed: failed.length };
+}
+
+/** Task ids by team. */
+function groupIds(rows: { teamId: string; id: string }[]): Map<string, string[]> {
+  const byTeam = new Map<string, string[]>();
+  for (const r of rows) byTeam.set(r.teamId, [...(byTeam.get(r.teamId) ?? []), r.id]);
+  return byTeam;
+}
+
+/** At most 50 ids a statement: D1 binds at most 100 parameters. */
+function chunkIds(ids: string[]): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < ids.length; i += 50) out.push(ids.slice(i, i + 50));
+  return out;
 }

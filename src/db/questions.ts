@@ -73,6 +73,29 @@ export async function answerQuestion(db: Db, a: { teamId: string; id: string; ta
   return answered[0] ? { question: answered[0], worker: worker[0] } : undefined;
 }
 
+/**
+ * Withdraws the open questions of `taskIds` whose task is no longer waiting for an answer:
+ * the attempt that asked ended (completed, failed, released, cancelled, or its lease expired).
+ * Put after the statement that changed the task, in the same batch, so an old question can
+ * never hold a later attempt in `waiting_input` nor stop it from asking anew. Tasks still
+ * `waiting_input` keep theirs (at most 50 ids: D1 binds at most 100 parameters).
+ */
+export function withdrawQuestions(db: Db, teamId: string, taskIds: string[]) {
+  // Written out: drizzle may render a column without its table, which the subquery would read as its own.
+  return db
+    .update(questions)
+    .set({ status: "withdrawn" })
+    .where(
+      and(
+        eq(questions.teamId, teamId),
+        inArray(questions.taskId, taskIds),
+        eq(questions.status, "open"),
+        sql`NOT EXISTS (SELECT 1 FROM tasks w WHERE w.team_id = questions.team_id AND w.id = questions.task_id AND w.status = 'waiting_input')`,
+      ),
+    )
+    .returning();
+}
+
 /** The team's questions, newest first, optionally by status, after the cursor `[created_at, id]`. */
 export function listQuestions(db: Db, teamId: string, status: string | undefined, limit: number, after: [string, string] | null) {
   return db

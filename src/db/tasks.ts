@@ -4,6 +4,7 @@ import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
 import type { ClaimLimits } from "../domain/workers";
 import { tasks, teams } from "./schema";
+import { withdrawQuestions } from "./questions";
 
 /** The task queue's statements. Each state change is one statement (or one D1 batch, a transaction). */
 
@@ -281,7 +282,7 @@ export async function retryTask(db: Db, teamId: string, id: string, now: string)
 
 /** A person's cancel of a task that has not ended (its lease, if any, is void); its dependents are blocked. */
 export async function cancelTask(db: Db, teamId: string, id: string, now: string) {
-  const [cancelled, blocked, current] = await db.batch([
+  const [cancelled, blocked, current, withdrawn] = await db.batch([
     db
       .update(tasks)
       .set({ status: "cancelled", blockedBy: null, completedAt: now, ...LEASE_CLEARED, updatedAt: now })
@@ -289,8 +290,9 @@ export async function cancelTask(db: Db, teamId: string, id: string, now: string
       .returning({ id: tasks.id }),
     blockDependents(db, teamId, now),
     selectTask(db, teamId, id),
+    withdrawQuestions(db, teamId, [id]),
   ]);
-  return cancelled.length > 0 && current[0] ? { task: current[0], blocked } : undefined;
+  return cancelled.length > 0 && current[0] ? { task: current[0], blocked, withdrawn } : undefined;
 }
 
 /** How many of the team's tasks are in each status (every status present, zero or more), optionally of one role. */

@@ -43,11 +43,21 @@ export function recordClaim(db: Db, teamId: string, workerId: string, leaseId: s
  * never when the update changes nothing (a stale or foreign lease, a repeated request).
  */
 export function countCompletion(db: Db, teamId: string, taskId: string, leaseId: string, now: string) {
+  return endAttemptOfWorker(db, teamId, taskId, leaseId, now, true);
+}
+
+/**
+ * The worker holding `taskId` under `leaseId` ends its attempt (`completed`: counted as done;
+ * else it failed or released the task): idle, and the task no longer its current one, so
+ * `GET /v1/workers` does not show it working on a task it let go until its next heartbeat.
+ * Same guard and place in the batch as `countCompletion`.
+ */
+export function endAttemptOfWorker(db: Db, teamId: string, taskId: string, leaseId: string, now: string, completed: boolean) {
   const holder = db.select({ workerId: tasks.workerId }).from(tasks).where(underLease(teamId, taskId, leaseId, now));
   return db
     .update(workers)
     .set({
-      tasksCompleted: sql`${workers.tasksCompleted} + 1`,
+      ...(completed ? { tasksCompleted: sql`${workers.tasksCompleted} + 1` } : {}),
       status: sql`CASE WHEN ${workers.currentTask} = ${taskId} THEN 'idle' ELSE ${workers.status} END`,
       currentTask: sql`CASE WHEN ${workers.currentTask} = ${taskId} THEN NULL ELSE ${workers.currentTask} END`,
       lastSeenAt: now,

@@ -15,9 +15,11 @@ export const TEAM_EVENT_TYPES = [
   "task.unblocked",
   "task.cancelled",
   "task.retried",
+  "task.released",
   "worker.updated",
   "question.asked",
   "question.answered",
+  "question.withdrawn",
   "budget.reached",
 ] as const;
 export type TeamEventType = (typeof TEAM_EVENT_TYPES)[number];

@@ -1,8 +1,9 @@
 import type { BlockChange, TaskRow } from "../db/tasks";
 import type { WorkerRow } from "../db/workers";
+import type { QuestionRow } from "../db/questions";
 import type { TeamEvent, TeamEventType } from "../domain/team-events";
 import { taskForEvent } from "../domain/team-events";
-import { toTask } from "./task-schemas";
+import { toQuestion, toTask } from "./task-schemas";
 import { teamEvent } from "./team-stream";
 
 /** The team-stream events of the task routes, built from the rows they wrote. */
@@ -23,4 +24,9 @@ export function unblockedEvents(ids: string[], at: string): TeamEvent[] {
 export function workerEvent(row: WorkerRow, at: string): TeamEvent {
   const worker = { id: row.id, role: row.role, status: row.status, current_task: row.currentTask, tasks_completed: row.tasksCompleted, last_seen_at: row.lastSeenAt, created_at: row.createdAt };
   return teamEvent("worker.updated", { worker }, at);
+}
+
+/** Questions withdrawn because the attempt that asked them ended. */
+export function withdrawnEvents(rows: QuestionRow[], at: string): TeamEvent[] {
+  return rows.map((q) => teamEvent("question.withdrawn", { question: toQuestion(q) }, at));
 }

@@ -95,7 +95,8 @@ export const attemptReportSchema = z.object({
 
 // Questions
 
-export const QUESTION_STATUSES = ["open", "answered"] as const;
+/** `withdrawn`: the attempt that asked ended before an answer (the task completed, failed, was released or cancelled, or its lease expired). */
+export const QUESTION_STATUSES = ["open", "answered", "withdrawn"] as const;
 
 export const questionSchema = z
   .object({

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { dbOf } from "../db/client";
-import { answerQuestion, askQuestion, findQuestion, listQuestions } from "../db/questions";
+import { answerQuestion, askQuestion, findQuestion, listQuestions, type QuestionRow } from "../db/questions";
 import { findTask } from "../db/tasks";
 import { checkAsk, type TaskStatus } from "../domain/tasks";
 import { authenticate, requireScope } from "../lib/auth";
@@ -20,6 +20,12 @@ const qidParam = z.object({ qid: clientId.describe("a question id, as POST /v1/q
 const MAX_TEXT = 20_000;
 const markdown = z.string().trim().min(1).max(MAX_TEXT).describe("Markdown");
 
+
+/** Why a question that is not open takes no answer. */
+function notOpen(row: QuestionRow): string {
+  if (row.status === "withdrawn") return `The question was withdrawn: the attempt of task ${row.taskId} that asked it ended before an answer (a later attempt asks anew).`;
+  return `The question was already answered at ${row.answeredAt}; it is answered once.`;
+}
 
 export const askSchema = z.object({ worker_id: workerIdSchema, task_id: taskId, text: markdown });
 
@@ -99,7 +105,7 @@ questionRoutes.openapi(
     security,
     middleware: [authenticate, requireScope("operator")] as const,
     request: { params: qidParam, body: { required: true, ...json(z.object({ text: markdown })) } },
-    responses: { 200: { description: "Answered", ...json(questionSchema) }, 409: { description: "The question was already answered" }, ...problemResponses },
+    responses: { 200: { description: "Answered", ...json(questionSchema) }, 409: { description: "The question was already answered, or withdrawn (the attempt that asked it ended)" }, ...problemResponses },
   }),
   async (c) => {
     const { qid } = c.req.valid("param");
@@ -108,11 +114,13 @@ questionRoutes.openapi(
     const db = dbOf(c.env);
     const row = await findQuestion(db, auth.team_id, qid);
     if (!row) throw new ApiError("not_found", `No question ${qid}.`);
-    const already = `The question was already answered at ${row.answeredAt}; it is answered once.`;
-    if (row.status !== "open") throw new ApiError("conflict", already);
+    if (row.status !== "open") throw new ApiError("conflict", notOpen(row));
     const now = new Date().toISOString();
     const answered = await answerQuestion(db, { teamId: auth.team_id, id: qid, taskId: row.taskId, workerId: row.workerId, answer: text, answeredBy: auth.key_id, now });
-    if (!answered) throw new ApiError("conflict", `The question was answered while this answer was sent; it is answered once.`);
+    if (!answered) {
+      const current = await findQuestion(db, auth.team_id, qid);
+      throw new ApiError("conflict", current ? `It changed while this answer was sent: ${notOpen(current)}` : `No question ${qid}.`);
+    }
     await publishTeamEvents(c.env, auth.team_id, [teamEvent("question.answered", { question: toQuestion(answered.question) }, now), ...(answered.worker ? [workerEvent(answered.worker, now)] : [])]);
     return c.json(toQuestion(answered.question), 200);
   },

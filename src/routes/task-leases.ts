@@ -1,7 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { sql } from "drizzle-orm";
+import { tasks } from "../db/schema";
 import { type Db, dbOf } from "../db/client";
 import { addUsage, blockDependents, claimLimits, claimNextTask, failUnderLease, findTask, LEASE_CLEARED, toClaimLimits, updateUnderLease } from "../db/tasks";
-import { countCompletion, recordClaim } from "../db/workers";
+import { countCompletion, endAttemptOfWorker, recordClaim } from "../db/workers";
+import { withdrawQuestions } from "../db/questions";
 import { checkLease, leaseExpiry, retryWaits, type TaskStatus } from "../domain/tasks";
 import { budgetEventId, failureEventType } from "../domain/team-events";
 import { claimRefusal, utcDayStart } from "../domain/workers";
@@ -9,7 +12,7 @@ import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { json, newRouter, problemResponses, security } from "../lib/openapi";
-import { blockedEvents, taskEvent, workerEvent } from "../lib/task-events";
+import { blockedEvents, taskEvent, withdrawnEvents, workerEvent } from "../lib/task-events";
 import { publishTeamEvents, teamEvent } from "../lib/team-stream";
 import { attemptReportSchema, leasedTaskSchema, roleSchema, taskIdParam, taskSchema, toLeasedTask, toTask, workerIdSchema } from "../lib/task-schemas";
 
@@ -129,7 +132,8 @@ taskLeaseRoutes.openapi(
     const at = new Date().toISOString();
     // One round trip: the worker is counted under the same lease guard as the task's update,
     // just before it (see countCompletion), so it counts exactly when the task completes.
-    const [[worker], [updated]] = await db.batch([
+    // A question still open is moot once the task completed: withdrawn in the same transaction.
+    const [[worker], [updated], withdrawn] = await db.batch([
       countCompletion(db, team, id, report.lease_id, at),
       updateUnderLease(db, team, id, report.lease_id, at, {
         status: "completed",
@@ -138,9 +142,10 @@ taskLeaseRoutes.openapi(
         ...addUsage(report),
         completedAt: at,
       }),
+      withdrawQuestions(db, team, [id]),
     ]);
     if (!updated) return lostLease(db, team, id, report.lease_id, at);
-    await publishTeamEvents(c.env, team, [taskEvent("task.completed", updated), ...(worker ? [workerEvent(worker, at)] : [])]);
+    await publishTeamEvents(c.env, team, [taskEvent("task.completed", updated), ...withdrawnEvents(withdrawn, at), ...(worker ? [workerEvent(worker, at)] : [])]);
     return c.json(toTask(updated), 200);
   },
 );
@@ -164,13 +169,54 @@ taskLeaseRoutes.openapi(
     const at = now.toISOString();
     // One round trip: the statement decides retry or failure by the attempts it reads, and
     // failing for good blocks the dependents in the same transaction (a retry skips that).
-    const [[updated], blocked] = await db.batch([failUnderLease(db, team, id, report.lease_id, at, report, retryWaits(now)), blockDependents(db, team, at, id)]);
+    const [[worker], [updated], blocked, withdrawn] = await db.batch([
+      endAttemptOfWorker(db, team, id, report.lease_id, at, false),
+      failUnderLease(db, team, id, report.lease_id, at, report, retryWaits(now)),
+      blockDependents(db, team, at, id),
+      withdrawQuestions(db, team, [id]),
+    ]);
     if (!updated) {
       // Only when the task had failed for good before (the cron) and something was left to block.
       await publishTeamEvents(c.env, team, blockedEvents(blocked, at));
       return lostLease(db, team, id, report.lease_id, at);
     }
-    await publishTeamEvents(c.env, team, [taskEvent(failureEventType(updated.status), updated), ...blockedEvents(blocked, at)]);
+    await publishTeamEvents(c.env, team, [
+      taskEvent(failureEventType(updated.status), updated),
+      ...blockedEvents(blocked, at),
+      ...withdrawnEvents(withdrawn, at),
+      ...(worker ? [workerEvent(worker, at)] : []),
+    ]);
+    return c.json(toTask(updated), 200);
+  },
+);
+
+taskLeaseRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/tasks/{id}/release",
+    summary: "Give the task back to the queue without using up an attempt (a worker stopping): pending and claimable at once",
+    description:
+      "For a worker that stops before it could finish (the daemon on SIGTERM): the attempt is not counted, there is no backoff, and an open question of the task is withdrawn. A task that failed is `fail`'s business, not this.",
+    security,
+    middleware: [authenticate, requireScope("agent")] as const,
+    request: { params: taskIdParam, body: { required: true, ...json(z.object({ lease_id: z.string().min(1).max(200), reason: z.string().trim().min(1).max(2_000).optional() })) } },
+    responses: { 200: { description: "Back in the queue", ...json(taskSchema) }, ...leaseResponses },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const { lease_id, reason } = c.req.valid("json");
+    const team = c.get("auth").team_id;
+    const db = dbOf(c.env);
+    const at = new Date().toISOString();
+    // The claim counted the attempt; a release takes it back, so stopping a worker never
+    // costs a task one of its attempts (nor fails it on its last).
+    const [[worker], [updated], withdrawn] = await db.batch([
+      endAttemptOfWorker(db, team, id, lease_id, at, false),
+      updateUnderLease(db, team, id, lease_id, at, { status: "pending", ...LEASE_CLEARED, attempts: sql`max(${tasks.attempts} - 1, 0)`, availableAt: at }),
+      withdrawQuestions(db, team, [id]),
+    ]);
+    if (!updated) return lostLease(db, team, id, lease_id, at);
+    await publishTeamEvents(c.env, team, [taskEvent("task.released", updated, reason ? { reason } : {}), ...withdrawnEvents(withdrawn, at), ...(worker ? [workerEvent(worker, at)] : [])]);
     return c.json(toTask(updated), 200);
   },
 );

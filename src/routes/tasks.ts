@@ -9,7 +9,7 @@ import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
-import { blockedEvents, taskEvent, unblockedEvents } from "../lib/task-events";
+import { blockedEvents, taskEvent, unblockedEvents, withdrawnEvents } from "../lib/task-events";
 import { publishTeamEvents } from "../lib/team-stream";
 import { roleSchema, taskId, taskIdParam, taskSchema, toTask } from "../lib/task-schemas";
 
@@ -188,7 +188,7 @@ taskRoutes.openapi(
     const cancelled = await cancelTask(db, team, id, at);
     // It ended between the read and the write (say, it completed): say how.
     if (!cancelled) throw new ApiError("conflict", `The task changed while it was being cancelled; it is ${(await findTask(db, team, id))?.status}.`);
-    await publishTeamEvents(c.env, team, [taskEvent("task.cancelled", cancelled.task), ...blockedEvents(cancelled.blocked, at)]);
+    await publishTeamEvents(c.env, team, [taskEvent("task.cancelled", cancelled.task), ...blockedEvents(cancelled.blocked, at), ...withdrawnEvents(cancelled.withdrawn, at)]);
     return c.json(toTask(cancelled.task), 200);
   },
 );
