@@ -17,7 +17,7 @@ export interface RunOptions {
   maxTurns?: number;
   command: string[];
   env?: NodeJS.ProcessEnv;
-  /** How often the chat log is uploaded while a step runs. */
+  /** How often the chat log is uploaded while a step runs (default 5 s; SWITCHBOARD_LOG_UPLOAD_MS). */
   logUploadMs?: number;
   out?: (text: string) => void;
   /** Tests pass a signal; the CLI wires SIGINT/SIGTERM to it. */
@@ -56,15 +56,21 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   const logPath = `logs/${step}.log`;
   let log = "";
   let uploaded = 0;
-  const upload = async () => {
-    if (log.length === uploaded) return;
+  // One upload at a time: each PUT replaces the whole file, so a slow one finishing after a
+  // newer one would leave a stale log. A tick that finds one in flight skips.
+  let inFlight: Promise<void> | null = null;
+  const upload = (): Promise<void> => {
+    if (inFlight) return inFlight;
+    if (log.length === uploaded) return Promise.resolve();
     const snapshot = log;
-    try {
-      await client.putWorkspaceFile(o.sessionId, o.topicId, logPath, snapshot);
-      uploaded = snapshot.length;
-    } catch (e) {
-      out(`[switchboard] chat log upload failed: ${e instanceof Error ? e.message : String(e)}\n`);
-    }
+    inFlight = client
+      .putWorkspaceFile(o.sessionId, o.topicId, logPath, snapshot)
+      .then(
+        () => void (uploaded = snapshot.length),
+        (e: unknown) => out(`[switchboard] chat log upload failed: ${e instanceof Error ? e.message : String(e)}\n`),
+      )
+      .finally(() => (inFlight = null));
+    return inFlight;
   };
 
   const rotated = pickRotatedToken(o.env ?? process.env);
@@ -123,6 +129,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     // No summary file: the JSON lines are the report.
   }
   rmSync(dir, { recursive: true, force: true });
+  await inFlight; // the last periodic upload, then the whole log
   await upload();
 
   const duration_ms = Date.now() - started;

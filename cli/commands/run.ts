@@ -28,9 +28,10 @@ export const runCommand: CliCommand = {
           const command = ctx.agentCommand ?? [];
           if (command.length === 0) throw new UsageError("run needs the agent command after --", "e.g. switchboard run --session s1 --topic t1 all -- claude -p \"$(cat prompt.md)\"");
           const client = new SwitchboardClient({ ...agentClientOptions(ctx.env), log: (l) => ctx.err(`[switchboard] ${l}\n`) });
+          const logUploadMs = envMs(ctx.env, "SWITCHBOARD_LOG_UPLOAD_MS");
           const stop = interruption();
           try {
-            const outcomes = await runSteps(client, { sessionId: opts.session, topicId: opts.topic, steps, maxTurns: opts.turns, command, env: ctx.env, interrupt: stop.signal, out: ctx.out });
+            const outcomes = await runSteps(client, { sessionId: opts.session, topicId: opts.topic, steps, maxTurns: opts.turns, command, env: ctx.env, logUploadMs, interrupt: stop.signal, out: ctx.out });
             ctx.out(`\n${renderSummary(outcomes)}\n`);
             if (stop.signal.aborted) return 130;
             return outcomes.every((o) => o.status === "completed") && outcomes.length === steps.length ? 0 : 1;
@@ -41,3 +42,11 @@ export const runCommand: CliCommand = {
       );
   },
 };
+
+/** A whole number of milliseconds from the environment, or undefined when unset; anything else is bad usage. */
+function envMs(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const value = env[name];
+  if (value === undefined || value === "") return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`${name} must be a whole number of milliseconds (not ${value})`);
+  return Number(value);
+}

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevWorker, setUpTeam, startDevWorker } from "./dev-worker";
-import { nodeAgent, readWorkspace, startCli } from "./runner-helpers";
+import { nodeAgent, readWorkspace, sleep, startCli, startProxy } from "./runner-helpers";
 
 // The runner's handling of the agent's output: decoding, and the chat log in the workspace.
 
@@ -30,5 +30,47 @@ describe("switchboard run: the agent's output", () => {
     expect(log.status).toBe(200);
     expect(replacements(log.text)).toBe(0);
     expect(log.text === text).toBe(true);
+  }, 60_000);
+
+  it("uploads the chat log as it goes, while the agent still runs", async () => {
+    const team = await setUpTeam(worker, "asitgoes", "t1");
+    const run = startCli(["run", "--session", "asitgoes", "--topic", "t1", "design", "--", ...nodeAgent(`console.log("first line"); setTimeout(() => console.log("last line"), 4000)`)], {
+      ...envFor(team.api_key),
+      SWITCHBOARD_LOG_UPLOAD_MS: "200",
+    });
+    await run.waitFor((o) => o.includes("first line"), 10_000, "first line");
+    let log = { status: 0, text: "" };
+    for (const until = Date.now() + 3000; Date.now() < until && !log.text.includes("first line"); await sleep(100)) {
+      log = await readWorkspace(worker.url, team.api_key, "asitgoes", "t1", "logs/design.log");
+    }
+    expect(log.text).toBe("first line\n");
+    expect(run.child.exitCode).toBeNull(); // the agent is still sleeping
+    expect((await run.exited).code).toBe(0);
+    expect((await readWorkspace(worker.url, team.api_key, "asitgoes", "t1", "logs/design.log")).text).toBe("first line\nlast line\n");
+  }, 60_000);
+
+  it("the final upload waits for a slow periodic one, so the log ends complete", async () => {
+    const team = await setUpTeam(worker, "slowlog", "t1");
+    // The first periodic upload (the log with "line 1" only) is held 2.5 s on its way to the
+    // Worker; the agent prints "line 2" and exits meanwhile. Were the uploads not one at a
+    // time, the final one would land first and the held one would overwrite it.
+    let held = false;
+    const proxy = await startProxy(worker.url, (req) => {
+      if (req.method !== "PUT" || !req.url?.endsWith("/workspace/logs/design.log") || held) return undefined;
+      held = true;
+      return { delayMs: 2500 };
+    });
+    try {
+      const run = await startCli(["run", "--session", "slowlog", "--topic", "t1", "design", "--", ...nodeAgent(`console.log("line 1"); setTimeout(() => console.log("line 2"), 800)`)], {
+        ...envFor(team.api_key, proxy.url),
+        SWITCHBOARD_LOG_UPLOAD_MS: "200",
+      }).exited;
+      expect(run.code).toBe(0);
+      expect(held).toBe(true);
+      await sleep(3000); // past the held upload, had it been left running
+      expect((await readWorkspace(worker.url, team.api_key, "slowlog", "t1", "logs/design.log")).text).toBe("line 1\nline 2\n");
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 });
