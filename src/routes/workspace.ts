@@ -45,13 +45,23 @@ type Topic = { team: string; sid: string; tid: string };
 
 /** The file path from the URL, validated for this topic (its key must fit R2's 1,024 bytes). */
 function filePath(c: Context<AppEnv>, t: Topic): string {
-  const marker = "/workspace/";
-  const url = new URL(c.req.url);
-  const raw = url.pathname.slice(url.pathname.indexOf(marker) + marker.length);
+  // The route is `/v1/sessions/:sid/topics/:tid/workspace/*`, so the file path is everything
+  // after its seventh `/`. Searching the URL for `/workspace/` instead would stop at a
+  // session or topic named `workspace` and store the file under the wrong path. The first
+  // segments are checked against the ids Hono matched, decoded one by one, since a client may
+  // percent-encode any of them (`%77orkspace`); an encoded `/` (%2F) stays inside its segment
+  // here and only becomes a separator once the file path itself is decoded below.
+  const segments = new URL(c.req.url).pathname.split("/");
+  const route = ["", "v1", "sessions", t.sid, "topics", t.tid, "workspace"];
   let path: string;
   try {
-    path = decodeURIComponent(raw);
-  } catch {
+    if (segments.length <= route.length || route.some((want, i) => decodeURIComponent(segments[i] as string) !== want)) {
+      // Hono matched this route, so this cannot happen; refuse rather than guess a path.
+      throw new ApiError("not_found", "No such workspace route.");
+    }
+    path = decodeURIComponent(segments.slice(route.length).join("/"));
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
     throw new ApiError("validation", "The path is not valid percent-encoding.", [{ path: "path", message: "invalid percent-encoding" }]);
   }
   const problem = workspacePathProblem(path, workspacePathMaxBytes(t.team, t.sid, t.tid));
