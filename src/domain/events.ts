@@ -114,6 +114,14 @@ export function parseCallbackBody(body: unknown) {
   return { success: true as const, events };
 }
 
+/**
+ * The value a client-chosen key names in a record, or undefined: own properties only, so
+ * "constructor", "__proto__" or "toString" name nothing rather than Object.prototype's members.
+ */
+export function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 /** Typed view of an event's data, for reducers (the edge already validated it). */
 export function dataOf<T extends EventType>(event: AgentEvent & { type: T }): z.infer<(typeof eventDataSchemas)[T]> {
   return eventDataSchemas[event.type].parse(event.data) as z.infer<(typeof eventDataSchemas)[T]>;

@@ -1,4 +1,4 @@
-import { type AgentEvent, dataOf } from "./events";
+import { type AgentEvent, dataOf, ownEntry } from "./events";
 import type { Json } from "./json";
 
 export const SESSION_STATUSES = ["created", "running", "completed", "failed"] as const;
@@ -85,14 +85,14 @@ export function applySessionEvent(state: SessionState, event: AgentEvent, now: s
     }
     case "insight_started": {
       const data = dataOf({ ...event, type: "insight_started" });
-      const prior = state.insights[data.insight_id];
+      const prior = ownEntry(state.insights, data.insight_id);
       // A late start never undoes a failure that was already recorded.
       const insight: Insight = prior?.status === "failed" ? { ...prior, title: data.title ?? prior.title } : { id: data.insight_id, title: data.title, status: "started" };
       return { accepted: true, state: { ...touched, insights: { ...state.insights, [data.insight_id]: insight } } };
     }
     case "insight_failed": {
       const data = dataOf({ ...event, type: "insight_failed" });
-      const prior = state.insights[data.insight_id];
+      const prior = ownEntry(state.insights, data.insight_id);
       const insight: Insight = { id: data.insight_id, title: prior?.title, status: "failed", error: data.error };
       return { accepted: true, state: { ...touched, insights: { ...state.insights, [data.insight_id]: insight } } };
     }

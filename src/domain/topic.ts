@@ -1,4 +1,4 @@
-import { type AgentEvent, dataOf } from "./events";
+import { type AgentEvent, dataOf, ownEntry } from "./events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step, isStep } from "./steps";
 
 export type StepStatus = "pending" | "running" | "completed" | "failed";
@@ -175,13 +175,13 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
     }
     case "alpha.registered": {
       const data = dataOf({ ...event, type: "alpha.registered" });
-      const prior = state.alphas[data.alpha_id] ?? emptyAlpha(data.alpha_id);
+      const prior = ownEntry(state.alphas, data.alpha_id) ?? emptyAlpha(data.alpha_id);
       const alpha: Alpha = { ...prior, name: data.name ?? prior.name, expression: data.expression ?? prior.expression, registered_at: prior.registered_at ?? at };
       return { accepted: true, state: { ...state, updated_at: now, alphas: { ...state.alphas, [alpha.id]: alpha } } };
     }
     case "alpha.evaluated": {
       const data = dataOf({ ...event, type: "alpha.evaluated" });
-      const prior = state.alphas[data.alpha_id] ?? emptyAlpha(data.alpha_id);
+      const prior = ownEntry(state.alphas, data.alpha_id) ?? emptyAlpha(data.alpha_id);
       if (prior.evaluated_at !== null && prior.evaluated_at > at) return { accepted: true, state };
       const alpha: Alpha = { ...prior, metrics: data.metrics, passed: data.passed, evaluated_at: at };
       return { accepted: true, state: { ...state, updated_at: now, alphas: { ...state.alphas, [alpha.id]: alpha } } };
@@ -227,7 +227,10 @@ export function topicSummary(state: TopicState) {
     created_at: state.created_at,
     updated_at: state.updated_at,
     steps: state.steps,
-    alphas: Object.values(state.alphas),
+    // Own entries with an id only: a topic stored before alpha ids were looked up as own
+    // properties may hold an id-less entry (an alpha named "constructor" did), which no
+    // index row could be written for.
+    alphas: Object.entries(state.alphas).flatMap(([key, a]) => (typeof a?.id === "string" && a.id === key ? [a] : [])),
   };
 }
 export type TopicSummary = ReturnType<typeof topicSummary>;

@@ -17,7 +17,11 @@ interface HubGroup {
   from: Set<number>;
 }
 
-type IndexWrite = { kind: "session"; team: string; summary: SessionSummary; version: number } | { kind: "topic"; team: string; session: string; summary: TopicSummary; version: number };
+/** One index row (a topic's with its alphas) to write, and the requests (by index) it came from. */
+type IndexWrite = ({ kind: "session"; team: string; summary: SessionSummary; version: number } | { kind: "topic"; team: string; session: string; summary: TopicSummary; version: number }) & { from: Set<number> };
+
+/** How many index writes go to D1 at once when a failed batch is retried row by row. */
+const INDEX_RETRY_CONCURRENCY = 6;
 
 /**
  * Applies a batch of callback requests with one call per hub and one D1 batch in all.
@@ -26,9 +30,10 @@ type IndexWrite = { kind: "session"; team: string; summary: SessionSummary; vers
  * the events of one request stay in the order given (the guarantee callers have). Under load
  * this turns N requests for one topic into one apply, one SSE write per subscriber and one
  * index write, instead of N of each. Session events go first, then topics, as for a single
- * request. Returns the requests that failed (by index): a hub or the index failed for them,
- * and redelivering them is safe because hubs apply each event id once and index rows are
- * versioned upserts.
+ * request. Returns the requests that failed (by index): a hub or one of their index rows
+ * failed for them (a row that cannot be written fails only the requests that touched it, not
+ * the whole batch), and redelivering them is safe because hubs apply each event id once and
+ * index rows are versioned upserts.
  */
 export async function applyCallbackRequests(env: Env, requests: CallbackMessage[]): Promise<{ failed: Set<number>; errors: unknown[] }> {
   const failed = new Set<number>();
@@ -65,20 +70,18 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
   });
 
   const writes: IndexWrite[] = [];
-  const writeFrom = new Set<number>();
   await Promise.all(
     [...sessions.values()].map(async (g) => {
       try {
         const report = await sessionHub(env, g.team, g.session).apply(g.events);
-        writes.push({ kind: "session", team: g.team, summary: report.summary, version: report.version });
+        writes.push({ kind: "session", team: g.team, summary: report.summary, version: report.version, from: g.from });
         // topic_added creates the topic: its hub now, its index row with the others.
         for (const event of g.events) {
           if (event.type !== "topic_added") continue;
           const data = dataOf({ ...event, type: "topic_added" });
           const topic = await topicHub(env, g.team, g.session, data.topic_id).ensure({ id: data.topic_id, session_id: g.session, team_id: g.team, hypothesis: data.hypothesis ?? null });
-          writes.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version });
+          writes.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version, from: g.from });
         }
-        for (const i of g.from) writeFrom.add(i);
       } catch (error) {
         fail(g.from, error);
       }
@@ -90,8 +93,7 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
       try {
         const init = { id: g.topic as string, session_id: g.session, team_id: g.team };
         const report: ApplyReport<TopicSummary> = await topicHub(env, g.team, g.session, g.topic as string).apply(init, g.events);
-        writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version });
-        for (const i of g.from) writeFrom.add(i);
+        writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, from: g.from });
         const byId = new Map(g.events.map((e) => [e.id, e.type]));
         const rejected = report.results.flatMap((r) => (r.status === "rejected" ? [{ event_id: r.event_id, type: byId.get(r.event_id) ?? "unknown", reason: r.reason }] : []));
         if (rejected.length > 0) await sessionHub(env, g.team, g.session).recordRejected(rejected);
@@ -101,13 +103,7 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
     }),
   );
 
-  if (writes.length > 0) {
-    try {
-      await writeIndex(env, writes);
-    } catch (error) {
-      fail(writeFrom, error);
-    }
-  }
+  if (writes.length > 0) await writeIndex(env, writes, fail);
 
   // An oversized request's R2 copy goes once it was applied (a redelivery finds it gone: done).
   await Promise.all(
@@ -129,21 +125,49 @@ export async function applyCallbackMessage(env: Env, message: CallbackMessage): 
   if (errors.length > 0) throw errors[0];
 }
 
-/** Every index row the batch changed, in one D1 batch (one round trip). */
-async function writeIndex(env: Env, writes: IndexWrite[]): Promise<void> {
+/**
+ * Every index row the batch changed, in one D1 batch (one round trip). D1 runs a batch as one
+ * transaction, so one row that cannot be written (a constraint it breaks) would undo every
+ * other team's rows with it: then each row (a session's, or a topic's with its alphas) is
+ * written again on its own, and only the requests whose rows still fail are failed.
+ */
+async function writeIndex(env: Env, writes: IndexWrite[], fail: (from: Iterable<number>, error: unknown) => void): Promise<void> {
   const db = dbOf(env);
-  // Only the newest version of each row matters (older ones would be skipped by the upsert anyway).
+  // Only the newest version of each row matters (older ones would be skipped by the upsert
+  // anyway); it carries every request that changed the row, since it includes their changes.
   const newest = new Map<string, IndexWrite>();
   for (const w of writes) {
     const key = w.kind === "session" ? `s\u0000${w.team}\u0000${w.summary.id}` : `t\u0000${w.team}\u0000${w.session}\u0000${w.summary.id}`;
     const prior = newest.get(key);
-    if (!prior || prior.version < w.version) newest.set(key, w);
+    const from = new Set([...(prior?.from ?? []), ...w.from]);
+    newest.set(key, !prior || prior.version < w.version ? { ...w, from } : { ...prior, from });
   }
-  const statements = [...newest.values()].flatMap((w): BatchItem<"sqlite">[] =>
-    w.kind === "session" ? [upsertSessionRow(db, w.team, w.summary, w.version)] : [upsertTopicRow(db, w.team, w.session, w.summary, w.version), ...upsertAlphaRows(db, w.team, w.session, w.summary, w.version)],
-  );
-  const [first, ...rest] = statements;
-  if (first) await db.batch([first, ...rest]);
+  const units = [...newest.values()].map((w): { from: Set<number>; statements: BatchItem<"sqlite">[] } => ({
+    from: w.from,
+    statements: w.kind === "session" ? [upsertSessionRow(db, w.team, w.summary, w.version)] : [upsertTopicRow(db, w.team, w.session, w.summary, w.version), ...upsertAlphaRows(db, w.team, w.session, w.summary, w.version)],
+  }));
+  const run = async (statements: BatchItem<"sqlite">[]) => {
+    const [first, ...rest] = statements;
+    if (first) await db.batch([first, ...rest]);
+  };
+  try {
+    await run(units.flatMap((u) => u.statements));
+    return;
+  } catch (error) {
+    if (units.length === 1) return fail((units[0] as (typeof units)[number]).from, error);
+  }
+  let next = 0;
+  const worker = async () => {
+    while (next < units.length) {
+      const unit = units[next++] as (typeof units)[number];
+      try {
+        await run(unit.statements);
+      } catch (error) {
+        fail(unit.from, error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(INDEX_RETRY_CONCURRENCY, units.length) }, worker));
 }
 
 async function loadOversized(env: Env, key: string): Promise<AgentEvent[]> {

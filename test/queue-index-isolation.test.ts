@@ -1,0 +1,65 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../src/index";
+import type { CallbackMessage } from "../src/queue/messages";
+import { call, createTeam, json, sessionWithTopic, stepEvent, uid } from "./helpers";
+
+async function runBatch(bodies: CallbackMessage[]) {
+  const batch = createMessageBatch("switchboard-callbacks", bodies.map((body, i) => ({ id: `msg-${crypto.randomUUID()}-${i}`, timestamp: new Date(), attempts: 1, body })));
+  const ctx = createExecutionContext();
+  await worker.queue(batch as MessageBatch<unknown>, env, ctx);
+  return { batch, result: await getQueueResult(batch, ctx) };
+}
+
+const topicRow = (team: string, sid: string, tid: string) => env.DB.prepare("SELECT status, current_step FROM topics WHERE team_id = ? AND session_id = ? AND id = ?").bind(team, sid, tid).first();
+
+describe("queue consumer: one request's index rows cannot fail another's", () => {
+  it("a request whose row D1 refuses fails alone; the other team's request in the batch is indexed and acked", async () => {
+    const a = await createTeam();
+    const b = await createTeam();
+    const sa = await sessionWithTopic(a.api_key);
+    const sb = await sessionWithTopic(b.api_key);
+    // A row D1 refuses whatever the code does: the stand-in for any poisoned row.
+    const poison = uid("poison");
+    await env.DB.prepare(`CREATE TRIGGER "refuse_${poison}" BEFORE INSERT ON alphas WHEN NEW.id = '${poison}' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END`).run();
+    try {
+      const bodies: CallbackMessage[] = [
+        { kind: "callbacks", team_id: a.team_id, request_id: "ra", events: [stepEvent(sa.sid, sa.tid, "alpha.registered", { alpha_id: poison }) as never] },
+        { kind: "callbacks", team_id: b.team_id, request_id: "rb", events: [stepEvent(sb.sid, sb.tid, "step_started", { step: "explore" }) as never] },
+      ];
+      const { batch, result } = await runBatch(bodies);
+      const [ma, mb] = batch.messages.map((m) => m.id);
+      expect(result.explicitAcks).toEqual([mb]);
+      expect(result.retryMessages.map((m) => m.msgId)).toEqual([ma]);
+      expect(await topicRow(b.team_id, sb.sid, sb.tid)).toEqual({ status: "running", current_step: "explore" });
+    } finally {
+      await env.DB.prepare(`DROP TRIGGER IF EXISTS "refuse_${poison}"`).run();
+    }
+  });
+
+  it("indexes alphas named like Object.prototype's members, and acks their request", async () => {
+    const a = await createTeam();
+    const b = await createTeam();
+    const sa = await sessionWithTopic(a.api_key);
+    const sb = await sessionWithTopic(b.api_key);
+    const names = ["constructor", "__proto__", "toString", "hasOwnProperty"];
+    const bodies: CallbackMessage[] = [
+      {
+        kind: "callbacks",
+        team_id: a.team_id,
+        request_id: "ra",
+        events: names.flatMap((n) => [stepEvent(sa.sid, sa.tid, "alpha.registered", { alpha_id: n, name: `named ${n}` }), stepEvent(sa.sid, sa.tid, "alpha.evaluated", { alpha_id: n, metrics: { sharpe: 1 }, passed: true })]) as never,
+      },
+      { kind: "callbacks", team_id: b.team_id, request_id: "rb", events: [stepEvent(sb.sid, sb.tid, "step_started", { step: "design" }) as never] },
+    ];
+    const { batch, result } = await runBatch(bodies);
+    expect(result.explicitAcks.sort()).toEqual(batch.messages.map((m) => m.id).sort());
+    expect(result.retryMessages).toEqual([]);
+    const rows = await env.DB.prepare("SELECT id, name, passed FROM alphas WHERE team_id = ? AND session_id = ? ORDER BY id").bind(a.team_id, sa.sid).all();
+    expect(rows.results).toEqual([...names].sort().map((n) => ({ id: n, name: `named ${n}`, passed: 1 })));
+    expect(await topicRow(b.team_id, sb.sid, sb.tid)).toEqual({ status: "running", current_step: "design" });
+    const topic = await json(await call(`/v1/sessions/${sa.sid}/topics/${sa.tid}`, { key: a.api_key }));
+    expect(topic.alphas.map((x: { id: string }) => x.id).sort()).toEqual([...names].sort());
+  });
+});
