@@ -71,8 +71,10 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   let message: CallbackMessage = { kind: "callbacks", team_id: team, request_id: requestId, events };
   let bytes = utf8.encode(JSON.stringify(message)).byteLength;
   if (bytes > INLINE_LIMIT_BYTES) {
-    const key = oversizeKey(team, requestId);
-    await c.env.BUCKET.put(key, JSON.stringify(events), { httpMetadata: { contentType: "application/json" } });
+    // Keyed by an id of our own: the request id may come from the client's X-Request-Id,
+    // and two requests sharing one would overwrite each other's events.
+    const key = oversizeKey(team, crypto.randomUUID());
+    await c.env.BUCKET.put(key, JSON.stringify(events), { httpMetadata: { contentType: "application/json" }, customMetadata: { request_id: requestId } });
     message = { kind: "callbacks", team_id: team, request_id: requestId, r2_key: key };
     bytes = utf8.encode(JSON.stringify(message)).byteLength;
   }
