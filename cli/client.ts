@@ -28,6 +28,11 @@ export interface ClientOptions {
   log?: (line: string) => void;
 }
 
+/** The part of a topic the runner reads (the full shape is `topicSchema` in src/routes/schemas.ts). */
+export interface TopicSteps {
+  steps: Partial<Record<string, { status: string; max_turns: number }>>;
+}
+
 export type SendResult = { delivered: "callback"; accepted: number } | { delivered: "sentinel"; keys: string[]; error: string };
 
 class HttpError extends Error {
@@ -135,6 +140,21 @@ export class SwitchboardClient {
       if (res.ok) keys.push(key);
     }
     return keys;
+  }
+
+  /** A topic's per-step records, as GET /v1/sessions/:sid/topics/:tid gives them (an agent key may read it). */
+  async getTopic(sessionId: string, topicId: string): Promise<TopicSteps> {
+    const url = new URL(`/v1/sessions/${encodeURIComponent(sessionId)}/topics/${encodeURIComponent(topicId)}`, this.options.baseUrl);
+    return pRetry(
+      async () => {
+        const res = await this.fetch(url, { headers: { Authorization: `Bearer ${this.options.apiKey}`, Accept: "application/json" } });
+        const text = await res.text();
+        if (res.ok) return JSON.parse(text) as TopicSteps;
+        const error = new HttpError(res.status, text, retryAfterMs(res.headers.get("Retry-After")));
+        throw RETRYABLE.has(res.status) ? error : new AbortError(error);
+      },
+      { retries: this.options.retries ?? 3, minTimeout: this.options.minDelayMs ?? 500 },
+    );
   }
 
   /** Stores a workspace file (the runner's chat logs). */

@@ -13,7 +13,7 @@ export interface RunOptions {
   sessionId: string;
   topicId: string;
   steps: Step[];
-  /** Overrides every step's budget (`-t`); otherwise 15/40/50/15/40/60. */
+  /** Overrides every step's budget (`-t`); otherwise the topic's own (15/40/50/15/40/60 unless it set others). */
   maxTurns?: number;
   command: string[];
   env?: NodeJS.ProcessEnv;
@@ -28,17 +28,33 @@ export interface RunOptions {
 export async function runSteps(client: SwitchboardClient, options: RunOptions): Promise<StepOutcome[]> {
   const outcomes: StepOutcome[] = [];
   const runId = crypto.randomUUID().slice(0, 8);
+  const budgets = await turnBudgets(client, options);
   for (const step of options.steps) {
-    const outcome = await runStep(client, options, step, runId);
+    const outcome = await runStep(client, options, step, runId, budgets[step]);
     outcomes.push(outcome);
     if (outcome.status !== "completed") break;
   }
   return outcomes;
 }
 
-async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, runId: string): Promise<StepOutcome> {
+/**
+ * Each step's budget: `-t`, else the topic's own as the server holds it (set when the topic was
+ * created, or by an earlier `-t`), read once; the defaults only when the topic cannot be read.
+ */
+async function turnBudgets(client: SwitchboardClient, o: RunOptions): Promise<Record<Step, number>> {
+  const each = (f: (s: Step) => number) => Object.fromEntries(STEPS.map((s) => [s, f(s)])) as Record<Step, number>;
+  if (o.maxTurns !== undefined) return each(() => o.maxTurns as number);
+  try {
+    const topic = await client.getTopic(o.sessionId, o.topicId);
+    return each((s) => topic.steps?.[s]?.max_turns ?? DEFAULT_MAX_TURNS[s]);
+  } catch (e) {
+    (o.out ?? ((t: string) => process.stdout.write(t)))(`[switchboard] could not read the topic's turn budgets (${e instanceof Error ? e.message : String(e)}); using the defaults\n`);
+    return each((s) => DEFAULT_MAX_TURNS[s]);
+  }
+}
+
+async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, runId: string, maxTurns: number): Promise<StepOutcome> {
   const out = o.out ?? ((t: string) => process.stdout.write(t));
-  const maxTurns = o.maxTurns ?? DEFAULT_MAX_TURNS[step];
   const event = (type: AgentEvent["type"], data: Record<string, unknown>): AgentEvent => ({
     // One id per run, step and type: a retried send is a duplicate, a re-run is new.
     id: `run-${runId}-${o.topicId}-${step}-${type}`,
@@ -48,7 +64,9 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     occurred_at: new Date().toISOString(),
     data,
   });
-  await client.send(event("step_started", { step, max_turns: maxTurns }));
+  // Only `-t` sets the budget on the server; without it the topic keeps its own (the reducer
+  // leaves max_turns alone when step_started carries none).
+  await client.send(event("step_started", o.maxTurns === undefined ? { step } : { step, max_turns: o.maxTurns }));
 
   const dir = mkdtempSync(join(tmpdir(), "switchboard-step-"));
   const summaryFile = join(dir, "summary.json");
