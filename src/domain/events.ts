@@ -6,6 +6,15 @@ import { z } from "zod";
  * so agents can carry extra context through to the stream.
  */
 const id = z.string().min(1).max(200);
+
+/**
+ * Client-chosen ids that name what routes reach: sessions, topics, alphas. No `:`, because
+ * Durable Object names join ids with it (`{team}:{session}:{topic}`) and one name must never
+ * stand for two entities; no `/` or spaces, so every id a callback creates has a route.
+ * The routes use the same rule (src/lib/ids.ts re-exports it).
+ */
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const clientId = z.string().regex(CLIENT_ID_PATTERN, "1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit");
 // Step names are validated by the reducer, not here: an unknown step is a rejected event
 // recorded on the session (the issue says so), not a 400 for the whole request.
 const stepName = z.string().min(1).max(64);
@@ -20,7 +29,7 @@ export const toolUsageSchema = z.looseObject({
 });
 
 export const eventDataSchemas = {
-  topic_added: z.looseObject({ topic_id: id, hypothesis: z.string().max(10_000).optional() }),
+  topic_added: z.looseObject({ topic_id: clientId, hypothesis: z.string().max(10_000).optional() }),
   update_status: z.looseObject({
     status: z.enum(["created", "running", "completed", "failed"]),
     reason: z.string().max(10_000).optional(),
@@ -41,12 +50,12 @@ export const eventDataSchemas = {
     duration_ms: nonNeg.optional(),
   }),
   "alpha.registered": z.looseObject({
-    alpha_id: id,
+    alpha_id: clientId,
     name: z.string().max(1000).optional(),
     expression: z.string().max(10_000).optional(),
   }),
   "alpha.evaluated": z.looseObject({
-    alpha_id: id,
+    alpha_id: clientId,
     metrics: z.record(z.string(), z.number()),
     passed: z.boolean(),
   }),
@@ -72,8 +81,8 @@ export function isSessionLevel(type: EventType): boolean {
 const envelopeBase = z.object({
   id: id.describe("client-chosen, unique per team; the idempotency key"),
   type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
-  session_id: id,
-  topic_id: id.optional(),
+  session_id: clientId,
+  topic_id: clientId.optional(),
   occurred_at: z.iso.datetime({ offset: true }).optional(),
   data: z.record(z.string(), z.unknown()),
 });
@@ -120,6 +129,17 @@ export function parseCallbackBody(body: unknown) {
  */
 export function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/**
+ * Why an event's data does not meet its schema (now), or null when it does: the edge
+ * validated it, but a message queued before a rule was tightened may not pass it any more.
+ * Reducers refuse such an event (recorded as rejected) rather than throw, since a throw
+ * would fail every other request's events applied with it, on every redelivery.
+ */
+export function invalidData(error: unknown): string | null {
+  if (!(error instanceof z.ZodError)) return null;
+  return `invalid data: ${error.issues.map((i) => `${["data", ...i.path].join(".")}: ${i.message}`).join("; ")}`;
 }
 
 /** Typed view of an event's data, for reducers (the edge already validated it). */

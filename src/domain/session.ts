@@ -1,4 +1,4 @@
-import { type AgentEvent, dataOf, ownEntry } from "./events";
+import { type AgentEvent, dataOf, invalidData, ownEntry } from "./events";
 import type { Json } from "./json";
 
 export const SESSION_STATUSES = ["created", "running", "completed", "failed"] as const;
@@ -67,6 +67,16 @@ export function newSession(init: { id: string; team_id: string; title?: string |
 
 /** Applies one session-level event. Pure: the hub persists and broadcasts what it returns. */
 export function applySessionEvent(state: SessionState, event: AgentEvent, now: string): Outcome<SessionState> {
+  try {
+    return applySessionEventData(state, event, now);
+  } catch (error) {
+    const reason = invalidData(error);
+    if (reason === null) throw error;
+    return reject(state, event, reason, now);
+  }
+}
+
+function applySessionEventData(state: SessionState, event: AgentEvent, now: string): Outcome<SessionState> {
   const touched = { ...state, updated_at: now };
   switch (event.type) {
     case "update_status": {

@@ -1,4 +1,4 @@
-import { type AgentEvent, dataOf, ownEntry } from "./events";
+import { type AgentEvent, dataOf, invalidData, ownEntry } from "./events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step, isStep } from "./steps";
 
 export type StepStatus = "pending" | "running" | "completed" | "failed";
@@ -112,6 +112,16 @@ export function currentStep(state: TopicState): Step | null {
  * occurred after the failure; between two endings the later one (by `occurred_at`) wins.
  */
 export function applyTopicEvent(state: TopicState, event: AgentEvent, now: string): TopicOutcome {
+  try {
+    return applyTopicEventData(state, event, now);
+  } catch (error) {
+    const reason = invalidData(error);
+    if (reason === null) throw error;
+    return { accepted: false, state, reason };
+  }
+}
+
+function applyTopicEventData(state: TopicState, event: AgentEvent, now: string): TopicOutcome {
   const at = event.occurred_at ?? now;
   const withStep = (step: Step, record: StepRecord): TopicOutcome => ({
     accepted: true,

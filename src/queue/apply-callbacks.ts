@@ -3,7 +3,7 @@ import type { ApplyReport } from "../../durable-objects/hub";
 import type { BatchItem } from "drizzle-orm/batch";
 import { dbOf } from "../db/client";
 import { upsertAlphaRows, upsertSessionRow, upsertTopicRow } from "../db/index-rows";
-import { type AgentEvent, dataOf, isSessionLevel } from "../domain/events";
+import { type AgentEvent, eventDataSchemas, isSessionLevel } from "../domain/events";
 import type { TopicSummary } from "../domain/topic";
 import { sessionHub, topicHub } from "../lib/hubs";
 import type { CallbackMessage } from "./messages";
@@ -76,9 +76,13 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
         const report = await sessionHub(env, g.team, g.session).apply(g.events);
         writes.push({ kind: "session", team: g.team, summary: report.summary, version: report.version, from: g.from });
         // topic_added creates the topic: its hub now, its index row with the others.
+        const refused = new Set(report.results.flatMap((r) => (r.status === "rejected" ? [r.event_id] : [])));
         for (const event of g.events) {
-          if (event.type !== "topic_added") continue;
-          const data = dataOf({ ...event, type: "topic_added" });
+          if (event.type !== "topic_added" || refused.has(event.id)) continue;
+          const parsed = eventDataSchemas.topic_added.safeParse(event.data);
+          // Applied before its id rule was tightened (a duplicate now): no route reaches it.
+          if (!parsed.success) continue;
+          const data = parsed.data;
           const topic = await topicHub(env, g.team, g.session, data.topic_id).ensure({ id: data.topic_id, session_id: g.session, team_id: g.team, hypothesis: data.hypothesis ?? null });
           writes.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version, from: g.from });
         }
