@@ -42,6 +42,11 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   if (secret) {
     const headers = { id: c.req.header("webhook-id") ?? null, timestamp: c.req.header("webhook-timestamp") ?? null, signature: c.req.header("webhook-signature") ?? null };
     const verdict = await verifyPayload(secret, headers, raw, Math.floor(Date.now() / 1000));
+    if (!verdict.ok && verdict.reason === "unusable_secret") {
+      // Only a secret stored before PATCH /v1/team checked the key can get here: no request
+      // could pass it, which is the team's configuration to fix, not this request's fault.
+      throw new ApiError("unavailable", "The team's signing secret carries no usable key (not valid base64, or too short): an operator must set a new one with PATCH /v1/team.");
+    }
     if (!verdict.ok) throw new ApiError("bad_signature", `The callback signature is not valid (${verdict.reason}).`);
     // A webhook-id is good once: a captured request sent again within the window is refused.
     const fresh = await db.insert(webhookIds).values({ teamId: team, webhookId: headers.id as string, seenAt: Date.now() }).onConflictDoNothing().returning().all();

@@ -7,7 +7,7 @@ import { encryptSecret } from "../lib/crypto";
 import { signingSecretCache } from "../lib/auth-cache";
 import { ApiError } from "../lib/errors";
 import { newRouter, problemResponses, security } from "../lib/openapi";
-import { SECRET_PATTERN } from "../lib/standard-webhooks";
+import { MIN_SECRET_BYTES, SECRET_PATTERN, secretKeyBytes } from "../lib/standard-webhooks";
 
 export const teamRoutes = newRouter();
 
@@ -31,7 +31,14 @@ export type Team = z.infer<typeof teamSchema>;
 const patchSchema = z
   .object({
     name: z.string().min(1).max(200),
-    signing_secret: z.string().regex(SECRET_PATTERN, "a Standard Webhooks secret: whsec_ followed by at least 24 bytes of base64").nullable(),
+    // The pattern, and then the key itself: a secret that matches it but does not decode
+    // (33 base64 characters, say) would make every later callback fail.
+    signing_secret: z
+      .string()
+      .max(500)
+      .regex(SECRET_PATTERN, `a Standard Webhooks secret: whsec_ followed by at least ${MIN_SECRET_BYTES} bytes of base64`)
+      .refine((s) => !SECRET_PATTERN.test(s) || secretKeyBytes(s) !== null, `not valid base64, or under ${MIN_SECRET_BYTES} bytes once decoded: whsec_ followed by the base64 of ${MIN_SECRET_BYTES} to 64 random bytes`)
+      .nullable(),
     github_webhook_secret: z.string().min(16).max(500).nullable(),
     github_token: z.string().min(10).max(500).nullable(),
     daily_budget_usd: z.number().nonnegative().nullable(),
