@@ -10,6 +10,7 @@ import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { topicHub } from "../lib/hubs";
 import { clientId } from "../lib/ids";
+import { evaluatePreconditions, ifRangeHolds, parseRange, resolveRange, workspaceProblem } from "../lib/workspace-http";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 
 /**
@@ -127,27 +128,62 @@ workspaceRoutes.put(`${BASE}/*`, requireScope("agent"), async (c) => {
   return c.json(file, existed ? 200 : 201, { ETag: file.etag });
 });
 
+// Conditional and range requests are decided in src/lib/workspace-http.ts (RFC 9110), not
+// by R2: see there why. Without either, one plain `get`.
+const CONDITIONAL = ["If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"];
 workspaceRoutes.get(`${BASE}/*`, requireScope("read"), async (c) => {
   const t = await topicOf(c);
   const path = filePath(c, t);
   const key = workspaceKey(t.team, t.sid, t.tid, path);
   const headers = c.req.raw.headers;
-  const object = await c.env.BUCKET.get(key, { onlyIf: headers, range: headers.has("Range") ? headers : undefined });
-  if (!object) throw new ApiError("not_found", `No file ${path}.`);
-  const out = new Headers({ ETag: object.httpEtag, "Accept-Ranges": "bytes", "Last-Modified": object.uploaded.toUTCString() });
-  object.writeHttpMetadata(out);
-  // No body: a precondition (If-None-Match) held, so the client's copy is current.
-  if (!("body" in object)) return new Response(null, { status: 304, headers: out });
-  const range = object.range as { offset?: number; length?: number } | undefined;
-  if (headers.has("Range") && range && (range.offset !== undefined || range.length !== undefined)) {
-    const offset = range.offset ?? 0;
-    const length = range.length ?? object.size - offset;
-    out.set("Content-Range", `bytes ${offset}-${offset + length - 1}/${object.size}`);
-    out.set("Content-Length", String(length));
+  const spec = parseRange(headers.get("Range"));
+  const requestId = c.get("requestId") ?? "";
+  const validators = (o: R2Object) => {
+    const out = new Headers({ ETag: o.httpEtag, "Last-Modified": o.uploaded.toUTCString(), "Accept-Ranges": "bytes" });
+    if (o.httpMetadata?.cacheControl) out.set("Cache-Control", o.httpMetadata.cacheControl);
+    return out;
+  };
+
+  if (!spec && !CONDITIONAL.some((h) => headers.has(h))) {
+    const object = await c.env.BUCKET.get(key);
+    if (!object) throw new ApiError("not_found", `No file ${path}.`);
+    return whole(object);
+  }
+
+  // Decide on the metadata, then read that same version (etagMatches): if the file is
+  // replaced in between, R2 gives no body and we decide again on the new version.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const meta = await c.env.BUCKET.head(key);
+    if (!meta) throw new ApiError("not_found", `No file ${path}.`);
+    const current = { etag: meta.httpEtag, uploaded: meta.uploaded };
+    const outcome = evaluatePreconditions(headers, current);
+    if (outcome === "failed") {
+      return workspaceProblem(412, "A precondition (If-Match or If-Unmodified-Since) does not hold for the current file.", requestId, Object.fromEntries(validators(meta)));
+    }
+    // 304 carries the validators, not the representation's other metadata (§15.4.5).
+    if (outcome === "not_modified") return new Response(null, { status: 304, headers: validators(meta) });
+    const range = spec && ifRangeHolds(headers, current) ? resolveRange(spec, meta.size) : null;
+    if (range === "unsatisfiable") {
+      return workspaceProblem(416, `The range is outside the file's ${meta.size} bytes.`, requestId, { ...Object.fromEntries(validators(meta)), "Content-Range": `bytes */${meta.size}` });
+    }
+    const object = await c.env.BUCKET.get(key, { onlyIf: { etagMatches: meta.etag }, ...(range ? { range } : {}) });
+    if (!object) throw new ApiError("not_found", `No file ${path}.`);
+    if (!("body" in object)) continue; // replaced since the head
+    if (!range) return whole(object);
+    const out = validators(object);
+    object.writeHttpMetadata(out);
+    out.set("Content-Range", `bytes ${range.offset}-${range.offset + range.length - 1}/${object.size}`);
+    out.set("Content-Length", String(range.length));
     return new Response(object.body, { status: 206, headers: out });
   }
-  out.set("Content-Length", String(object.size));
-  return new Response(object.body, { status: 200, headers: out });
+  throw new ApiError("unavailable", `The file ${path} kept changing while it was read; try again.`, [], { "Retry-After": "1" });
+
+  function whole(object: R2ObjectBody) {
+    const out = validators(object);
+    object.writeHttpMetadata(out);
+    out.set("Content-Length", String(object.size));
+    return new Response(object.body, { status: 200, headers: out });
+  }
 });
 
 workspaceRoutes.delete(`${BASE}/*`, requireScope("agent"), async (c) => {
@@ -178,7 +214,11 @@ workspaceRoutes.get("/v1/usage", async (c) => {
 const wsParams = z.object({ sid: clientId, tid: clientId, path: z.string().describe("file path, may contain /") });
 for (const [method, summary, responses] of [
   ["put", "Store a file (any content type, Content-Length required, ≤ 100 MB); announces workspace.sync", { 200: { description: "Replaced" }, 201: { description: "Created" }, 411: { description: "No Content-Length" }, 413: { description: "Over 100 MB" } }],
-  ["get", "Read a file; honours If-None-Match (304) and Range (206)", { 200: { description: "The file" }, 206: { description: "A range" }, 304: { description: "Not modified" } }],
+  [
+    "get",
+    "Read a file; honours If-None-Match / If-Modified-Since (304), If-Match / If-Unmodified-Since (412), Range with one byte range (206; unsatisfiable: 416; another unit, several ranges or a stale If-Range: the whole file)",
+    { 200: { description: "The file" }, 206: { description: "A range" }, 304: { description: "Not modified" }, 412: { description: "Precondition failed" }, 416: { description: "Range not satisfiable" } },
+  ],
   ["delete", "Delete a file; announces workspace.sync", { 204: { description: "Deleted" } }],
 ] as const) {
   workspaceRoutes.openAPIRegistry.registerPath(createRoute({ method, path: "/v1/sessions/{sid}/topics/{tid}/workspace/{path}", summary, security, request: { params: wsParams }, responses: { ...responses, ...problemResponses } }));

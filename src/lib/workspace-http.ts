@@ -1,0 +1,164 @@
+/**
+ * Conditional and range requests for workspace GET/HEAD, decided here from the object's
+ * metadata as RFC 9110 lays them out, rather than by handing the client's headers to R2:
+ *
+ * - R2's `get(key, { onlyIf: headers })` answers a failed If-Match and a matching
+ *   If-None-Match alike (an object without a body), so a 412 would come out as a 304;
+ * - R2's `range: headers` takes an unknown unit or an unsatisfiable range without
+ *   telling us (locally the whole body, marked as a range), and in production may throw
+ *   instead, which would be a 500 for a client's header.
+ *
+ * So the route reads the object's metadata, evaluates the preconditions (§13.2.2) and the
+ * range (§14) here, and asks R2 only for a range already known to be inside the object.
+ */
+
+/** What the preconditions need of the stored object. */
+export interface Validators {
+  /** The quoted strong entity-tag, as R2's `httpEtag`. */
+  etag: string;
+  /** The upload time; HTTP dates have whole seconds, so it is compared truncated. */
+  uploaded: Date;
+}
+
+export type PreconditionOutcome = "proceed" | "not_modified" | "failed";
+
+const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
+
+/** An HTTP-date, in whole seconds; null when it does not parse (the field is then ignored). */
+function httpDate(value: string): number | null {
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : Math.floor(ms / 1000);
+}
+
+interface EntityTag {
+  weak: boolean;
+  opaque: string;
+}
+
+/**
+ * The entity-tags of an If-Match / If-None-Match list, or "*". A bare token (no quotes) is
+ * taken as a tag too: some clients strip the quotes, and such a token can only ever match
+ * the tag it names.
+ */
+function entityTags(value: string): EntityTag[] | "*" {
+  if (value.trim() === "*") return "*";
+  const tags: EntityTag[] = [];
+  for (const part of value.split(",")) {
+    const item = part.trim();
+    if (!item) continue; // empty list elements are allowed and ignored (RFC 9110 §5.6.1)
+    const weak = item.startsWith("W/");
+    const tag = weak ? item.slice(2) : item;
+    const quoted = /^"([^"]*)"$/.exec(tag);
+    tags.push({ weak, opaque: quoted ? (quoted[1] as string) : tag });
+  }
+  return tags;
+}
+
+/** The opaque part of our own tag (`"abc"` → `abc`). */
+const opaqueOf = (etag: string) => etag.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+
+/**
+ * RFC 9110 §13.2.2, for GET and HEAD: If-Match (else If-Unmodified-Since) false → 412;
+ * then If-None-Match (else If-Modified-Since) false → 304. Only called when the file
+ * exists: a missing file is 404 whatever the conditions (§13.2.1, the response without
+ * them would not be 2xx).
+ */
+export function evaluatePreconditions(headers: Headers, v: Validators): PreconditionOutcome {
+  const current = opaqueOf(v.etag);
+  const lastModified = seconds(v.uploaded);
+
+  const ifMatch = headers.get("If-Match");
+  if (ifMatch !== null) {
+    const tags = entityTags(ifMatch);
+    // Strong comparison: a weak tag never matches.
+    if (tags !== "*" && !tags.some((t) => !t.weak && t.opaque === current)) return "failed";
+  } else {
+    const ius = headers.get("If-Unmodified-Since");
+    const date = ius === null ? null : httpDate(ius);
+    if (date !== null && lastModified > date) return "failed";
+  }
+
+  const ifNoneMatch = headers.get("If-None-Match");
+  if (ifNoneMatch !== null) {
+    const tags = entityTags(ifNoneMatch);
+    // Weak comparison: W/"x" matches "x".
+    if (tags === "*" || tags.some((t) => t.opaque === current)) return "not_modified";
+  } else {
+    const ims = headers.get("If-Modified-Since");
+    const date = ims === null ? null : httpDate(ims);
+    if (date !== null && lastModified <= date) return "not_modified";
+  }
+  return "proceed";
+}
+
+/** A parsed single byte range: `first-[last]` or `-suffix`. */
+export type ByteRangeSpec = { first: number; last: number | null } | { suffix: number };
+
+/**
+ * The one byte range a Range field asks for, or null when the field is to be ignored and
+ * the whole file sent (200): absent, another unit than bytes (§14.1: a unit we do not
+ * support is ignored), malformed (§14.2), or several ranges. Several ranges would need a
+ * multipart/byteranges body; we choose to answer them with the whole file, which §14.2
+ * allows ("a server MAY ignore the Range header field"), and is what a client that asked
+ * for several parts can always use.
+ */
+export function parseRange(value: string | null): ByteRangeSpec | null {
+  if (value === null) return null;
+  const m = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)=(.*)$/.exec(value);
+  if (!m || (m[1] as string).toLowerCase() !== "bytes") return null;
+  const specs = (m[2] as string)
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (specs.length !== 1) return null;
+  const spec = specs[0] as string;
+  const suffix = /^-(\d+)$/.exec(spec);
+  if (suffix) return { suffix: Number(suffix[1]) };
+  const range = /^(\d+)-(\d*)$/.exec(spec);
+  if (!range) return null;
+  const first = Number(range[1]);
+  const last = range[2] === "" ? null : Number(range[2]);
+  if (last !== null && last < first) return null; // invalid, so ignored (§14.1.1)
+  return { first, last };
+}
+
+/** The bytes to send of a file of `size` bytes, or "unsatisfiable" (416, §14.1.1 / §15.5.17). */
+export function resolveRange(spec: ByteRangeSpec, size: number): { offset: number; length: number } | "unsatisfiable" {
+  if ("suffix" in spec) {
+    if (spec.suffix === 0 || size === 0) return "unsatisfiable";
+    const offset = Math.max(0, size - spec.suffix);
+    return { offset, length: size - offset };
+  }
+  if (spec.first >= size) return "unsatisfiable";
+  const last = Math.min(spec.last ?? size - 1, size - 1);
+  return { offset: spec.first, length: last - spec.first + 1 };
+}
+
+/**
+ * If-Range (§13.1.5): the range applies only while the file is the one the client has
+ * part of: the same strong tag, or exactly its Last-Modified. Otherwise the whole file.
+ */
+export function ifRangeHolds(headers: Headers, v: Validators): boolean {
+  const value = headers.get("If-Range");
+  if (value === null) return true;
+  const trimmed = value.trim();
+  if (trimmed.startsWith('"') || trimmed.startsWith("W/")) {
+    const tags = entityTags(trimmed);
+    return tags !== "*" && tags.length === 1 && !(tags[0] as EntityTag).weak && (tags[0] as EntityTag).opaque === opaqueOf(v.etag);
+  }
+  const date = httpDate(trimmed);
+  return date !== null && date === seconds(v.uploaded);
+}
+
+/**
+ * A problem+json answer for the statuses the app's closed problem set has no code for
+ * (412, 416): same shape as the others (type, title, status, detail, errors, request_id).
+ */
+export function workspaceProblem(status: 412 | 416, detail: string, requestId: string, headers: Record<string, string> = {}): Response {
+  const [slug, title] = status === 412 ? ["precondition-failed", "Precondition failed"] : ["range-not-satisfiable", "Range not satisfiable"];
+  const body = { type: `https://switchboard.dev/problems/${slug}`, title, status, detail, errors: [], request_id: requestId };
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/problem+json", ...(requestId ? { "X-Request-Id": requestId } : {}), ...headers },
+  });
+}

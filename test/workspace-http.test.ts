@@ -1,0 +1,164 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, createTeam, json, sessionWithTopic } from "./helpers";
+
+// Conditional and range GETs as RFC 9110 lays them out (§13.2.2 for the order of the
+// preconditions, §14 for ranges), against the real R2 binding.
+const BODY = "hello world"; // 11 bytes
+
+let key: string;
+let url: string;
+let etag: string;
+let lastModified: string;
+
+async function put(path: string, body: string) {
+  const res = await call(path, { method: "PUT", key, headers: { "Content-Type": "text/plain", "Content-Length": String(new TextEncoder().encode(body).byteLength) }, body });
+  expect(res.status).toBe(201);
+  return json(res);
+}
+
+beforeAll(async () => {
+  const team = await createTeam();
+  key = team.api_key;
+  const { sid, tid } = await sessionWithTopic(key);
+  url = `/v1/sessions/${sid}/topics/${tid}/workspace/hello.txt`;
+  etag = (await put(url, BODY)).etag;
+  const got = await call(url, { key });
+  lastModified = got.headers.get("last-modified") as string;
+  await got.body?.cancel();
+  await put(`/v1/sessions/${sid}/topics/${tid}/workspace/empty.txt`, "");
+});
+
+const get = (headers: Record<string, string>, method = "GET", path = url) => call(path, { method, key, headers });
+const past = new Date(Date.now() - 86_400_000).toUTCString();
+const future = new Date(Date.now() + 86_400_000).toUTCString();
+
+async function expectWhole(res: Response, what: string) {
+  expect(res.status, what).toBe(200);
+  expect(res.headers.get("content-range"), what).toBeNull();
+  expect(res.headers.get("content-length"), what).toBe("11");
+  expect(await res.text(), what).toBe(BODY);
+}
+
+async function expectPart(res: Response, what: string, range: string, body: string) {
+  expect(res.status, what).toBe(206);
+  expect(res.headers.get("content-range"), what).toBe(range);
+  expect(res.headers.get("content-length"), what).toBe(String(body.length));
+  expect(await res.text(), what).toBe(body);
+}
+
+async function expectProblem(res: Response, status: number, what: string) {
+  expect(res.status, what).toBe(status);
+  expect(res.headers.get("content-type"), what).toMatch(/^application\/problem\+json/);
+  expect((await json(res)).status, what).toBe(status);
+}
+
+describe("workspace GET: ranges", () => {
+  it("a satisfiable single byte range is 206 with just those bytes", async () => {
+    await expectPart(await get({ Range: "bytes=0-4" }), "first five", "bytes 0-4/11", "hello");
+    await expectPart(await get({ Range: "bytes=6-" }), "open-ended", "bytes 6-10/11", "world");
+    await expectPart(await get({ Range: "bytes=-5" }), "suffix", "bytes 6-10/11", "world");
+    await expectPart(await get({ Range: "bytes=-50" }), "suffix longer than the file", "bytes 0-10/11", BODY);
+    await expectPart(await get({ Range: "bytes=4-100" }), "last past the end is clamped", "bytes 4-10/11", "o world");
+    await expectPart(await get({ Range: "bytes=10-10" }), "the last byte", "bytes 10-10/11", "d");
+    await expectPart(await get({ Range: "BYTES=0-0" }), "the unit is case-insensitive", "bytes 0-0/11", "h");
+    await expectPart(await get({ Range: "bytes=0-99999999999999999999999" }), "a huge last", "bytes 0-10/11", BODY);
+  });
+
+  it("an unsatisfiable range is 416 with Content-Range: bytes */size, never the body or a 500", async () => {
+    for (const range of ["bytes=100-200", "bytes=11-", "bytes=11-20", "bytes=-0", "bytes=99999999999999999999-"]) {
+      const res = await get({ Range: range });
+      expect(res.headers.get("content-range"), range).toBe("bytes */11");
+      await expectProblem(res, 416, range);
+    }
+    // An empty file has no byte to give.
+    for (const range of ["bytes=0-0", "bytes=-1"]) {
+      const res = await get({ Range: range }, "GET", url.replace("hello.txt", "empty.txt"));
+      expect(res.headers.get("content-range"), range).toBe("bytes */0");
+      await expectProblem(res, 416, `empty file, ${range}`);
+    }
+  });
+
+  it("an unknown unit, a malformed range, or several ranges are ignored: 200 with the whole body", async () => {
+    for (const range of ["items=0-1", "bytes=abc", "bytes=5-2", "bytes=", "bytes=1-2-3", "bytes 0-1", "0-1", "bytes=0-1,3-4", "bytes=0-1, 100-200", "bytes=100-200,300-400"]) {
+      await expectWhole(await get({ Range: range }), range);
+    }
+  });
+});
+
+describe("workspace GET: preconditions", () => {
+  it("If-Match: a current tag or * is 200; another tag, or a weak one, is 412", async () => {
+    await expectWhole(await get({ "If-Match": etag }), "the current tag");
+    await expectWhole(await get({ "If-Match": `"nope", ${etag}` }), "a list holding it");
+    await expectWhole(await get({ "If-Match": "*" }), "*");
+    await expectProblem(await get({ "If-Match": '"nope"' }), 412, "another tag");
+    await expectProblem(await get({ "If-Match": `W/${etag}` }), 412, "If-Match compares strongly");
+  });
+
+  it("If-Unmodified-Since: in the past is 412, at or after the upload is 200, unparsable is ignored", async () => {
+    await expectProblem(await get({ "If-Unmodified-Since": past }), 412, "past");
+    await expectWhole(await get({ "If-Unmodified-Since": lastModified }), "Last-Modified itself");
+    await expectWhole(await get({ "If-Unmodified-Since": future }), "future");
+    await expectWhole(await get({ "If-Unmodified-Since": "yesterday-ish" }), "not a date");
+    // If-Match present: If-Unmodified-Since is not evaluated.
+    await expectWhole(await get({ "If-Match": etag, "If-Unmodified-Since": past }), "If-Match wins");
+  });
+
+  it("If-None-Match: the current tag (weak or strong) or * is 304 with the ETag; another tag is 200", async () => {
+    for (const inm of [etag, `W/${etag}`, `"a", ${etag}`, "*"]) {
+      const res = await get({ "If-None-Match": inm });
+      expect(res.status, inm).toBe(304);
+      expect(res.headers.get("etag"), inm).toBe(etag);
+      expect(await res.text(), inm).toBe("");
+    }
+    await expectWhole(await get({ "If-None-Match": '"other"' }), "another tag");
+  });
+
+  it("If-Modified-Since: not modified since is 304, modified since is 200; ignored when If-None-Match is sent", async () => {
+    const notModified = await get({ "If-Modified-Since": lastModified });
+    expect(notModified.status).toBe(304);
+    await notModified.body?.cancel();
+    await expectWhole(await get({ "If-Modified-Since": past }), "modified since");
+    await expectWhole(await get({ "If-None-Match": '"other"', "If-Modified-Since": future }), "If-None-Match wins");
+  });
+
+  it("the order: If-Match fails before If-None-Match is looked at (412), and a 304 wins over a range", async () => {
+    await expectProblem(await get({ "If-Match": '"nope"', "If-None-Match": etag }), 412, "If-Match first");
+    const res = await get({ "If-None-Match": etag, Range: "bytes=0-1" });
+    expect(res.status).toBe(304);
+    await res.body?.cancel();
+    await expectProblem(await get({ "If-Match": '"nope"', Range: "bytes=100-200" }), 412, "preconditions before the range");
+    await expectPart(await get({ "If-Match": etag, Range: "bytes=0-4" }), "both hold", "bytes 0-4/11", "hello");
+  });
+
+  it("If-Range: the current tag or Last-Modified keeps the range (206); anything else sends the whole file (200)", async () => {
+    await expectPart(await get({ "If-Range": etag, Range: "bytes=6-" }), "current tag", "bytes 6-10/11", "world");
+    await expectPart(await get({ "If-Range": lastModified, Range: "bytes=6-" }), "Last-Modified", "bytes 6-10/11", "world");
+    await expectWhole(await get({ "If-Range": '"old"', Range: "bytes=6-" }), "old tag");
+    await expectWhole(await get({ "If-Range": `W/${etag}`, Range: "bytes=6-" }), "weak tag");
+    await expectWhole(await get({ "If-Range": past, Range: "bytes=6-" }), "another date");
+    await expectWhole(await get({ "If-Range": '"old"', Range: "bytes=100-200" }), "If-Range false: no 416 either");
+  });
+
+  it("HEAD answers as GET would, without a body", async () => {
+    const ok = await get({ Range: "bytes=0-4" }, "HEAD");
+    expect(ok.status).toBe(206);
+    expect(ok.headers.get("content-range")).toBe("bytes 0-4/11");
+    await ok.body?.cancel();
+    for (const [headers, status] of [
+      [{ "If-Match": '"nope"' }, 412],
+      [{ "If-None-Match": etag }, 304],
+      [{ Range: "bytes=100-200" }, 416],
+    ] as const) {
+      const res = await get(headers, "HEAD");
+      expect(res.status, JSON.stringify(headers)).toBe(status);
+      expect(await res.text()).toBe("");
+    }
+  });
+
+  it("a missing file is 404 whatever the conditions", async () => {
+    const cases: Array<Record<string, string>> = [{ "If-Match": "*" }, { "If-None-Match": "*" }, { Range: "bytes=0-1" }];
+    for (const headers of cases) {
+      await expectProblem(await get(headers, "GET", url.replace("hello.txt", "missing.txt")), 404, JSON.stringify(headers));
+    }
+  });
+});
