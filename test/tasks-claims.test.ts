@@ -61,6 +61,44 @@ describe("claims: concurrency", () => {
   });
 });
 
+describe("claims: a retried claim (claim_id)", () => {
+  const claimWith = async (key: string, workerId: string, claimId: string) => {
+    const res = await call("/v1/tasks/claim", { method: "POST", key, json: { worker_id: workerId, role: "executor", claim_id: claimId } });
+    const text = await res.text();
+    return { status: res.status, task: text ? (JSON.parse(text) as LeasedTaskResponse) : null };
+  };
+
+  it("a claim sent again with its claim_id gets the task its first try took, not a second one; a new claim_id claims anew", async () => {
+    const team = await createTeam();
+    const agent = await createKey(team.api_key, ["agent"]);
+    const a = await createTask(agent, { title: "a", priority: "high" });
+    const b = await createTask(agent, { title: "b" });
+    const id = "c".repeat(10) + crypto.randomUUID().replaceAll("-", "");
+    const first = await claimWith(agent, "w1", id);
+    expect(first).toMatchObject({ status: 200, task: { id: a.id, attempts: 1 } });
+    // The answer was lost; the worker sends the same claim again, even concurrently.
+    const again = await Promise.all([claimWith(agent, "w1", id), claimWith(agent, "w1", id)]);
+    for (const r of again) expect(r).toMatchObject({ status: 200, task: { id: a.id, attempts: 1, lease: { id: first.task?.lease.id } } });
+    expect(await getTask(agent, b.id)).toMatchObject({ status: "pending", attempts: 0 });
+    // The lease works as any other.
+    expect((await json(await leaseCall(agent, a.id, "heartbeat", { lease_id: first.task?.lease.id }))).status).toBe("running");
+    // Another worker with the same claim_id is another claim.
+    expect(await claimWith(agent, "w2", id)).toMatchObject({ status: 200, task: { id: b.id } });
+    // Once the task is done, the old claim_id holds nothing: nothing left to claim is 204.
+    expect((await json(await leaseCall(agent, a.id, "complete", { lease_id: first.task?.lease.id }))).status).toBe("completed");
+    expect(await claimWith(agent, "w1", id)).toEqual({ status: 204, task: null });
+  });
+
+  it("a claim_id that is not 16–100 letters, digits, _ or - is 400", async () => {
+    const team = await createTeam();
+    for (const bad of ["short", "x".repeat(101), "has spaces in it!!!!"]) {
+      const res = await call("/v1/tasks/claim", { method: "POST", key: team.api_key, json: { worker_id: "w1", role: "executor", claim_id: bad } });
+      expect(res.status).toBe(400);
+      expect(await res.text()).toContain("claim_id");
+    }
+  });
+});
+
 describe("leases: heartbeat, complete, stale and foreign leases", () => {
   it("a heartbeat extends the lease and marks the task running; the cron leaves a live lease alone", async () => {
     const team = await createTeam();

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import pRetry, { AbortError } from "p-retry";
 import type { Priority } from "../../src/domain/tasks";
 import type { Question, Task } from "../api-types";
@@ -39,6 +40,8 @@ export interface WorkerApiOptions {
   /** Retries after the first try for calls that must land (complete, fail, create); default 5. */
   retries?: number;
   minDelayMs?: number;
+  /** Each try's deadline, answer body included (default 30 s). */
+  timeoutMs?: number;
   fetch?: typeof fetch;
   log?: (line: string) => void;
 }
@@ -61,8 +64,11 @@ export class WorkerApi {
   }
 
   async claim(workerId: string, role: string): Promise<ClaimResult> {
+    // The same claim_id on every try: if a try took a task but its answer was lost, the retry
+    // gets that task instead of taking a second one (which would sit claimed until its lease expired).
+    const claim_id = randomBytes(18).toString("base64url");
     try {
-      const res = await this.request<LeasedTaskResponse>("POST", "/v1/tasks/claim", { worker_id: workerId, role }, 2);
+      const res = await this.request<LeasedTaskResponse>("POST", "/v1/tasks/claim", { worker_id: workerId, role, claim_id }, 2);
       return res.status === 204 || res.body === null ? { kind: "none" } : { kind: "claimed", task: res.body };
     } catch (e) {
       if (e instanceof ApiError && e.status === 429) return { kind: "limited", retryAfterMs: e.retryAfterMs, detail: e.detail };
@@ -86,6 +92,11 @@ export class WorkerApi {
     return (await this.request<TaskResponse>("POST", `/v1/tasks/${encodeURIComponent(taskId)}/fail`, report)).body as TaskResponse;
   }
 
+  /** Gives the task back to the queue without using up its attempt (the worker is stopping). */
+  async release(taskId: string, report: Omit<AttemptReport, "result"> & { reason?: string }): Promise<TaskResponse> {
+    return (await this.request<TaskResponse>("POST", `/v1/tasks/${encodeURIComponent(taskId)}/release`, report)).body as TaskResponse;
+  }
+
   async createTask(body: CreateTask): Promise<{ task: TaskResponse; created: boolean }> {
     const res = await this.request<TaskResponse>("POST", "/v1/tasks", body);
     return { task: res.body as TaskResponse, created: res.status === 201 };
@@ -107,10 +118,14 @@ export class WorkerApi {
   private async request<T>(method: string, path: string, body?: unknown, retries = this.options.retries ?? 5, quiet = false): Promise<{ status: number; body: T | null }> {
     return pRetry(
       async () => {
+        // Each try has its deadline: a server that accepts the connection and never answers
+        // must not stall the claim loop or a lease heartbeat (a timeout is retried like a network error).
+        const signal = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
         const res = await this.fetch(new URL(path, this.options.baseUrl), {
           method,
           headers: { Authorization: `Bearer ${this.options.apiKey}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
           body: body === undefined ? undefined : JSON.stringify(body),
+          signal,
         });
         const text = await res.text();
         if (res.ok) return { status: res.status, body: text ? (JSON.parse(text) as T) : null };

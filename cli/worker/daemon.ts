@@ -47,9 +47,11 @@ export interface DaemonSummary {
   failed: number;
   /** Tasks whose lease was lost (cancelled, expired, claimed again): neither completed nor failed. */
   lost: number;
+  /** Tasks given back to the queue because the worker was stopped (their attempt not used up). */
+  released: number;
 }
 
-type Outcome = "completed" | "failed" | "lost";
+type Outcome = "completed" | "failed" | "lost" | "released";
 type WorkerStatus = "idle" | "working" | "waiting";
 
 const RESULT_CHARS = 200_000;
@@ -85,7 +87,7 @@ class Daemon {
     const o = this.o;
     mkdirSync(join(o.dir, "tasks"), { recursive: true });
     mkdirSync(join(o.dir, "outputs"), { recursive: true });
-    const summary: DaemonSummary = { handled: 0, completed: 0, failed: 0, lost: 0 };
+    const summary: DaemonSummary = { handled: 0, completed: 0, failed: 0, lost: 0, released: 0 };
     o.stop?.addEventListener("abort", () => this.onStop(), { once: true });
     o.stopNow?.addEventListener("abort", () => this.onStopNow(), { once: true });
     const beat = setInterval(() => void this.heartbeat(), o.workerHeartbeatMs ?? 30_000);
@@ -121,7 +123,7 @@ class Daemon {
       clearInterval(beat);
       this.setStatus("idle", null);
       await this.heartbeat();
-      this.say(undefined, `worker ${o.name} stopping: ${summary.handled} task(s), ${summary.completed} completed, ${summary.failed} failed, ${summary.lost} lost`);
+      this.say(undefined, `worker ${o.name} stopping: ${summary.handled} task(s), ${summary.completed} completed, ${summary.failed} failed, ${summary.lost} lost, ${summary.released} released`);
       await this.logs.close();
     }
     return summary;
@@ -140,7 +142,7 @@ class Daemon {
     const taskFile = renderTaskFile(task, o.name);
     writeFileSync(at(p.taskFile), taskFile);
     // Files an earlier attempt left must not pass for this attempt's.
-    for (const f of [p.result, p.question]) if (existsSync(at(f))) renameSync(at(f), at(`${f}.prev`));
+    for (const f of [p.result, p.question, p.answer]) if (existsSync(at(f))) renameSync(at(f), at(`${f}.prev`));
     const stale = setAsideStaleSpecs(at(p.specs));
     if (stale.length > 0) this.say(task.id, `moved ${stale.length} task spec(s) left by an earlier task to ${p.specs}/stale/`);
 
@@ -171,17 +173,17 @@ class Daemon {
         report = addReports(report, { ...runReport, duration_ms: runReport.duration_ms ?? Date.now() - started });
 
         if (this.leaseLost) return await this.lost(task, this.leaseLost);
-        if (this.killedFor === "stop") return await this.fail(task, report, `worker stopped: ${o.name} was stopped and the agent did not finish within the grace period`);
+        if (this.killedFor === "stop") return await this.release(task, report, `worker stopped: ${o.name} was stopped and the agent did not finish within the grace period`);
         if (!existsSync(at(p.question))) {
           return exit.code === 0 && report.is_error !== true ? await this.complete(task, report, run) : await this.fail(task, report, failureText(exit, run.stderr(), report));
         }
         const question = readFileSync(at(p.question), "utf8").trim();
         if (!question) return await this.fail(task, report, `the agent wrote an empty ${p.question}`);
-        if (this.stopping) return await this.fail(task, report, `worker stopped: ${o.name} was stopped while the agent had a question`);
+        if (this.stopping) return await this.release(task, report, `worker stopped: ${o.name} was stopped while the agent had a question`);
         const asked = await this.ask(task, question.slice(0, 20_000));
         if (this.leaseLost) return await this.lost(task, this.leaseLost);
         if (asked.kind === "error") return await this.fail(task, report, asked.reason);
-        if (asked.kind === "stopped") return await this.fail(task, report, `worker stopped: ${o.name} was stopped while waiting for an answer`);
+        if (asked.kind === "stopped") return await this.release(task, report, `worker stopped: ${o.name} was stopped while waiting for an answer`);
         const answer = asked.answer;
         writeFileSync(at(p.answer), answer);
         renameSync(at(p.question), at(`outputs/${task.id}_question_${round}.md`));
@@ -233,6 +235,25 @@ class Daemon {
     } catch (e) {
       if (e instanceof ApiError && e.status === 409) return this.lost(task, e.detail);
       this.say(task.id, `could not report ${task.id}: ${message(e)} (its lease will expire and it will be retried)`);
+      return "lost";
+    }
+  }
+
+  /**
+   * The worker is stopping before the agent finished: the task goes back to the queue for
+   * another worker, without using up an attempt (a stop is not the task's failure); what the
+   * agent spent so far is still reported.
+   */
+  private async release(task: LeasedTaskResponse, report: AgentReport, reason: string): Promise<Outcome> {
+    this.say(task.id, `releasing ${task.id}: ${reason}`);
+    await this.logs.flush();
+    try {
+      const released = await this.o.api.release(task.id, { lease_id: task.lease.id, reason, ...usage(report) });
+      this.say(task.id, `${task.id} is ${released.status} again`);
+      return "released";
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 409) return this.lost(task, e.detail);
+      this.say(task.id, `could not release ${task.id}: ${message(e)} (its lease will expire and it will be retried)`);
       return "lost";
     }
   }

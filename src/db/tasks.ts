@@ -139,8 +139,27 @@ export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
       claimedAt: r.now,
       updatedAt: r.now,
     })
-    .where(and(eq(tasks.teamId, r.teamId), eq(tasks.status, "pending"), sql`${tasks.id} = (${next})`))
+    .where(
+      and(
+        eq(tasks.teamId, r.teamId),
+        eq(tasks.status, "pending"),
+        sql`${tasks.id} = (${next})`,
+        // A retried claim (same lease id) whose first try took a task takes no second one.
+        sql`NOT EXISTS (SELECT 1 FROM tasks h WHERE h.team_id = ${r.teamId} AND h.worker_id = ${r.workerId} AND h.lease_id = ${r.leaseId})`,
+      ),
+    )
     .returning();
+}
+
+/**
+ * The task `workerId` holds under `leaseId`, unexpired: what an earlier try of a retried claim
+ * took (one probe of tasks_team_worker_lease). With no lease id, a query that finds nothing.
+ */
+export function heldUnder(db: Db, teamId: string, workerId: string, leaseId: string | null, now: string) {
+  return db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.teamId, teamId), eq(tasks.workerId, workerId), leaseId === null ? sql`0` : eq(tasks.leaseId, leaseId), inArray(tasks.status, [...LEASED_STATUSES]), sql`${tasks.leaseExpiresAt} > ${now}`));
 }
 
 /**

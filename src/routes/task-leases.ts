@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { tasks } from "../db/schema";
 import { type Db, dbOf } from "../db/client";
-import { addUsage, blockDependents, claimLimits, claimNextTask, failUnderLease, findTask, LEASE_CLEARED, toClaimLimits, updateUnderLease } from "../db/tasks";
+import { addUsage, blockDependents, claimLimits, claimNextTask, failUnderLease, findTask, heldUnder, LEASE_CLEARED, toClaimLimits, updateUnderLease } from "../db/tasks";
 import { countCompletion, endAttemptOfWorker, recordClaim } from "../db/workers";
 import { withdrawQuestions } from "../db/questions";
 import { checkLease, leaseExpiry, retryWaits, type TaskStatus } from "../domain/tasks";
@@ -30,7 +30,22 @@ taskLeaseRoutes.openapi(
       "Claimable: pending, past its retry backoff, and every dependency completed. Atomic: concurrent claims never get the same task, nor go past the role's `max_running` or the team's `daily_budget_usd` (the cost of tasks that ended this UTC day). The worker is recorded as working on the task.",
     security,
     middleware: [authenticate, requireScope("agent")] as const,
-    request: { body: { required: true, ...json(z.object({ worker_id: workerIdSchema, role: roleSchema })) } },
+    request: {
+      body: {
+        required: true,
+        ...json(
+          z.object({
+            worker_id: workerIdSchema,
+            role: roleSchema,
+            claim_id: z
+              .string()
+              .regex(/^[A-Za-z0-9_-]{16,100}$/, "16 to 100 letters, digits, _ or -")
+              .optional()
+              .describe("A random id the worker makes once per claim and sends again when it retries it: a retried claim whose first answer was lost returns the task that claim took, instead of taking a second one"),
+          }),
+        ),
+      },
+    },
     responses: {
       200: { description: "Claimed", ...json(leasedTaskSchema) },
       204: { description: "Nothing is claimable now" },
@@ -39,17 +54,25 @@ taskLeaseRoutes.openapi(
     },
   }),
   async (c) => {
-    const { worker_id, role } = c.req.valid("json");
+    const { worker_id, role, claim_id } = c.req.valid("json");
     const teamId = c.get("auth").team_id;
     const db = dbOf(c.env);
     const now = new Date();
     const at = now.toISOString();
     const dayStart = utcDayStart(now);
-    const leaseId = newId("lease", 16);
+    // A claim_id names the lease, so a retry of the same claim finds what it took.
+    const leaseId = claim_id ? `lease_${claim_id}` : newId("lease", 16);
     const claim = { teamId, role, workerId: worker_id, leaseId, now: at, dayStart, leaseExpiresAt: leaseExpiry(now) };
     // One round trip: the claim, its worker, and (only when nothing was claimed) what tells
-    // "nothing to do" from "stopped by a limit", read after the claim in the same transaction.
-    const [[claimed], [worker], [limitsRow]] = await db.batch([claimNextTask(db, claim), recordClaim(db, teamId, worker_id, leaseId, at), claimLimits(db, claim)]);
+    // "nothing to do" from "stopped by a limit", read after the claim in the same transaction;
+    // with a claim_id, also the task an earlier try of this claim took (then no new claim).
+    const [[claimed], [worker], [limitsRow], [earlier]] = await db.batch([
+      claimNextTask(db, claim),
+      recordClaim(db, teamId, worker_id, leaseId, at),
+      claimLimits(db, claim),
+      heldUnder(db, teamId, worker_id, claim_id ? leaseId : null, at),
+    ]);
+    if (!claimed && earlier) return c.json(toLeasedTask(earlier), 200);
     if (claimed) {
       await publishTeamEvents(c.env, teamId, [taskEvent("task.claimed", claimed, { worker_id }), ...(worker ? [workerEvent(worker, at)] : [])]);
       return c.json(toLeasedTask(claimed), 200);
@@ -199,12 +222,13 @@ taskLeaseRoutes.openapi(
       "For a worker that stops before it could finish (the daemon on SIGTERM): the attempt is not counted, there is no backoff, and an open question of the task is withdrawn. A task that failed is `fail`'s business, not this.",
     security,
     middleware: [authenticate, requireScope("agent")] as const,
-    request: { params: taskIdParam, body: { required: true, ...json(z.object({ lease_id: z.string().min(1).max(200), reason: z.string().trim().min(1).max(2_000).optional() })) } },
+    request: { params: taskIdParam, body: { required: true, ...json(attemptReportSchema.omit({ result: true }).extend({ reason: z.string().trim().min(1).max(2_000).optional().describe("Why the worker let the task go (shown on the team stream)") })) } },
     responses: { 200: { description: "Back in the queue", ...json(taskSchema) }, ...leaseResponses },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    const { lease_id, reason } = c.req.valid("json");
+    const report = c.req.valid("json");
+    const { lease_id, reason } = report;
     const team = c.get("auth").team_id;
     const db = dbOf(c.env);
     const at = new Date().toISOString();
@@ -212,7 +236,8 @@ taskLeaseRoutes.openapi(
     // costs a task one of its attempts (nor fails it on its last).
     const [[worker], [updated], withdrawn] = await db.batch([
       endAttemptOfWorker(db, team, id, lease_id, at, false),
-      updateUnderLease(db, team, id, lease_id, at, { status: "pending", ...LEASE_CLEARED, attempts: sql`max(${tasks.attempts} - 1, 0)`, availableAt: at }),
+      // What the stopped agent had spent still counts.
+      updateUnderLease(db, team, id, lease_id, at, { status: "pending", ...LEASE_CLEARED, attempts: sql`max(${tasks.attempts} - 1, 0)`, availableAt: at, ...addUsage(report) }),
       withdrawQuestions(db, team, [id]),
     ]);
     if (!updated) return lostLease(db, team, id, lease_id, at);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -206,10 +206,11 @@ describe("switchboard worker", () => {
     expect((await call("GET", `/v1/tasks/${next.id}`)).status).toBe("pending");
   });
 
-  it("on SIGTERM kills an agent that outlives the grace and fails its task as stopped, to be retried", async () => {
+  it("on SIGTERM kills an agent that outlives the grace and releases its task: pending at once, its attempt not used up", async () => {
     const { key, call } = await newTeam();
     const dir = tempDir();
-    const task = await call("POST", "/v1/tasks", { title: "sleep forever", role: "executor" });
+    // One attempt: failing it as stopped would have failed the task for good.
+    const task = await call("POST", "/v1/tasks", { title: "sleep forever", role: "executor", max_attempts: 1 });
     const run = daemon(key, dir, ["--grace", "0.5"]);
     await until(() => run.output().includes("sleeping"));
     const pid = Number(readFileSync(join(dir, "outputs", "agent.pid"), "utf8"));
@@ -220,8 +221,28 @@ describe("switchboard worker", () => {
     expect((await run.done).code).toBe(0);
     expect(alive(pid)).toBe(false);
     const after = await call("GET", `/v1/tasks/${task.id}`);
-    expect(after).toMatchObject({ status: "pending", attempts: 1 });
-    expect(after.result).toMatch(/^worker stopped: exec-alpha was stopped/);
+    expect(after).toMatchObject({ status: "pending", attempts: 0, lease_expires_at: null, result: null });
+    expect(Date.parse(after.available_at)).toBeLessThanOrEqual(Date.now());
+    expect(run.output()).toContain(`releasing ${task.id}: worker stopped: exec-alpha was stopped`);
+    expect(run.output()).toContain("0 failed, 0 lost, 1 released");
+    expect(await call("GET", "/v1/workers/exec-alpha")).toMatchObject({ status: "idle", current_task: null });
+  });
+
+  it("on SIGTERM while waiting for an answer releases the task and its question is withdrawn; an answer file an earlier attempt left is set aside", async () => {
+    const { key, call } = await newTeam();
+    const dir = tempDir();
+    const task = await call("POST", "/v1/tasks", { title: "ask again", role: "executor" });
+    // As an earlier attempt on this task would have left it: the agent must not take it for an answer.
+    mkdirSync(join(dir, "outputs"), { recursive: true });
+    writeFileSync(join(dir, "outputs", `${task.id}_answer.md`), "an answer to an earlier attempt");
+    const run = daemon(key, dir, []);
+    const open = await eventually(() => call("GET", "/v1/questions?status=open"), (l) => l.items.length === 1, 20_000);
+    expect(readFileSync(join(dir, "outputs", `${task.id}_answer.md.prev`), "utf8")).toBe("an answer to an earlier attempt");
+    run.child.kill("SIGTERM");
+    expect((await run.done).code).toBe(0);
+    expect(await call("GET", `/v1/tasks/${task.id}`)).toMatchObject({ status: "pending", attempts: 0 });
+    expect(await call("GET", `/v1/questions/${open.items[0].id}`)).toMatchObject({ status: "withdrawn" });
+    expect(run.output()).toContain("was stopped while waiting for an answer");
   });
 
   it("kills the agent and moves on when the lease is lost (the task was cancelled)", async () => {
