@@ -78,12 +78,39 @@ export function isSessionLevel(type: EventType): boolean {
   return (SESSION_EVENT_TYPES as readonly string[]).includes(type);
 }
 
+/**
+ * When an event happened, as ISO 8601 with any offset and precision, kept in one form: UTC
+ * with milliseconds (`toISOString`), so `…T12:00:00+02:00` and `…T10:00:00Z` are one instant
+ * and `…T10:00:00Z` sorts before `…T10:00:00.500Z`. Reducers still compare instants, not
+ * strings (`instant`), since a state or a queued event may hold an older form.
+ */
+const occurredAt = z.iso.datetime({ offset: true }).transform((value, ctx) => {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) {
+    ctx.addIssue({ code: "custom", message: "not a valid point in time" });
+    return z.NEVER;
+  }
+  return new Date(ms).toISOString();
+});
+
+/** The instant a timestamp names (ms since the epoch); null or unreadable sorts first. */
+export function instant(at: string | null | undefined): number {
+  const ms = at ? Date.parse(at) : Number.NaN;
+  return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
+}
+
+/** A timestamp in the canonical form (`toISOString`); unreadable ones are kept as they are. */
+export function canonicalTime(at: string): string {
+  const ms = Date.parse(at);
+  return Number.isNaN(ms) ? at : new Date(ms).toISOString();
+}
+
 const envelopeBase = z.object({
   id: id.describe("client-chosen, unique per team; the idempotency key"),
   type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
   session_id: clientId,
   topic_id: clientId.optional(),
-  occurred_at: z.iso.datetime({ offset: true }).optional(),
+  occurred_at: occurredAt.optional(),
   data: z.record(z.string(), z.unknown()),
 });
 

@@ -1,4 +1,4 @@
-import { type AgentEvent, dataOf, invalidData, ownEntry } from "./events";
+import { type AgentEvent, canonicalTime, dataOf, instant, invalidData, ownEntry } from "./events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step, isStep } from "./steps";
 
 export type StepStatus = "pending" | "running" | "completed" | "failed";
@@ -98,7 +98,7 @@ export function currentStep(state: TopicState): Step | null {
   let running: Step | null = null;
   for (const s of STEPS) {
     const r = state.steps[s];
-    if (r.status === "running" && (running === null || (r.started_at ?? "") >= (state.steps[running].started_at ?? ""))) running = s;
+    if (r.status === "running" && (running === null || instant(r.started_at) >= instant(state.steps[running].started_at))) running = s;
   }
   if (running) return running;
   for (const s of [...STEPS].reverse()) if (state.steps[s].status !== "pending") return s;
@@ -122,7 +122,9 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
 }
 
 function applyTopicEventData(state: TopicState, event: AgentEvent, now: string): TopicOutcome {
-  const at = event.occurred_at ?? now;
+  // One canonical form, compared as instants: a queued event or a stored state may hold
+  // another form of the same time (an offset, fewer fraction digits).
+  const at = event.occurred_at ? canonicalTime(event.occurred_at) : now;
   const withStep = (step: Step, record: StepRecord): TopicOutcome => ({
     accepted: true,
     state: { ...state, updated_at: now, steps: { ...state.steps, [step]: record } },
@@ -133,7 +135,7 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
       if (!isStep(data.step)) return unknownStep(state, data.step);
       const r = state.steps[data.step];
       const max_turns = data.max_turns ?? r.max_turns;
-      if (r.status === "pending" || (r.status === "failed" && r.ended_at !== null && at > r.ended_at)) {
+      if (r.status === "pending" || (r.status === "failed" && r.ended_at !== null && later(at, r.ended_at))) {
         return withStep(data.step, { ...r, status: "running", max_turns, started_at: at, ended_at: null, error: null });
       }
       // Running already, completed, or a failure newer than this start: keep the record, note the budget.
@@ -143,7 +145,7 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
       const data = dataOf({ ...event, type: "step_completed" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
       const r = state.steps[data.step];
-      if (isEnded(r) && r.ended_at !== null && r.ended_at > at) return { accepted: true, state };
+      if (isEnded(r) && r.ended_at !== null && later(r.ended_at, at)) return { accepted: true, state };
       return withStep(data.step, {
         ...r,
         status: "completed",
@@ -159,9 +161,9 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
       const data = dataOf({ ...event, type: "step_failed" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
       const r = state.steps[data.step];
-      if (isEnded(r) && r.ended_at !== null && r.ended_at > at) return { accepted: true, state };
+      if (isEnded(r) && r.ended_at !== null && later(r.ended_at, at)) return { accepted: true, state };
       // A start recorded after this failure means the step was re-run: the failure is history.
-      if (r.status === "running" && r.started_at !== null && r.started_at > at) return { accepted: true, state };
+      if (r.status === "running" && r.started_at !== null && later(r.started_at, at)) return { accepted: true, state };
       return withStep(data.step, {
         ...r,
         status: "failed",
@@ -192,7 +194,7 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
     case "alpha.evaluated": {
       const data = dataOf({ ...event, type: "alpha.evaluated" });
       const prior = ownEntry(state.alphas, data.alpha_id) ?? emptyAlpha(data.alpha_id);
-      if (prior.evaluated_at !== null && prior.evaluated_at > at) return { accepted: true, state };
+      if (prior.evaluated_at !== null && later(prior.evaluated_at, at)) return { accepted: true, state };
       const alpha: Alpha = { ...prior, metrics: data.metrics, passed: data.passed, evaluated_at: at };
       return { accepted: true, state: { ...state, updated_at: now, alphas: { ...state.alphas, [alpha.id]: alpha } } };
     }
@@ -203,6 +205,11 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
     default:
       return { accepted: false, state, reason: `${event.type} is not a topic-level event` };
   }
+}
+
+/** Whether `a` is a later instant than `b`. */
+function later(a: string, b: string): boolean {
+  return instant(a) > instant(b);
 }
 
 function isEnded(r: StepRecord): boolean {
