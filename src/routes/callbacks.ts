@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { dbOf } from "../db/client";
 import { existingSessionIds } from "../db/index-rows";
 import { teams, webhookIds } from "../db/schema";
@@ -9,6 +9,7 @@ import { decryptSecret } from "../lib/crypto";
 import { utf8 } from "../lib/encoding";
 import { sessionCache, signingSecretCache } from "../lib/auth-cache";
 import { ApiError, fieldErrors, refuseTooDeep } from "../lib/errors";
+import { log } from "../lib/log";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 import { verifyPayload } from "../lib/standard-webhooks";
 import { GroupSender } from "../queue/group-send";
@@ -38,6 +39,7 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   const team = c.get("auth").team_id;
   const db = dbOf(c.env);
 
+  let webhookId: string | null = null;
   const secret = await teamSigningSecret(c.env, team);
   if (secret) {
     const headers = { id: c.req.header("webhook-id") ?? null, timestamp: c.req.header("webhook-timestamp") ?? null, signature: c.req.header("webhook-signature") ?? null };
@@ -48,9 +50,7 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
       throw new ApiError("unavailable", "The team's signing secret carries no usable key (not valid base64, or too short): an operator must set a new one with PATCH /v1/team.");
     }
     if (!verdict.ok) throw new ApiError("bad_signature", `The callback signature is not valid (${verdict.reason}).`);
-    // A webhook-id is good once: a captured request sent again within the window is refused.
-    const fresh = await db.insert(webhookIds).values({ teamId: team, webhookId: headers.id as string, seenAt: Date.now() }).onConflictDoNothing().returning().all();
-    if (fresh.length === 0) throw new ApiError("bad_signature", "This webhook-id was already used: a replayed request.");
+    webhookId = headers.id as string;
   }
 
   let body: unknown;
@@ -72,20 +72,50 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
     for (const id of unseen) sessionCache.remember(team, id);
   }
 
+  // A webhook-id is good once: a captured request sent again within the window is refused.
+  // It is claimed only now, once the request would be accepted, so a sender that got a 4xx
+  // (a session created a moment later) or a 5xx may resend it with the same id, as Standard
+  // Webhooks senders do; the primary key lets one of two concurrent deliveries through.
+  const claim = webhookId === null ? null : await claimWebhookId(db, team, webhookId);
+
   const requestId = c.get("requestId");
-  let message: CallbackMessage = { kind: "callbacks", team_id: team, request_id: requestId, events };
-  let bytes = utf8.encode(JSON.stringify(message)).byteLength;
-  if (bytes > INLINE_LIMIT_BYTES) {
-    // Keyed by an id of our own: the request id may come from the client's X-Request-Id,
-    // and two requests sharing one would overwrite each other's events.
-    const key = oversizeKey(team, crypto.randomUUID());
-    await c.env.BUCKET.put(key, JSON.stringify(events), { httpMetadata: { contentType: "application/json" }, customMetadata: { request_id: requestId } });
-    message = { kind: "callbacks", team_id: team, request_id: requestId, r2_key: key };
-    bytes = utf8.encode(JSON.stringify(message)).byteLength;
+  try {
+    let message: CallbackMessage = { kind: "callbacks", team_id: team, request_id: requestId, events };
+    let bytes = utf8.encode(JSON.stringify(message)).byteLength;
+    if (bytes > INLINE_LIMIT_BYTES) {
+      // Keyed by an id of our own: the request id may come from the client's X-Request-Id,
+      // and two requests sharing one would overwrite each other's events.
+      const key = oversizeKey(team, crypto.randomUUID());
+      await c.env.BUCKET.put(key, JSON.stringify(events), { httpMetadata: { contentType: "application/json" }, customMetadata: { request_id: requestId } });
+      message = { kind: "callbacks", team_id: team, request_id: requestId, r2_key: key };
+      bytes = utf8.encode(JSON.stringify(message)).byteLength;
+    }
+    await callbackSender(c.env.CALLBACKS).send(message, bytes, waitUntilOf(c));
+  } catch (error) {
+    // Not accepted: the sender may try again with the same webhook-id. (A stored request is
+    // left in R2: a send that failed may still have reached the queue, pointing at it.)
+    if (claim) await claim.release();
+    throw error;
   }
-  await callbackSender(c.env.CALLBACKS).send(message, bytes, waitUntilOf(c));
   return c.json({ accepted: events.length, request_id: requestId }, 202);
 });
+
+/** Records a webhook-id as used; 401 when it already was. `release` undoes it (only this claim). */
+async function claimWebhookId(db: ReturnType<typeof dbOf>, team: string, webhookId: string): Promise<{ release(): Promise<void> }> {
+  const seenAt = Date.now();
+  const fresh = await db.insert(webhookIds).values({ teamId: team, webhookId, seenAt }).onConflictDoNothing().returning().all();
+  if (fresh.length === 0) throw new ApiError("bad_signature", "This webhook-id was already used: a replayed request.");
+  return {
+    async release() {
+      try {
+        await db.delete(webhookIds).where(and(eq(webhookIds.teamId, team), eq(webhookIds.webhookId, webhookId), eq(webhookIds.seenAt, seenAt)));
+      } catch (error) {
+        // The request fails either way; the id then stays used until the cron sweeps it.
+        log("error", "webhook-id release failed", { team_id: team, webhook_id: webhookId, error: error instanceof Error ? error.message : String(error) });
+      }
+    },
+  };
+}
 
 /** The team's Standard Webhooks secret, or null when callbacks need no signature. */
 async function teamSigningSecret(env: Env, team: string): Promise<string | null> {
