@@ -61,14 +61,28 @@ export function action<A extends unknown[]>(ctx: Context, fn: (...args: A) => Pr
   };
 }
 
-/** Resolves when the user presses Ctrl-C (or the process is told to stop); `dispose` removes the handlers. */
-export function interruption(): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+/**
+ * `signal` aborts when the user presses Ctrl-C (or the process is told to stop); `dispose`
+ * removes the handlers. By default a second Ctrl-C gets Node's default (the process ends).
+ * With `repeat` (the runner, whose agent runs in its own process group and would outlive it)
+ * the handlers stay: the second aborts `again`, a third exits 130 at once.
+ */
+export function interruption(options: { repeat?: boolean } = {}): { signal: AbortSignal; again: AbortSignal; dispose(): void } {
+  const first = new AbortController();
+  const second = new AbortController();
+  let count = 0;
+  const stop = () => {
+    count += 1;
+    if (count === 1) first.abort();
+    else if (count === 2) second.abort();
+    else process.exit(130);
+  };
+  const listen = options.repeat ? process.on.bind(process) : process.once.bind(process);
+  listen("SIGINT", stop);
+  listen("SIGTERM", stop);
   return {
-    signal: controller.signal,
+    signal: first.signal,
+    again: second.signal,
     dispose() {
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);

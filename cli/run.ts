@@ -20,19 +20,30 @@ export interface RunOptions {
   /** How often the chat log is uploaded while a step runs (default 5 s; SWITCHBOARD_LOG_UPLOAD_MS). */
   logUploadMs?: number;
   out?: (text: string) => void;
-  /** Tests pass a signal; the CLI wires SIGINT/SIGTERM to it. */
+  /** Tests pass a signal; the CLI wires SIGINT/SIGTERM to it. It stops the agent with SIGTERM. */
   interrupt?: AbortSignal;
+  /** After `interrupt`, how long an agent may take to exit before SIGKILL (default 10 s; SWITCHBOARD_KILL_GRACE_MS). */
+  killGraceMs?: number;
+  /** A second Ctrl-C: SIGKILL the agent now. */
+  forceKill?: AbortSignal;
 }
 
-/** Runs steps in order, stopping at the first failure; every step is reported as it goes. */
+/** Runs steps in order, stopping at the first failure or an interrupt; every step is reported as it goes. */
 export async function runSteps(client: SwitchboardClient, options: RunOptions): Promise<StepOutcome[]> {
   const outcomes: StepOutcome[] = [];
   const runId = crypto.randomUUID().slice(0, 8);
   const budgets = await turnBudgets(client, options);
+  let stopped = false;
   for (const step of options.steps) {
+    // Checked before each step: a Ctrl-C while the last one was being reported must not start
+    // another. Steps not begun still get a row in the summary.
+    if (stopped || options.interrupt?.aborted) {
+      outcomes.push({ step, status: "skipped", turns: 0, max_turns: budgets[step], cost_usd: 0, duration_ms: 0 });
+      continue;
+    }
     const outcome = await runStep(client, options, step, runId, budgets[step]);
     outcomes.push(outcome);
-    if (outcome.status !== "completed") break;
+    stopped = outcome.status !== "completed";
   }
   return outcomes;
 }
@@ -125,21 +136,31 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   });
   const timer = setInterval(() => void upload(), o.logUploadMs ?? 5000);
   let interrupted = false;
+  let escalation: NodeJS.Timeout | undefined;
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-(child.pid as number), signal);
+    } catch {} // gone already, or never started
+  };
   const onInterrupt = () => {
     interrupted = true;
-    try {
-      process.kill(-(child.pid as number), "SIGTERM");
-    } catch {}
+    killGroup("SIGTERM");
+    // An agent that ignores SIGTERM would keep the runner (and its slot) forever.
+    escalation = setTimeout(() => killGroup("SIGKILL"), o.killGraceMs ?? 10_000);
   };
+  const onForce = () => killGroup("SIGKILL");
   o.interrupt?.addEventListener("abort", onInterrupt, { once: true });
+  o.forceKill?.addEventListener("abort", onForce, { once: true });
   if (o.interrupt?.aborted) onInterrupt();
 
-  const exit = await new Promise<{ code: number | null; error?: string }>((resolve) => {
+  const exit = await new Promise<{ code: number | null; signal?: NodeJS.Signals | null; error?: string }>((resolve) => {
     child.on("error", (e) => resolve({ code: null, error: e.message }));
-    child.on("close", (code) => resolve({ code }));
+    child.on("close", (code, signal) => resolve({ code, signal }));
   });
   clearInterval(timer);
+  clearTimeout(escalation);
   o.interrupt?.removeEventListener("abort", onInterrupt);
+  o.forceKill?.removeEventListener("abort", onForce);
   if (pending) readUsageLine(usage, pending);
   try {
     applySummary(usage, JSON.parse(readFileSync(summaryFile, "utf8")));
@@ -157,7 +178,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     await client.send(event("step_completed", { step, turns: usage.turns, cost_usd: usage.cost_usd, duration_ms }));
     return { ...base, status: "completed" };
   }
-  const error = interrupted ? "interrupted" : exit.error ? `could not start: ${exit.error}` : `exit code ${exit.code}`;
+  const error = interrupted ? "interrupted" : exit.error ? `could not start: ${exit.error}` : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
   await client.send(event("step_failed", { step, error, turns: usage.turns, duration_ms }));
   return { ...base, status: interrupted ? "interrupted" : "failed", detail: error };
 }

@@ -29,12 +29,13 @@ export const runCommand: CliCommand = {
           if (command.length === 0) throw new UsageError("run needs the agent command after --", "e.g. switchboard run --session s1 --topic t1 all -- claude -p \"$(cat prompt.md)\"");
           const client = new SwitchboardClient({ ...agentClientOptions(ctx.env), log: (l) => ctx.err(`[switchboard] ${l}\n`) });
           const logUploadMs = envMs(ctx.env, "SWITCHBOARD_LOG_UPLOAD_MS");
-          const stop = interruption();
+          const killGraceMs = envMs(ctx.env, "SWITCHBOARD_KILL_GRACE_MS");
+          const stop = interruption({ repeat: true });
           try {
-            const outcomes = await runSteps(client, { sessionId: opts.session, topicId: opts.topic, steps, maxTurns: opts.turns, command, env: ctx.env, logUploadMs, interrupt: stop.signal, out: ctx.out });
+            const outcomes = await runSteps(client, { sessionId: opts.session, topicId: opts.topic, steps, maxTurns: opts.turns, command, env: ctx.env, logUploadMs, interrupt: stop.signal, killGraceMs, forceKill: stop.again, out: ctx.out });
             ctx.out(`\n${renderSummary(outcomes)}\n`);
             if (stop.signal.aborted) return 130;
-            return outcomes.every((o) => o.status === "completed") && outcomes.length === steps.length ? 0 : 1;
+            return outcomes.every((o) => o.status === "completed") ? 0 : 1;
           } finally {
             stop.dispose();
           }

@@ -177,12 +177,12 @@ describe("switchboard CLI", () => {
     expect(text).toContain("a line on stderr");
   }, 60_000);
 
-  it("run stops at the first failure, with JSON-line usage, and -t overrides the budget", async () => {
+  it("run stops at the first failure (the rest skipped), with JSON-line usage, and -t overrides the budget", async () => {
     const team = await setUpTeam(worker, "runfail", "t1");
     const { code, stdout } = await runCli(["run", "--session", "runfail", "--topic", "t1", "all", "-t", "7", "--", process.execPath, AGENT], { ...envFor(team.api_key), FAKE_FAIL_STEP: "prep" });
     expect(code).toBe(1);
     expect(stdout).toMatch(/│ prep\s+│ failed\s+│ 3\/7/);
-    expect(stdout).not.toMatch(/│ explore/);
+    expect(stdout).toMatch(/│ explore\s+│ skipped\s+│ 0\/7 /);
     const topic = await eventually(() => getJson(worker, "/v1/sessions/runfail/topics/t1", team.api_key), (t) => t.steps?.prep?.status === "failed");
     expect(topic.steps.prep).toMatchObject({ status: "failed", error: "exit code 3", turns: 3, max_turns: 7 });
     expect(topic.steps.design.tools).toEqual([{ name: "bash", calls: 2, duration_ms: 20, errors: 1 }]);
