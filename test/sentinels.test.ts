@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController } from "cloudflare:te
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sweepSentinels } from "../src/cron/sentinels";
-import { parseSentinelKey, sentinelKey } from "../src/domain/sentinel";
+import { SentinelKeyError, parseSentinelKey, sentinelKey } from "../src/domain/sentinel";
 import worker from "../src/index";
 import { topicHub } from "../src/lib/hubs";
 import { signPayload } from "../src/lib/standard-webhooks";
@@ -15,11 +15,40 @@ async function writeSentinel(team: string, event: ReturnType<typeof stepEvent> |
 }
 
 describe("sentinel keys", () => {
-  it("round-trip, with - for a session-level event", () => {
-    const k = { team_id: "team_1", session_id: "s1", topic_id: null, event_id: "e/1" };
-    expect(sentinelKey(k)).toBe("callback-sentinels/alpha/team_1/s1/-/e%2F1.json");
-    expect(parseSentinelKey(sentinelKey(k))).toEqual(k);
-    expect(parseSentinelKey("callback-sentinels/alpha/team_1/s1/e1.json")).toBeNull();
+  it("round-trip, with - for a session-level event, ids written as they are", () => {
+    const k = { team_id: "team_1", session_id: "s1", topic_id: null, event_id: "e.1_x-Y" };
+    expect(sentinelKey(k)).toBe("callback-sentinels/alpha/team_1/s1/-/e.1_x-Y.json");
+    expect(parseSentinelKey(sentinelKey(k))).toEqual({ ok: true, key: k });
+    const t = { ...k, topic_id: "t.2" };
+    expect(parseSentinelKey(sentinelKey(t))).toEqual({ ok: true, key: t });
+    expect(parseSentinelKey("callback-sentinels/alpha/team_1/s1/e1.json")).toMatchObject({ ok: false, reason: expect.stringContaining("the key is not") });
+  });
+
+  it("refuse ids outside the route id rule, naming the segment", () => {
+    const base = { team_id: "team_1", session_id: "s1", topic_id: "t1", event_id: "e1" };
+    for (const [field, bad] of [
+      ["event_id", "e/1"],
+      ["event_id", "e%2F1"],
+      ["event_id", "a b"],
+      ["event_id", ".."],
+      ["event_id", "-"],
+      ["event_id", "é"],
+      ["event_id", ""],
+      ["event_id", "x".repeat(129)],
+      ["session_id", "s:1"],
+      ["topic_id", "-"],
+      ["team_id", "../x"],
+    ] as const) {
+      expect(() => sentinelKey({ ...base, [field]: bad }), `${field}=${bad}`).toThrow(SentinelKeyError);
+      expect(() => sentinelKey({ ...base, [field]: bad })).toThrow(`${field.replace("_id", " id")} ${JSON.stringify(bad)} is not an id`);
+    }
+    // What an older client wrote for "e/1" (percent-encoded) is not an id either: refused, not decoded.
+    const parsed = parseSentinelKey("callback-sentinels/alpha/team_1/s1/t1/e%2F1.json");
+    expect(parsed).toEqual({ ok: false, reason: expect.stringContaining('the event id "e%2F1" is not an id') });
+    expect(parseSentinelKey("callback-sentinels/alpha/team_1/s 1/t1/e1.json")).toEqual({ ok: false, reason: expect.stringContaining('the session id "s 1" is not an id') });
+    expect(parseSentinelKey("callback-sentinels/alpha/team_1/s1/../e1.json")).toEqual({ ok: false, reason: expect.stringContaining('the topic id ".." is not an id') });
+    expect(parseSentinelKey("callback-sentinels/alpha/team_1/s1/t1/x/e1.json")).toMatchObject({ ok: false });
+    expect(parseSentinelKey("callback-sentinels/alpha/team_1/s1//e1.json")).toMatchObject({ ok: false });
   });
 });
 
@@ -69,6 +98,18 @@ describe("sentinel sweep", () => {
     const ts = Math.floor(Date.now() / 1000) - 86_400;
     await writeSentinel(team.team_id, good, { "webhook-id": "w1", "webhook-timestamp": String(ts), "webhook-signature": await signPayload(secret, "w1", ts, raw) }, raw);
     const unsigned = await writeSentinel(team.team_id, stepEvent(sid, tid, "step_started", { step: "review" }));
+    // Headers present and well formed, but not a signature of this body with this secret.
+    const signedEvent = stepEvent(sid, tid, "step_started", { step: "explore" });
+    const tamperedRaw = JSON.stringify({ ...signedEvent, data: { step: "explore", max_turns: 999 } });
+    const tampered = await writeSentinel(team.team_id, signedEvent, { "webhook-id": "w2", "webhook-timestamp": String(ts), "webhook-signature": await signPayload(secret, "w2", ts, JSON.stringify(signedEvent)) }, tamperedRaw);
+    const otherSecret = `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+    const wrongSecretEvent = stepEvent(sid, tid, "step_started", { step: "implement" });
+    const wrongSecretRaw = JSON.stringify(wrongSecretEvent);
+    const wrongSecret = await writeSentinel(team.team_id, wrongSecretEvent, { "webhook-id": "w3", "webhook-timestamp": String(ts), "webhook-signature": await signPayload(otherSecret, "w3", ts, wrongSecretRaw) }, wrongSecretRaw);
+    // A good signature moved to another id or time.
+    const movedEvent = stepEvent(sid, tid, "step_started", { step: "evaluate" });
+    const movedRaw = JSON.stringify(movedEvent);
+    const moved = await writeSentinel(team.team_id, movedEvent, { "webhook-id": "w5", "webhook-timestamp": String(ts + 1), "webhook-signature": await signPayload(secret, "w4", ts, movedRaw) }, movedRaw);
     const notJson = await writeSentinel(team.team_id, stepEvent(sid, tid, "step_started", { step: "x" }), {}, "{not json");
     await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: null } })).json();
     const mismatched = sentinelKey({ team_id: team.team_id, session_id: sid, topic_id: tid, event_id: "other-id" });
@@ -77,23 +118,27 @@ describe("sentinel sweep", () => {
     await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } })).json();
 
     const report = await sweepSentinels(env);
-    expect(report).toMatchObject({ applied: 1, rejected: 4 });
-    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, rejected: 4, truncated: false });
+    expect(report).toMatchObject({ applied: 1, rejected: 7 });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, rejected: 7, truncated: false });
     const reasons = Object.fromEntries(
       await Promise.all(
-        [unsigned, notJson, mismatched, unknownSession].map(async (k) => {
+        [unsigned, tampered, wrongSecret, moved, notJson, mismatched, unknownSession].map(async (k) => {
           const o = await env.BUCKET.head(k.replace("callback-sentinels/", "callback-sentinels/rejected/"));
           return [k, o?.customMetadata?.reason ?? "(missing)"];
         }),
       ),
     );
-    expect(reasons[unsigned]).toContain("signature");
+    expect(reasons[unsigned]).toBe("signature: missing_headers");
+    expect(reasons[tampered]).toBe("signature: bad_signature");
+    expect(reasons[wrongSecret]).toBe("signature: bad_signature");
+    expect(reasons[moved]).toBe("signature: bad_signature");
     expect(reasons[notJson]).toMatch(/signature|not JSON/);
     expect(reasons[mismatched]).toMatch(/signature|does not match/);
     expect(reasons[unknownSession]).toMatch(/signature|no session/);
     const topic = await json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key: team.api_key }));
     expect(topic.steps.prep.status).toBe("running");
     expect(topic.steps.review.status).toBe("pending");
+    for (const step of ["explore", "implement", "evaluate"]) expect(topic.steps[step].status).toBe("pending");
     // A second sweep finds nothing left to retry.
     expect(await sweepSentinels(env)).toMatchObject({ applied: 0, rejected: 0 });
   });

@@ -1,82 +1,260 @@
 import { eq } from "drizzle-orm";
+import { JSON_BODY_LIMIT } from "../app";
 import { dbOf } from "../db/client";
 import { existingSessionIds } from "../db/index-rows";
 import { teams } from "../db/schema";
 import { eventSchema } from "../domain/events";
-import { SENTINEL_PREFIX, parseSentinelKey, rejectedKey } from "../domain/sentinel";
+import { MAX_JSON_DEPTH, tooDeepAt } from "../domain/json";
+import {
+  ATTEMPTS_META,
+  LAST_ERROR_META,
+  MAX_ATTEMPTS,
+  NEXT_ATTEMPT_META,
+  SENTINEL_PREFIX,
+  type SentinelKey,
+  attemptsOf,
+  isDeferred,
+  parseSentinelKey,
+  rejectedKey,
+  retryDelayMs,
+} from "../domain/sentinel";
 import { decryptSecret } from "../lib/crypto";
+import { utf8 } from "../lib/encoding";
 import { log } from "../lib/log";
 import { verifyPayload } from "../lib/standard-webhooks";
 import { applyCallbackMessage } from "../queue/consumer";
 
-/** At most this many sentinels a sweep, so one cron run stays well inside its time limit. */
+/** At most this many sentinels read a sweep (across all teams), so one cron run stays well inside its time limit. */
 export const SWEEP_LIMIT = 500;
+/** And no new one started after this long: the rest wait for the next minute's sweep. */
+export const SWEEP_TIME_BUDGET_MS = 20_000;
+/** Keys listed a team a sweep (waiting ones are listed, not read): a bound on list calls. */
+const TEAM_LIST_LIMIT = 10_000;
+/** Teams listed a sweep (1,000 a page). */
+const TEAM_PAGES = 10;
+/** The most metadata a sentinel may carry: the sweep adds its own, under R2's 8 KiB. */
+const METADATA_LIMIT = 4096;
+/** Reasons and errors kept in metadata are cut here. */
+const MESSAGE_LIMIT = 1000;
 
 export interface SweepReport {
+  /** Applied and deleted. */
   applied: number;
+  /** Moved to rejected/: refused, or failed MAX_ATTEMPTS times. */
   rejected: number;
+  /** Failed this sweep (not refused): tried again on a later one. */
+  retrying: number;
+  /** Waiting after a failed try: not read this sweep. */
+  deferred: number;
+  /** Gone or changed under this sweep (another sweep took it), or R2 failed on it. */
   skipped: number;
 }
 
+export interface SweepOptions {
+  /** Sentinels read at most (default SWEEP_LIMIT). */
+  limit?: number;
+  /** Wall time after which no sentinel is started (default SWEEP_TIME_BUDGET_MS). */
+  timeBudgetMs?: number;
+  /** The time retries are scheduled from and compared with (tests move it). */
+  now?: number;
+}
+
+/** A sentinel the sweep will not apply, whatever happens later: moved to rejected/. */
 class Refused extends Error {}
 
 /**
  * Applies every pending sentinel through the same path as a callback (the hubs dedupe by
  * event id, so an event that also arrived over HTTPS, or a sentinel two sweeps see at once,
- * is applied once), and deletes each only after it was applied. A malformed sentinel moves
- * to `callback-sentinels/rejected/` with its reason.
+ * is applied once), and deletes each only after it was applied.
+ *
+ * A sentinel over the HTTPS path's limits (1 MiB, 32 levels of nesting, the event schema), with
+ * a bad key or signature, is moved to `callback-sentinels/rejected/` with its reason. One that
+ * fails otherwise is retried on later sweeps, at most MAX_ATTEMPTS times (src/domain/sentinel.ts),
+ * then moved there too with its last error.
+ *
+ * Teams take turns, one sentinel each, so a team's stuck sentinels never hold up another's;
+ * the team that goes first rotates every minute; each sentinel is read at most once a sweep.
  */
-export async function sweepSentinels(env: Env, limit = SWEEP_LIMIT): Promise<SweepReport> {
-  const report: SweepReport = { applied: 0, rejected: 0, skipped: 0 };
-  const secrets = new Map<string, string | null>();
-  let cursor: string | undefined;
-  let seen = 0;
-  do {
-    const page = await env.BUCKET.list({ prefix: SENTINEL_PREFIX, cursor, limit: Math.min(1000, limit - seen), include: ["customMetadata"] });
-    for (const listed of page.objects) {
-      seen += 1;
-      const object = await env.BUCKET.get(listed.key);
-      if (!object) {
-        report.skipped += 1; // another sweep took it
+export async function sweepSentinels(env: Env, options: SweepOptions = {}): Promise<SweepReport> {
+  const report: SweepReport = { applied: 0, rejected: 0, retrying: 0, deferred: 0, skipped: 0 };
+  const limit = options.limit ?? SWEEP_LIMIT;
+  const deadline = Date.now() + (options.timeBudgetMs ?? SWEEP_TIME_BUDGET_MS);
+  const now = options.now ?? Date.now();
+  const state: SweepState = { env, now, report, secrets: new Map() };
+
+  const lanes = await teamLanes(env.BUCKET);
+  const first = lanes.length === 0 ? 0 : Math.floor(now / 60_000) % lanes.length;
+  let active = [...lanes.slice(first), ...lanes.slice(0, first)];
+  let read = 0;
+  while (active.length > 0 && read < limit && Date.now() < deadline) {
+    const still: Lane[] = [];
+    for (const lane of active) {
+      if (read >= limit || Date.now() >= deadline) {
+        still.push(lane);
         continue;
       }
-      const raw = await object.text();
+      const listed = await nextDue(lane, state).catch((error) => {
+        log("warn", "sentinel listing failed", { prefix: lane.prefix, error: messageOf(error) });
+        return null;
+      });
+      if (!listed) continue; // this team is done for this sweep
+      still.push(lane);
+      read += 1;
       try {
-        const event = await validate(env, listed.key, raw, object.customMetadata ?? {}, secrets);
-        await applyCallbackMessage(env, { kind: "callbacks", team_id: event.team, request_id: `sentinel:${listed.key}`, events: [event.event] });
-        await env.BUCKET.delete(listed.key);
-        report.applied += 1;
+        await sweepOne(state, listed.key);
       } catch (error) {
-        if (!(error instanceof Refused)) {
-          // A platform failure (D1, a hub): leave the sentinel for the next sweep.
-          log("warn", "sentinel not applied; will retry", { key: listed.key, error: error instanceof Error ? error.message : String(error) });
-          report.skipped += 1;
-          continue;
-        }
-        await env.BUCKET.put(rejectedKey(listed.key), raw, { customMetadata: { ...(object.customMetadata ?? {}), reason: error.message, rejected_at: new Date().toISOString() } });
-        await env.BUCKET.delete(listed.key);
-        log("warn", "sentinel rejected", { key: listed.key, reason: error.message });
-        report.rejected += 1;
+        // R2 failed while moving or rewriting it: nothing was lost, the next sweep sees it again.
+        log("warn", "sentinel sweep failed on R2", { key: listed.key, error: messageOf(error) });
+        report.skipped += 1;
       }
     }
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor && seen < limit);
+    active = still;
+  }
   return report;
 }
 
-async function validate(env: Env, key: string, raw: string, meta: Record<string, string>, secrets: Map<string, string | null>) {
-  const parsedKey = parseSentinelKey(key);
-  if (!parsedKey) throw new Refused("the key is not callback-sentinels/alpha/{team}/{session}/{topic}/{event}.json");
-  const team = parsedKey.team_id;
-  if (!secrets.has(team)) {
-    const row = await dbOf(env).select({ signingSecret: teams.signingSecret }).from(teams).where(eq(teams.id, team)).get();
-    if (!row) throw new Refused(`no team ${team}`);
-    secrets.set(team, row.signingSecret ? await decryptSecret(env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`) : null);
+interface SweepState {
+  env: Env;
+  now: number;
+  report: SweepReport;
+  /** Each team's signing secret, looked up once a sweep (a failure too: it fails its sentinels alike). */
+  secrets: Map<string, Promise<string | null>>;
+}
+
+/** One team's sentinels in key order, listed a page at a time as the sweep reaches them. */
+interface Lane {
+  prefix: string;
+  buffer: R2Object[];
+  cursor?: string;
+  /** No more pages (or the listing bound was reached). */
+  listedAll: boolean;
+  listed: number;
+}
+
+/**
+ * A lane per team prefix under alpha/, and one for objects directly under it (no team
+ * folder: rejected for their key).
+ */
+async function teamLanes(bucket: R2Bucket): Promise<Lane[]> {
+  const lanes: Lane[] = [];
+  const loose: R2Object[] = [];
+  let cursor: string | undefined;
+  let pages = 0;
+  do {
+    const page = await bucket.list({ prefix: SENTINEL_PREFIX, delimiter: "/", cursor, limit: 1000, include: ["customMetadata"] });
+    for (const prefix of page.delimitedPrefixes) lanes.push({ prefix, buffer: [], listedAll: false, listed: 0 });
+    loose.push(...page.objects);
+    cursor = page.truncated ? page.cursor : undefined;
+    pages += 1;
+  } while (cursor && pages < TEAM_PAGES);
+  if (loose.length > 0) lanes.push({ prefix: SENTINEL_PREFIX, buffer: loose, listedAll: true, listed: loose.length });
+  return lanes;
+}
+
+/** The lane's next sentinel that is not waiting for a retry, or null when it has no more this sweep. */
+async function nextDue(lane: Lane, state: SweepState): Promise<R2Object | null> {
+  for (;;) {
+    const next = lane.buffer.shift();
+    if (next) {
+      if (isDeferred(next.customMetadata ?? {}, state.now)) {
+        state.report.deferred += 1;
+        continue;
+      }
+      return next;
+    }
+    if (lane.listedAll) return null;
+    const page = await state.env.BUCKET.list({ prefix: lane.prefix, cursor: lane.cursor, limit: 1000, include: ["customMetadata"] });
+    lane.buffer = page.objects;
+    lane.listed += page.objects.length;
+    lane.cursor = page.truncated ? page.cursor : undefined;
+    lane.listedAll = !page.truncated || lane.listed >= TEAM_LIST_LIMIT;
   }
-  const secret = secrets.get(team);
-  if (secret) {
+}
+
+async function sweepOne(state: SweepState, key: string): Promise<void> {
+  const { env, report, now } = state;
+  const object = await env.BUCKET.get(key);
+  if (!object) {
+    report.skipped += 1; // another sweep took it
+    return;
+  }
+  const meta = object.customMetadata ?? {};
+  if (isDeferred(meta, now)) {
+    // Another sweep failed on it since it was listed.
+    await object.body.cancel();
+    report.deferred += 1;
+    return;
+  }
+
+  // Refused before the body is read: the key, the size (the HTTPS path's body limit), the metadata.
+  const parsedKey = parseSentinelKey(key);
+  if (!parsedKey.ok) return reject(state, object, object.body, meta, parsedKey.reason);
+  if (object.size > JSON_BODY_LIMIT) return reject(state, object, object.body, meta, `the body is ${object.size} bytes, over the ${JSON_BODY_LIMIT}-byte limit of a JSON body`);
+  const metaBytes = metadataBytes(meta);
+  if (metaBytes > METADATA_LIMIT) return reject(state, object, object.body, meta, `its metadata is ${metaBytes} bytes, over ${METADATA_LIMIT}`);
+
+  const bytes = await object.arrayBuffer();
+  try {
+    const event = await validate(state, parsedKey.key, new TextDecoder().decode(bytes), meta);
+    await applyCallbackMessage(env, { kind: "callbacks", team_id: parsedKey.key.team_id, request_id: `sentinel:${key}`, events: [event] });
+    await env.BUCKET.delete(key);
+    report.applied += 1;
+    return;
+  } catch (error) {
+    if (error instanceof Refused) {
+      await reject(state, object, bytes, meta, error.message);
+      return;
+    }
+    const attempts = attemptsOf(meta) + 1;
+    const message = cut(messageOf(error));
+    if (attempts >= MAX_ATTEMPTS) {
+      await reject(state, object, bytes, { ...meta, [ATTEMPTS_META]: String(attempts) }, `failed ${attempts} times; the last error: ${message}`);
+      return;
+    }
+    // Count the try in the object itself: the same bytes, the same metadata (its signature
+    // included) plus the count, when to try next and why. Only if no other sweep changed
+    // or removed it since it was read (then that sweep's outcome stands).
+    const rewritten = await env.BUCKET.put(key, bytes, {
+      httpMetadata: object.httpMetadata,
+      customMetadata: { ...meta, [ATTEMPTS_META]: String(attempts), [NEXT_ATTEMPT_META]: new Date(now + retryDelayMs(attempts)).toISOString(), [LAST_ERROR_META]: message },
+      // The etag is the body's MD5, the same after a rewrite: the upload time tells a rewrite
+      // by another sweep, so a sweep that read it before never writes an older count over it.
+      onlyIf: { etagMatches: object.etag, uploadedBefore: new Date(object.uploaded.getTime() + 1) },
+    });
+    log("warn", "sentinel not applied; will retry", { key, attempts, error: message });
+    if (rewritten) report.retrying += 1;
+    else report.skipped += 1;
+  }
+}
+
+/** Moves a sentinel to rejected/ with its reason (the body as it was), then deletes it. */
+async function reject(state: SweepState, object: R2Object, body: ReadableStream | ArrayBuffer, meta: Record<string, string>, reason: string): Promise<void> {
+  const { env, report } = state;
+  const ours = { reason: cut(reason), rejected_at: new Date(state.now).toISOString() };
+  // Its own metadata is kept (signature included) unless that would not fit R2's limit.
+  const customMetadata = metadataBytes(meta) <= METADATA_LIMIT ? { ...meta, ...ours } : ours;
+  await env.BUCKET.put(rejectedKey(object.key), body, { httpMetadata: object.httpMetadata, customMetadata });
+  await env.BUCKET.delete(object.key);
+  log("warn", "sentinel rejected", { key: object.key, reason: ours.reason });
+  report.rejected += 1;
+}
+
+/** The same checks, in the same order, as `POST /v1/callbacks` (src/routes/callbacks.ts). */
+async function validate(state: SweepState, key: SentinelKey, raw: string, meta: Record<string, string>) {
+  const { env } = state;
+  const team = key.team_id;
+  let secret = state.secrets.get(team);
+  if (!secret) {
+    secret = signingSecret(env, team);
+    state.secrets.set(team, secret);
+  }
+  const signing = await secret;
+  if (signing) {
     // No time window: a sentinel is swept late by design. The event id still makes it once-only.
-    const verdict = await verifyPayload(secret, { id: meta["webhook-id"] ?? null, timestamp: meta["webhook-timestamp"] ?? null, signature: meta["webhook-signature"] ?? null }, raw, 0, null);
+    const verdict = await verifyPayload(signing, { id: meta["webhook-id"] ?? null, timestamp: meta["webhook-timestamp"] ?? null, signature: meta["webhook-signature"] ?? null }, raw, 0, null);
+    // A stored secret with no usable key fails every request alike: the team's configuration
+    // to fix (HTTPS answers 503), so retried like a platform failure, not refused.
+    if (!verdict.ok && (verdict.reason as string) === "unusable_secret") throw new Error("the team's signing secret carries no usable key");
     if (!verdict.ok) throw new Refused(`signature: ${verdict.reason}`);
   }
   let body: unknown;
@@ -85,13 +263,37 @@ async function validate(env: Env, key: string, raw: string, meta: Record<string,
   } catch {
     throw new Refused("the body is not JSON");
   }
+  // Before anything recursive (zod, structured clone) sees it, as over HTTPS.
+  const deep = tooDeepAt(body);
+  if (deep !== null) throw new Refused(`the JSON body nests deeper than ${MAX_JSON_DEPTH} levels (at ${deep})`);
   const parsed = eventSchema.safeParse(body);
   if (!parsed.success) throw new Refused(`invalid event: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   const event = parsed.data;
-  if (event.id !== parsedKey.event_id || event.session_id !== parsedKey.session_id || (event.topic_id ?? null) !== parsedKey.topic_id) {
+  if (event.id !== key.event_id || event.session_id !== key.session_id || (event.topic_id ?? null) !== key.topic_id) {
     throw new Refused("the event's id, session_id or topic_id does not match its key");
   }
   const known = await existingSessionIds(dbOf(env), team, [event.session_id]);
   if (!known.has(event.session_id)) throw new Refused(`no session ${event.session_id} in team ${team}`);
-  return { team, event };
+  return event;
+}
+
+/** The team's signing secret, null when it signs nothing; Refused when there is no such team. */
+async function signingSecret(env: Env, team: string): Promise<string | null> {
+  const row = await dbOf(env).select({ signingSecret: teams.signingSecret }).from(teams).where(eq(teams.id, team)).get();
+  if (!row) throw new Refused(`no team ${team}`);
+  return row.signingSecret ? await decryptSecret(env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`) : null;
+}
+
+function metadataBytes(meta: Record<string, string>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(meta)) n += utf8.encode(k).byteLength + utf8.encode(v).byteLength;
+  return n;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? `${error.name === "Error" ? "" : `${error.name}: `}${error.message}` : String(error);
+}
+
+function cut(s: string): string {
+  return s.length > MESSAGE_LIMIT ? `${s.slice(0, MESSAGE_LIMIT)}…` : s;
 }

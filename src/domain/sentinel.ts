@@ -1,8 +1,15 @@
+import { clientId } from "../lib/ids";
+
 /**
  * Sentinels: events an agent could not deliver over HTTPS, written to R2 (through its S3 API)
  * at `callback-sentinels/alpha/{team_id}/{session_id}/{topic_id}/{event_id}.json`. The team
  * comes first because session ids are unique only within a team. A session-level event uses
  * `-` as its topic segment.
+ *
+ * Every segment is an id by the route id rule (`clientId`: letters, digits, `.`, `_`, `-`,
+ * starting with a letter or digit, at most 128), written as is: no encoding, so a key names
+ * one event and an event one key. `-` cannot be an id (it does not start with a letter or
+ * digit), so it never collides with a topic, and neither can `.` or `..`.
  */
 export const SENTINEL_PREFIX = "callback-sentinels/alpha/";
 export const REJECTED_PREFIX = "callback-sentinels/rejected/";
@@ -15,26 +22,82 @@ export interface SentinelKey {
   event_id: string;
 }
 
-/** Parses a sentinel key, or null when it is not of the documented shape. */
-export function parseSentinelKey(key: string): SentinelKey | null {
-  if (!key.startsWith(SENTINEL_PREFIX) || !key.endsWith(".json")) return null;
-  const parts = key.slice(SENTINEL_PREFIX.length, -".json".length).split("/");
-  if (parts.length !== 4 || parts.some((p) => p.length === 0)) return null;
-  const [team_id, session_id, topic, event_id] = parts as [string, string, string, string];
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(event_id);
-  } catch {
-    return null;
-  }
-  return { team_id, session_id, topic_id: topic === SESSION_LEVEL_TOPIC ? null : topic, event_id: decoded };
+export type ParsedSentinelKey = { ok: true; key: SentinelKey } | { ok: false; reason: string };
+
+const SHAPE = "callback-sentinels/alpha/{team}/{session}/{topic or -}/{event}.json";
+
+/** A key segment that is not an id. */
+export class SentinelKeyError extends Error {}
+
+/** Why `value` cannot be the `name` of a sentinel key, or null when it is an id. */
+export function sentinelIdProblem(name: string, value: string): string | null {
+  const parsed = clientId.safeParse(value);
+  if (parsed.success) return null;
+  const shown = value.length > 140 ? `${value.slice(0, 140)}…` : value;
+  return `the ${name} ${JSON.stringify(shown)} is not an id (${parsed.error.issues[0]?.message ?? "invalid"})`;
 }
 
+/** Parses a sentinel key, or says why it is not one of the documented shape. */
+export function parseSentinelKey(key: string): ParsedSentinelKey {
+  if (!key.startsWith(SENTINEL_PREFIX) || !key.endsWith(".json")) return { ok: false, reason: `the key is not ${SHAPE}` };
+  const parts = key.slice(SENTINEL_PREFIX.length, -".json".length).split("/");
+  if (parts.length !== 4) return { ok: false, reason: `the key is not ${SHAPE}` };
+  const [team_id, session_id, topic, event_id] = parts as [string, string, string, string];
+  const problem =
+    sentinelIdProblem("team id", team_id) ??
+    sentinelIdProblem("session id", session_id) ??
+    (topic === SESSION_LEVEL_TOPIC ? null : sentinelIdProblem("topic id", topic)) ??
+    sentinelIdProblem("event id", event_id);
+  if (problem) return { ok: false, reason: `the key is not ${SHAPE}: ${problem}` };
+  return { ok: true, key: { team_id, session_id, topic_id: topic === SESSION_LEVEL_TOPIC ? null : topic, event_id } };
+}
+
+/** The key of an event's sentinel; throws SentinelKeyError when an id breaks the id rule. */
 export function sentinelKey(k: SentinelKey): string {
-  return `${SENTINEL_PREFIX}${k.team_id}/${k.session_id}/${k.topic_id ?? SESSION_LEVEL_TOPIC}/${encodeURIComponent(k.event_id)}.json`;
+  const problem =
+    sentinelIdProblem("team id", k.team_id) ??
+    sentinelIdProblem("session id", k.session_id) ??
+    (k.topic_id === null ? null : sentinelIdProblem("topic id", k.topic_id)) ??
+    sentinelIdProblem("event id", k.event_id);
+  if (problem) throw new SentinelKeyError(`No sentinel key for this event: ${problem}.`);
+  return `${SENTINEL_PREFIX}${k.team_id}/${k.session_id}/${k.topic_id ?? SESSION_LEVEL_TOPIC}/${k.event_id}.json`;
 }
 
 /** Where a sentinel that cannot be applied is kept, with its reason: never lost, never retried. */
 export function rejectedKey(key: string): string {
   return REJECTED_PREFIX + key.slice("callback-sentinels/".length);
+}
+
+/**
+ * Retries. A sentinel that fails for another reason than a refusal (a platform error, or one
+ * that fails the same way every time) is tried again on later sweeps, at most MAX_ATTEMPTS
+ * times in all, then rejected with the last error. The sweep keeps the count in the object's
+ * own metadata (R2 has no in-place metadata update, so it rewrites the object, body and other
+ * metadata unchanged) and waits between tries, so a stuck sentinel is skipped by the sweeps in
+ * between without being read, and an outage of about an hour and a half rejects nothing.
+ */
+export const MAX_ATTEMPTS = 5;
+export const ATTEMPTS_META = "sweep-attempts";
+export const NEXT_ATTEMPT_META = "sweep-next-attempt-at";
+export const LAST_ERROR_META = "sweep-last-error";
+
+/** How long to wait after the nth failed try: 1, 4, 16, 64 minutes. */
+export function retryDelayMs(attempts: number): number {
+  return 60_000 * 4 ** Math.max(0, Math.min(attempts, MAX_ATTEMPTS) - 1);
+}
+
+/** Failed tries so far, from metadata an agent may also have written: anything odd counts as 0. */
+export function attemptsOf(meta: Record<string, string>): number {
+  const raw = meta[ATTEMPTS_META];
+  if (raw === undefined || !/^\d{1,3}$/.test(raw)) return 0;
+  return Number(raw);
+}
+
+/**
+ * Whether the sentinel waits for a later sweep. A wait longer than any the sweep sets (e.g.
+ * written by the agent) is ignored, so no metadata keeps a sentinel pending forever.
+ */
+export function isDeferred(meta: Record<string, string>, now: number): boolean {
+  const at = Date.parse(meta[NEXT_ATTEMPT_META] ?? "");
+  return Number.isFinite(at) && at > now && at <= now + retryDelayMs(MAX_ATTEMPTS);
 }
