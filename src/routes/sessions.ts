@@ -5,7 +5,7 @@ import { dbOf } from "../db/client";
 import { indexTopic, upsertSessionRow } from "../db/index-rows";
 import { alphas, sessions, topics } from "../db/schema";
 import { jsonSchema } from "../domain/json";
-import { isTerminal, SESSION_STATUSES } from "../domain/session";
+import { isTerminal, SESSION_STATUSES, transitionSession } from "../domain/session";
 import { STEPS } from "../domain/steps";
 import type { AppEnv } from "../lib/app-env";
 import { authenticate, requireScope } from "../lib/auth";
@@ -134,6 +134,11 @@ sessionRoutes.openapi(
     const current = await hub.summary();
     if (!current) throw new ApiError("not_found", `No session ${sessionId}.`);
     if (isTerminal(current.summary.status)) throw new ApiError("conflict", `The session is ${current.summary.status}; a terminal session is never changed.`);
+    // A refused change changes nothing: checked here, because the hub records every event it
+    // refuses in the session's rejected_events (an agent's must stay visible; an operator's
+    // 409 must not).
+    const allowed = transitionSession(current.summary.status, body.status);
+    if (!allowed.ok) throw new ApiError("conflict", allowed.reason);
     // Applied as an event, so watchers see it on the stream like an agent's update.
     const report = await hub.apply([
       { id: `operator:${crypto.randomUUID()}`, type: "update_status", session_id: sessionId, occurred_at: new Date().toISOString(), data: { status: body.status, ...(body.reason ? { reason: body.reason } : {}) } },
