@@ -29,7 +29,7 @@ export function workspaceLengthProblem(text: string, maxBytes: number): string |
 
 /**
  * Validates a workspace file path (the part after `…/workspace/`): relative, no `..` or `.`
- * segments, no empty segments, no control characters, and no longer than `maxBytes`
+ * segments, no empty segments, no control characters (C0, DEL, C1), and no longer than `maxBytes`
  * (the topic's share of the R2 key, see workspacePathMaxBytes; R2's whole 1,024 when no
  * topic is known).
  */
@@ -38,8 +38,11 @@ export function workspacePathProblem(path: string, maxBytes = R2_KEY_MAX_BYTES):
   const tooLong = workspaceLengthProblem(path, maxBytes);
   if (tooLong) return `the path is ${tooLong}`;
   if (path.startsWith("/")) return "the path must not start with /";
+  // Control characters: C0, DEL and C1 (U+0080–U+009F, e.g. U+0085 NEXT LINE, a line break
+  // to some tools). Unicode's "Cc" category is exactly these 65; a file name has no use for
+  // any of them, and they would break log lines and listings that print the path.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (/[\u0000-\u001f\u007f]/.test(path)) return "the path contains control characters";
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(path)) return "the path contains control characters";
   for (const segment of path.split("/")) {
     if (segment === "..") return "the path must not contain ..";
     if (segment === "." || segment === "") return "the path must not contain empty or . segments";
