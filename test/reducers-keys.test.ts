@@ -5,7 +5,9 @@ import { applyTopicEvent, newTopic, type TopicState, topicSummary } from "../src
 
 const NOW = "2026-11-22T10:00:00.000Z";
 const ev = (type: AgentEvent["type"], data: Record<string, unknown>, id = `${type}-${Math.random()}`): AgentEvent => ({ id, type, session_id: "s1", topic_id: "t1", occurred_at: NOW, data });
-const KEYS = ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"];
+// Alpha ids follow the routes' id rule (no leading "_"); insight ids may be any string.
+const KEYS = ["constructor", "toString", "hasOwnProperty", "valueOf", "isPrototypeOf"];
+const INSIGHT_KEYS = [...KEYS, "__proto__"];
 
 describe("reducers: client-chosen keys are own properties only", () => {
   it("registers and evaluates alphas named like Object.prototype's members, with their ids, through a JSON round trip", () => {
@@ -20,6 +22,10 @@ describe("reducers: client-chosen keys are own properties only", () => {
     expect(alphas.map((a) => a.id).sort()).toEqual([...KEYS].sort());
     for (const a of alphas) expect(a).toMatchObject({ name: `n-${a.id}`, passed: true, metrics: { sharpe: 2 } });
     expect(Object.getPrototypeOf(t.alphas)).toBe(Object.prototype);
+    // "__proto__" is no alpha id at all: refused, and nothing is stored for it.
+    const proto = applyTopicEvent(t, ev("alpha.registered", { alpha_id: "__proto__", name: "p" }), NOW);
+    expect(proto.accepted).toBe(false);
+    expect(topicSummary(proto.state).alphas).toHaveLength(KEYS.length);
   });
 
   it("leaves out an id-less alpha a topic stored before the fix holds", () => {
@@ -30,11 +36,11 @@ describe("reducers: client-chosen keys are own properties only", () => {
 
   it("keeps insights named like Object.prototype's members", () => {
     let s = newSession({ id: "s1", team_id: "a", now: NOW });
-    for (const k of KEYS) {
+    for (const k of INSIGHT_KEYS) {
       s = applySessionEvent(s, ev("insight_started", { insight_id: k, title: `t-${k}` }), NOW).state;
       s = applySessionEvent(s, ev("insight_failed", { insight_id: k, error: "boom" }), NOW).state;
       s = JSON.parse(JSON.stringify(s));
     }
-    for (const k of KEYS) expect(Object.hasOwn(s.insights, k) && s.insights[k]).toEqual({ id: k, title: `t-${k}`, status: "failed", error: "boom" });
+    for (const k of INSIGHT_KEYS) expect(Object.hasOwn(s.insights, k) && s.insights[k]).toEqual({ id: k, title: `t-${k}`, status: "failed", error: "boom" });
   });
 });
