@@ -3,7 +3,7 @@ import { secondsUntilUtcMidnight } from "../src/domain/workers";
 import type { LeasedTaskResponse } from "../src/lib/task-schemas";
 import { call, createTeam, expectProblem, json } from "./helpers";
 import { claim, createTask } from "./task-helpers";
-import { finish, isoDaysAgo, rewrite, setTeam } from "./worker-helpers";
+import { finish, isoDaysAgo, redateCosts, rewrite, setTeam } from "./worker-helpers";
 
 const claimCall = (key: string, worker: string, role = "executor") => call("/v1/tasks/claim", { method: "POST", key, json: { worker_id: worker, role } });
 
@@ -118,9 +118,46 @@ describe("claims: the daily budget", () => {
     expect(retryAfter).toBeLessThanOrEqual(expected);
 
     // The next day (the costs were yesterday's) claims work again.
-    await rewrite("tasks", "completed_at", isoDaysAgo(1), { id: done.id });
-    await rewrite("tasks", "completed_at", isoDaysAgo(1), { id: failed.id });
+    await redateCosts(done.id, isoDaysAgo(1).slice(0, 10));
+    await redateCosts(failed.id, isoDaysAgo(1).slice(0, 10));
     expect((await claim(k))?.title).toBe("waiting");
+  });
+
+  it("counts what every attempt spent today: one that failed and went back to the queue, one released, and a task a person retried", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    await setTeam(k, { daily_budget_usd: 1 });
+    const flaky = await createTask(k, { title: "flaky", priority: "critical", max_attempts: 3 });
+    await createTask(k, { title: "waiting" });
+    const first = await claim(k);
+    expect(first?.id).toBe(flaky.id);
+    // $50 spent by an attempt that failed: the task is pending again, but the money is gone.
+    expect((await finish(k, flaky.id, first?.lease.id ?? "", "fail", { cost_usd: 50 })).status).toBe("pending");
+    expect((await expectProblem(await claimCall(k, "w1"), 429)).detail).toContain("($50.00 today)");
+
+    // A person's retry of a task that failed for good does not give its spend back.
+    const t2 = await createTeam();
+    const k2 = t2.api_key;
+    await setTeam(k2, { daily_budget_usd: 1 });
+    const once = await createTask(k2, { title: "once", priority: "critical", max_attempts: 1 });
+    await createTask(k2, { title: "next" });
+    const held = await claim(k2);
+    expect((await finish(k2, once.id, held?.lease.id ?? "", "fail", { cost_usd: 2 })).status).toBe("failed");
+    await expectProblem(await claimCall(k2, "w1"), 429);
+    const retried = await call(`/v1/tasks/${once.id}/retry`, { method: "POST", key: k2 });
+    expect(retried.status).toBe(200);
+    await retried.text();
+    await expectProblem(await claimCall(k2, "w1"), 429);
+
+    // A released attempt's spend counts too.
+    const t3 = await createTeam();
+    const k3 = t3.api_key;
+    await setTeam(k3, { daily_budget_usd: 1 });
+    const r = await createTask(k3, { title: "released" });
+    const h3 = await claim(k3);
+    const released = await call(`/v1/tasks/${r.id}/release`, { method: "POST", key: k3, json: { lease_id: h3?.lease.id, cost_usd: 1.5 } });
+    expect((await json(released)).cost_usd).toBe(1.5);
+    await expectProblem(await claimCall(k3, "w1"), 429);
   });
 
   it("is 204 when the budget is spent but nothing is claimable; no budget means no stop", async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { CostGroupResponse } from "../src/routes/costs";
 import { call, createKey, createTeam, errorPaths, expectProblem, json } from "./helpers";
 import { claim, createTask } from "./task-helpers";
-import { finish, rewrite } from "./worker-helpers";
+import { finish, redateCosts, rewrite } from "./worker-helpers";
 
 type CostList = { items: CostGroupResponse[]; next_cursor: string | null };
 const costs = async (key: string, query: string) => {
@@ -12,13 +12,13 @@ const costs = async (key: string, query: string) => {
   return JSON.parse(text) as CostList;
 };
 
-/** Creates a task of `role`, has `worker` claim and end it with `usage`, and dates its end on `day`. */
+/** Creates a task of `role`, has `worker` claim and end it with `usage`, and dates what it reported on `day`. */
 async function spend(key: string, role: string, worker: string, usage: { cost_usd: number; tokens: number; duration_ms: number }, day: string, end: "complete" | "fail" = "complete") {
   const task = await createTask(key, { role, max_attempts: 1 });
   const held = await claim(key, role, worker);
   expect(held?.id).toBe(task.id);
   await finish(key, task.id, held?.lease.id ?? "", end, usage);
-  await rewrite("tasks", "completed_at", `${day}T12:00:00.000Z`, { id: task.id });
+  await redateCosts(task.id, day);
   return task.id;
 }
 
@@ -59,6 +59,47 @@ describe("costs: sums by day, role, worker and task", () => {
     expect((await costs(k, "by=worker&to=2026-01-01")).items).toEqual([{ key: "w1", cost_usd: 1.5, tokens: 1000, duration_ms: 60_000, tasks: 1 }]);
     expect((await costs(k, "by=day&from=2026-01-01&to=2026-01-01")).items.map((g) => g.key)).toEqual(["2026-01-01"]);
     expect((await costs(k, "by=day&from=2026-02-01")).items).toEqual([]);
+  });
+
+  it("counts each attempt to the worker that ran it and the day it reported: a retried task keeps its earlier spend where it was", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const task = await createTask(k, { max_attempts: 3 });
+    const a = await claim(k, "executor", "w1");
+    expect((await finish(k, task.id, a?.lease.id ?? "", "fail", { cost_usd: 1, tokens: 10, duration_ms: 100 })).status).toBe("pending");
+    await redateCosts(task.id, "2026-01-01");
+    await rewrite("tasks", "available_at", new Date(Date.now() - 1000).toISOString(), { id: task.id });
+    const b = await claim(k, "executor", "w2");
+    expect(b?.id).toBe(task.id);
+    expect((await finish(k, task.id, b?.lease.id ?? "", "complete", { cost_usd: 2, tokens: 20, duration_ms: 200 })).cost_usd).toBe(3);
+    const today = new Date().toISOString().slice(0, 10);
+    expect((await costs(k, "by=worker")).items).toEqual([
+      { key: "w1", cost_usd: 1, tokens: 10, duration_ms: 100, tasks: 1 },
+      { key: "w2", cost_usd: 2, tokens: 20, duration_ms: 200, tasks: 1 },
+    ]);
+    expect((await costs(k, "by=day")).items).toEqual([
+      { key: "2026-01-01", cost_usd: 1, tokens: 10, duration_ms: 100, tasks: 1 },
+      { key: today, cost_usd: 2, tokens: 20, duration_ms: 200, tasks: 1 },
+    ]);
+    expect((await costs(k, "by=task")).items).toEqual([{ key: task.id, cost_usd: 3, tokens: 30, duration_ms: 300, tasks: 1 }]);
+    // The workers' own cost so far, the same way.
+    const workers = await json<{ items: { id: string; cost_usd: number }[] }>(await call("/v1/workers", { key: k }));
+    expect(workers.items.map((w) => [w.id, w.cost_usd])).toEqual([
+      ["w1", 1],
+      ["w2", 2],
+    ]);
+  });
+
+  it("records an attempt once, whatever a client's retries: a repeated complete adds nothing", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const task = await createTask(k);
+    const held = await claim(k);
+    const body = { lease_id: held?.lease.id, cost_usd: 0.5 };
+    const answers = await Promise.all([0, 1, 2].map(() => call(`/v1/tasks/${task.id}/complete`, { method: "POST", key: k, json: body })));
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 409, 409]);
+    for (const r of answers) await r.text();
+    expect((await costs(k, "by=task")).items).toEqual([{ key: task.id, cost_usd: 0.5, tokens: 0, duration_ms: 0, tasks: 1 }]);
   });
 
   it("pages groups by key", async () => {

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Db, dbOf } from "../src/db/client";
-import { claimLimits, claimNextTask, failUnderLease, LEASE_CLEARED, updateUnderLease } from "../src/db/tasks";
+import { claimLimits, claimNextTask, failUnderLease, heldUnder, LEASE_CLEARED, updateUnderLease } from "../src/db/tasks";
 import { countCompletion, recordClaim, selectWorker } from "../src/db/workers";
 import { leaseExpiry, retryWaits } from "../src/domain/tasks";
 import { utcDayStart } from "../src/domain/workers";
@@ -38,19 +38,21 @@ describe("task statements: plans", () => {
     expect(await planOf(recordClaim(db, r.teamId, r.workerId, r.leaseId, r.now))).toEqual(["SEARCH c USING INDEX tasks_team_worker_lease (team_id=? AND worker_id=? AND lease_id=?)"]);
     const limits = await planOf(claimLimits(db, r));
     expect(limits).toContain("SEARCH c USING COVERING INDEX tasks_team_worker_lease (team_id=? AND worker_id=? AND lease_id=?)");
-    // A worker's cost still sums its tasks through the index's (team, worker) prefix.
-    expect(await planOf(selectWorker(db, r.teamId, r.workerId))).toContain("SEARCH k USING INDEX tasks_team_worker_lease (team_id=? AND worker_id=?)");
+    // A worker's cost sums its attempts from the ledger's covering (team, worker) index.
+    expect(await planOf(selectWorker(db, r.teamId, r.workerId))).toContain("SEARCH k USING COVERING INDEX task_costs_team_worker (team_id=? AND worker_id=?)");
+    // A retried claim's earlier take is one probe too.
+    expect(await planOf(heldUnder(db, r.teamId, r.workerId, r.leaseId, r.now))).toEqual(["SEARCH tasks USING INDEX tasks_team_worker_lease (team_id=? AND worker_id=? AND lease_id=?)"]);
     // Counting a completion reads the task and the worker by their keys.
     expect(await planOf(countCompletion(db, r.teamId, "task_x", r.leaseId, r.now))).toEqual(["SEARCH workers USING INDEX sqlite_autoindex_workers_1 (team_id=? AND id=?)", "SCALAR SUBQUERY 1", "SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 (team_id=? AND id=?)"]);
   });
 
-  it("the daily budget sums today's ended tasks from a covering index, in the claim and in the limits", async () => {
+  it("the daily budget sums today's attempts from the ledger's covering index, in the claim and in the limits", async () => {
     const db = dbOf(env);
     const r = claimRequest("team_x", "w1");
-    const spent = "SEARCH e USING COVERING INDEX tasks_team_spent (team_id=? AND completed_at>?)";
+    const spent = "SEARCH k USING COVERING INDEX task_costs_team_day (team_id=? AND day=?)";
     expect(await planOf(claimNextTask(db, r))).toContain(spent);
     expect(await planOf(claimLimits(db, r))).toContain(spent);
-    for (const step of [...(await planOf(claimNextTask(db, r))), ...(await planOf(claimLimits(db, r)))]) expect(step).not.toMatch(/^SCAN (tasks|[cder])\b/);
+    for (const step of [...(await planOf(claimNextTask(db, r))), ...(await planOf(claimLimits(db, r)))]) expect(step).not.toMatch(/^SCAN (tasks|task_costs|[cderhk])\b/);
   });
 });
 

@@ -40,3 +40,8 @@ export async function rewrite(table: "tasks" | "workers", column: string, value:
 }
 
 export const isoDaysAgo = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString();
+
+/** Dates what a task's attempts reported spending on `day` (YYYY-MM-DD), as if they had ended then. */
+export async function redateCosts(taskId: string, day: string) {
+  await env.DB.prepare("UPDATE task_costs SET day = ?, reported_at = ? WHERE task_id = ?").bind(day, `${day}T12:00:00.000Z`, taskId).run();
+}

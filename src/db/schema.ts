@@ -168,15 +168,44 @@ export const tasks = sqliteTable(
     // The cron's sweep of expired leases across teams; unleased tasks have NULL here.
     index("tasks_lease_expiry").on(t.leaseExpiresAt),
     index("tasks_blocked_by").on(t.teamId, t.blockedBy),
-    // The claim's daily budget sums the cost of today's ended tasks from this index alone
-    // (covering: no table lookup per task). Partial: a task enters it when it ends, so claims
-    // and heartbeats of live tasks never write it.
-    index("tasks_team_spent").on(t.teamId, t.completedAt, t.status, t.costUsd).where(sql`completed_at IS NOT NULL`),
-    // A claim finds its own row by lease (recordClaim, claimLimits) in one probe, whatever the
-    // worker's history; the (team, worker) prefix serves a worker's cost (costSoFar).
+    // A claim finds its own row by lease (recordClaim, claimLimits, a retried claim) in one
+    // probe, whatever the worker's history.
     index("tasks_team_worker_lease").on(t.teamId, t.workerId, t.leaseId),
     // SQLite lets many NULLs through a unique index: only given keys are unique.
     uniqueIndex("tasks_idempotency").on(t.teamId, t.idempotencyKey),
+  ],
+);
+
+/**
+ * What each attempt reported spending, as it ended (complete, fail or release): the ledger
+ * the daily budget and `GET /v1/costs` sum. Per attempt, dated by the UTC day it was
+ * reported and counted to the worker that ran it, so a retry, a cancel or an attempt that
+ * failed and went back to the queue never takes spend out of a day or moves it to another
+ * worker. `id` is `{task_id}:{lease_id}`: an attempt is recorded once, whatever a client's
+ * retries. Rows written before the ledger existed have `:legacy` ids (one per task, dated by
+ * its end).
+ */
+export const taskCosts = sqliteTable(
+  "task_costs",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    taskId: text("task_id").notNull(),
+    workerId: text("worker_id").notNull().default(""),
+    role: text("role").notNull(),
+    /** YYYY-MM-DD, UTC. */
+    day: text("day").notNull(),
+    costUsd: real("cost_usd").notNull().default(0),
+    tokens: integer("tokens").notNull().default(0),
+    durationMs: integer("duration_ms").notNull().default(0),
+    reportedAt: text("reported_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.teamId, t.id] }),
+    // The claim's daily budget sums today's cost from this index alone (covering).
+    index("task_costs_team_day").on(t.teamId, t.day, t.costUsd),
+    // A worker's cost so far (GET /v1/workers).
+    index("task_costs_team_worker").on(t.teamId, t.workerId, t.costUsd),
   ],
 );
 

@@ -5,6 +5,7 @@ import type { Db } from "./client";
 import type { ClaimLimits } from "../domain/workers";
 import { tasks, teams } from "./schema";
 import { withdrawQuestions } from "./questions";
+import { spentOn } from "./costs";
 
 /** The task queue's statements. Each state change is one statement (or one D1 batch, a transaction). */
 
@@ -104,9 +105,8 @@ function claimable(r: { teamId: string; role: string; now: string }) {
 const maxRunningOf = (teamId: string, role: string) => sql`(SELECT json_extract(t.max_running, ${`$."${role}"`}) FROM teams t WHERE t.id = ${teamId})`;
 const runningOf = (teamId: string, role: string) => sql`(SELECT count(*) FROM tasks r WHERE r.team_id = ${teamId} AND r.role = ${role} AND r.status IN (${list(LEASED_STATUSES)}))`;
 const dailyBudgetOf = (teamId: string) => sql`(SELECT t.daily_budget_usd FROM teams t WHERE t.id = ${teamId})`;
-/** What the team's tasks that ended today (completed or failed) cost, by their `completed_at`. */
-const spentSince = (teamId: string, dayStart: string) =>
-  sql`(SELECT coalesce(sum(e.cost_usd), 0) FROM tasks e WHERE e.team_id = ${teamId} AND e.completed_at >= ${dayStart} AND e.status IN ('completed', 'failed'))`;
+/** What the team's attempts reported spending on the UTC day that starts at `dayStart` (the ledger, src/db/costs.ts). */
+const spentSince = (teamId: string, dayStart: string) => spentOn(teamId, dayStart.slice(0, 10));
 
 /**
  * Claims the most urgent, oldest claimable task of a role in ONE statement: the subquery

@@ -85,9 +85,9 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-/** What a worker has cost so far: its tasks' costs (a task's cost is summed over its attempts, and it is counted to the worker that claimed it last). */
+/** What a worker has cost so far: what its own attempts reported (the ledger, src/db/costs.ts). */
 // Written out in full: drizzle may render a column of the selected table without its table name, which the subquery would read as its own.
-const costSoFar = sql<number>`(SELECT coalesce(sum(k.cost_usd), 0) FROM tasks k WHERE k.team_id = workers.team_id AND k.worker_id = workers.id)`;
+const costSoFar = sql<number>`(SELECT coalesce(sum(k.cost_usd), 0) FROM task_costs k WHERE k.team_id = workers.team_id AND k.worker_id = workers.id)`;
 
 /** The team's workers by id, after `afterId`; `limit` rows. */
 export function listWorkers(db: Db, teamId: string, limit: number, afterId: string | null) {

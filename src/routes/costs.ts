@@ -42,7 +42,7 @@ costRoutes.openapi(
     method: "get",
     path: "/v1/costs",
     summary: "Cost, tokens and duration of the team's tasks, summed by day, role, worker or task, in key order",
-    description: "A task's cost is dated by the UTC day it ended (or, still queued, last changed) and counted to the worker that claimed it last.",
+    description: "What each attempt reported as it ended (complete, fail or release), dated by the UTC day it was reported and counted to the worker that ran it: a retried or cancelled task keeps what its earlier attempts spent, where and when they spent it. `tasks` is how many tasks the group's attempts belong to.",
     security,
     middleware: [authenticate, requireScope("read")] as const,
     request: { query: costQuery },

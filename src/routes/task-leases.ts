@@ -5,6 +5,7 @@ import { type Db, dbOf } from "../db/client";
 import { addUsage, blockDependents, claimLimits, claimNextTask, failUnderLease, findTask, heldUnder, LEASE_CLEARED, toClaimLimits, updateUnderLease } from "../db/tasks";
 import { countCompletion, endAttemptOfWorker, recordClaim } from "../db/workers";
 import { withdrawQuestions } from "../db/questions";
+import { recordAttemptCost } from "../db/costs";
 import { checkLease, leaseExpiry, retryWaits, type TaskStatus } from "../domain/tasks";
 import { budgetEventId, failureEventType } from "../domain/team-events";
 import { claimRefusal, utcDayStart } from "../domain/workers";
@@ -27,7 +28,7 @@ taskLeaseRoutes.openapi(
     path: "/v1/tasks/claim",
     summary: "Claim the most urgent, oldest claimable task of a role, under a 15-minute lease (204: none; 429: the role's max_running or the daily budget)",
     description:
-      "Claimable: pending, past its retry backoff, and every dependency completed. Atomic: concurrent claims never get the same task, nor go past the role's `max_running` or the team's `daily_budget_usd` (the cost of tasks that ended this UTC day). The worker is recorded as working on the task.",
+      "Claimable: pending, past its retry backoff, and every dependency completed. Atomic: concurrent claims never get the same task, nor go past the role's `max_running` or the team's `daily_budget_usd` (what attempts reported spending this UTC day). The worker is recorded as working on the task.",
     security,
     middleware: [authenticate, requireScope("agent")] as const,
     request: {
@@ -156,7 +157,8 @@ taskLeaseRoutes.openapi(
     // One round trip: the worker is counted under the same lease guard as the task's update,
     // just before it (see countCompletion), so it counts exactly when the task completes.
     // A question still open is moot once the task completed: withdrawn in the same transaction.
-    const [[worker], [updated], withdrawn] = await db.batch([
+    const [, [worker], [updated], withdrawn] = await db.batch([
+      recordAttemptCost(db, team, id, report.lease_id, at, report),
       countCompletion(db, team, id, report.lease_id, at),
       updateUnderLease(db, team, id, report.lease_id, at, {
         status: "completed",
@@ -192,7 +194,8 @@ taskLeaseRoutes.openapi(
     const at = now.toISOString();
     // One round trip: the statement decides retry or failure by the attempts it reads, and
     // failing for good blocks the dependents in the same transaction (a retry skips that).
-    const [[worker], [updated], blocked, withdrawn] = await db.batch([
+    const [, [worker], [updated], blocked, withdrawn] = await db.batch([
+      recordAttemptCost(db, team, id, report.lease_id, at, report),
       endAttemptOfWorker(db, team, id, report.lease_id, at, false),
       failUnderLease(db, team, id, report.lease_id, at, report, retryWaits(now)),
       blockDependents(db, team, at, id),
@@ -234,7 +237,8 @@ taskLeaseRoutes.openapi(
     const at = new Date().toISOString();
     // The claim counted the attempt; a release takes it back, so stopping a worker never
     // costs a task one of its attempts (nor fails it on its last).
-    const [[worker], [updated], withdrawn] = await db.batch([
+    const [, [worker], [updated], withdrawn] = await db.batch([
+      recordAttemptCost(db, team, id, lease_id, at, report),
       endAttemptOfWorker(db, team, id, lease_id, at, false),
       // What the stopped agent had spent still counts.
       updateUnderLease(db, team, id, lease_id, at, { status: "pending", ...LEASE_CLEARED, attempts: sql`max(${tasks.attempts} - 1, 0)`, availableAt: at, ...addUsage(report) }),
