@@ -69,6 +69,16 @@ describe("GitHub webhook: signatures", () => {
     expect(await verifyGitHubSignature(VECTOR.secret, body, `sha1=${VECTOR.signature.slice(7)}`)).toBe(false);
     expect(await verifyGitHubSignature(VECTOR.secret, body, `${VECTOR.signature.slice(0, -1)}0`)).toBe(false);
     expect(await verifyGitHubSignature(VECTOR.secret, body, null)).toBe(false);
+
+    // And through the route: with the vector's secret set, its signature gets the delivery
+    // past the check (then 400: "Hello, World!" is no issue event); a near miss is 401.
+    const team = await teamWithSecret(VECTOR.secret);
+    const passed = await deliver(team.team_id, "issues", VECTOR.payload, { signature: VECTOR.signature });
+    expect(passed.status).toBe(400);
+    expect((await json(passed)).detail).toMatch(/not valid JSON/);
+    const missed = await deliver(team.team_id, "issues", VECTOR.payload, { signature: `${VECTOR.signature.slice(0, -1)}0` });
+    expect(missed.status).toBe(401);
+    await missed.text();
   });
 
   it("answers 401 alike for a bad or missing signature, an unknown team and a team without a secret, and makes no task", async () => {

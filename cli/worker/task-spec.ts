@@ -225,7 +225,7 @@ export function planSpecs(files: SpecFile[]): SpecPlan {
   const deps = new Map<string, Dependency[]>();
   for (const { file, spec } of files) {
     const list: Dependency[] = [];
-    for (const ref of spec.dependsOn) {
+    for (const ref of joinSplitTitles(spec.dependsOn, byTitle)) {
       const found = resolve(ref, byTitle, byFile);
       if (typeof found === "string") {
         rejected.set(file, found);
@@ -266,6 +266,27 @@ export function planSpecs(files: SpecFile[]): SpecPlan {
     if (!placed.has(file) && !rejected.has(file)) rejected.set(file, "its dependencies form a cycle");
   }
   return { ordered, rejected: files.filter((f) => rejected.has(f.file)).map((f) => ({ file: f.file, reason: rejected.get(f.file) as string })) };
+}
+
+/**
+ * References were split at commas, but a title may hold one ("Parse CSV, JSON files"): the
+ * longest run of neighbouring parts that, joined again with ", ", is a spec's title is one
+ * reference.
+ */
+function joinSplitTitles(refs: string[], byTitle: Map<string, string[]>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < refs.length; ) {
+    let end = i + 1;
+    for (let j = refs.length; j > i + 1; j--) {
+      if (byTitle.has(normalize(refs.slice(i, j).join(", ")))) {
+        end = j;
+        break;
+      }
+    }
+    out.push(refs.slice(i, end).join(", "));
+    i = end;
+  }
+  return out;
 }
 
 function resolve(ref: string, byTitle: Map<string, string[]>, byFile: Map<string, string>): Dependency | string {

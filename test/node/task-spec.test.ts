@@ -103,6 +103,15 @@ describe("planSpecs", () => {
     ]);
   });
 
+  it("a title with a comma in it is one reference, while other commas still separate", () => {
+    const plan = planSpecs([file("01-parse.md", "Parse CSV, JSON files"), file("02-docs.md", "Docs"), file("03-all.md", "All", "Parse CSV, JSON files, docs")]);
+    expect(plan.rejected).toEqual([]);
+    expect(plan.ordered.find((p) => p.file === "03-all.md")?.dependencies).toEqual([
+      { kind: "spec", file: "01-parse.md" },
+      { kind: "spec", file: "02-docs.md" },
+    ]);
+  });
+
   it("rejects unknown, ambiguous, self and cyclic references, and what depends on a rejected spec", () => {
     const plan = planSpecs([
       file("a.md", "A", "nothing like it"),
