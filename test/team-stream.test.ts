@@ -105,8 +105,8 @@ describe("team stream: GET /v1/stream", () => {
     // Waiting for an answer, a heartbeat extends the lease and leaves the status alone.
     expect(await json(await leaseCall(agent, task.id, "heartbeat", { lease_id: lease }))).toMatchObject({ status: "waiting_input" });
     await createTask(agent, { title: "marker" });
-    const events = await take(sse, 4);
-    expect(events.map((e) => e.event)).toEqual(["task.running", "question.asked", "worker.updated", "task.created"]);
+    const events = await take(sse, 5);
+    expect(events.map((e) => e.event)).toEqual(["task.running", "question.asked", "task.waiting_input", "worker.updated", "task.created"]);
     expect(asked.id).toMatch(/^q_/);
     await sse.close();
   });
@@ -167,12 +167,14 @@ describe("team stream: GET /v1/stream", () => {
     const answered = await call(`/v1/questions/${asked.id}/answer`, { method: "POST", key: operator, json: { text: "SQLite" } });
     expect(answered.status).toBe(200);
     await answered.text();
-    const events = await take(sse, 4);
-    expect(events.map((e) => e.event)).toEqual(["question.asked", "worker.updated", "question.answered", "worker.updated"]);
+    const events = await take(sse, 6);
+    expect(events.map((e) => e.event)).toEqual(["question.asked", "task.waiting_input", "worker.updated", "question.answered", "task.running", "worker.updated"]);
     expect(nth(events, 0).data.data.question).toMatchObject({ id: asked.id, text: "Postgres or SQLite?", status: "open" });
-    expect(nth(events, 1).data.data.worker).toMatchObject({ status: "waiting" });
-    expect(nth(events, 2).data.data.question).toMatchObject({ id: asked.id, answer: "SQLite", status: "answered" });
-    expect(nth(events, 3).data.data.worker).toMatchObject({ status: "working" });
+    expect(nth(events, 1).data.data.task).toMatchObject({ id: task.id, status: "waiting_input" });
+    expect(nth(events, 2).data.data.worker).toMatchObject({ status: "waiting" });
+    expect(nth(events, 3).data.data.question).toMatchObject({ id: asked.id, answer: "SQLite", status: "answered" });
+    expect(nth(events, 4).data.data.task).toMatchObject({ id: task.id, status: "running" });
+    expect(nth(events, 5).data.data.worker).toMatchObject({ status: "working" });
     expect(held).not.toBeNull();
     await sse.close();
   });

@@ -22,7 +22,7 @@ export async function findQuestion(db: Db, teamId: string, id: string): Promise<
 export async function askQuestion(db: Db, q: { teamId: string; id: string; taskId: string; workerId: string; text: string; now: string }) {
   const asked = sql`EXISTS (SELECT 1 FROM questions q WHERE q.team_id = ${q.teamId} AND q.id = ${q.id})`;
   const statuses = sql.join(ASKABLE_STATUSES.map((s) => sql`${s}`), sql`, `);
-  const [inserted, , worker, current] = await db.batch([
+  const [inserted, task, worker, current] = await db.batch([
     db
       .insert(questions)
       .select(
@@ -34,7 +34,8 @@ export async function askQuestion(db: Db, q: { teamId: string; id: string; taskI
     db
       .update(tasks)
       .set({ status: "waiting_input", updatedAt: q.now })
-      .where(and(eq(tasks.teamId, q.teamId), eq(tasks.id, q.taskId), inArray(tasks.status, [...ASKABLE_STATUSES]), asked)),
+      .where(and(eq(tasks.teamId, q.teamId), eq(tasks.id, q.taskId), inArray(tasks.status, [...ASKABLE_STATUSES]), asked))
+      .returning(),
     db
       .update(workers)
       .set({ status: "waiting", currentTask: q.taskId, lastSeenAt: q.now })
@@ -42,7 +43,7 @@ export async function askQuestion(db: Db, q: { teamId: string; id: string; taskI
       .returning(),
     selectQuestion(db, q.teamId, q.id),
   ]);
-  return inserted.length > 0 && current[0] ? { question: current[0], worker: worker[0] } : undefined;
+  return inserted.length > 0 && current[0] ? { question: current[0], task: task[0], worker: worker[0] } : undefined;
 }
 
 /**
@@ -54,7 +55,7 @@ export async function askQuestion(db: Db, q: { teamId: string; id: string; taskI
 export async function answerQuestion(db: Db, a: { teamId: string; id: string; taskId: string; workerId: string; answer: string; answeredBy: string; now: string }) {
   const openFor = (column: "task_id" | "worker_id", value: string) =>
     sql`NOT EXISTS (SELECT 1 FROM questions o WHERE o.team_id = ${a.teamId} AND o.${sql.raw(column)} = ${value} AND o.status = 'open')`;
-  const [answered, , worker] = await db.batch([
+  const [answered, task, worker] = await db.batch([
     db
       .update(questions)
       .set({ status: "answered", answer: a.answer, answeredBy: a.answeredBy, answeredAt: a.now })
@@ -63,14 +64,15 @@ export async function answerQuestion(db: Db, a: { teamId: string; id: string; ta
     db
       .update(tasks)
       .set({ status: "running", updatedAt: a.now })
-      .where(and(eq(tasks.teamId, a.teamId), eq(tasks.id, a.taskId), eq(tasks.status, "waiting_input"), openFor("task_id", a.taskId))),
+      .where(and(eq(tasks.teamId, a.teamId), eq(tasks.id, a.taskId), eq(tasks.status, "waiting_input"), openFor("task_id", a.taskId)))
+      .returning(),
     db
       .update(workers)
       .set({ status: "working" })
       .where(and(eq(workers.teamId, a.teamId), eq(workers.id, a.workerId), eq(workers.status, "waiting"), openFor("worker_id", a.workerId)))
       .returning(),
   ]);
-  return answered[0] ? { question: answered[0], worker: worker[0] } : undefined;
+  return answered[0] ? { question: answered[0], task: task[0], worker: worker[0] } : undefined;
 }
 
 /**

@@ -7,6 +7,7 @@ export const TEAM_EVENT_TYPES = [
   "task.created",
   "task.claimed",
   "task.running",
+  "task.waiting_input",
   "task.completed",
   "task.retry_scheduled",
   "task.failed",

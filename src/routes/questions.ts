@@ -8,7 +8,7 @@ import { newId } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { clientId } from "../lib/ids";
 import { json, newRouter, problemResponses, security } from "../lib/openapi";
-import { workerEvent } from "../lib/task-events";
+import { taskEvent, workerEvent } from "../lib/task-events";
 import { publishTeamEvents, teamEvent } from "../lib/team-stream";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
 import { QUESTION_STATUSES, questionSchema, taskId, toQuestion, workerIdSchema } from "../lib/task-schemas";
@@ -56,7 +56,11 @@ questionRoutes.openapi(
     if (!verdict.ok) throw new ApiError("conflict", verdict.reason);
     const asked = await askQuestion(db, { teamId, id: newId("q"), taskId: body.task_id, workerId: body.worker_id, text: body.text, now });
     if (!asked) throw new ApiError("conflict", `The task changed while the question was asked; it is ${(await findTask(db, teamId, body.task_id))?.status}.`);
-    await publishTeamEvents(c.env, teamId, [teamEvent("question.asked", { question: toQuestion(asked.question) }, now), ...(asked.worker ? [workerEvent(asked.worker, now)] : [])]);
+    await publishTeamEvents(c.env, teamId, [
+      teamEvent("question.asked", { question: toQuestion(asked.question) }, now),
+      ...(asked.task ? [taskEvent("task.waiting_input", asked.task)] : []),
+      ...(asked.worker ? [workerEvent(asked.worker, now)] : []),
+    ]);
     return c.json(toQuestion(asked.question), 201);
   },
 );
@@ -121,7 +125,11 @@ questionRoutes.openapi(
       const current = await findQuestion(db, auth.team_id, qid);
       throw new ApiError("conflict", current ? `It changed while this answer was sent: ${notOpen(current)}` : `No question ${qid}.`);
     }
-    await publishTeamEvents(c.env, auth.team_id, [teamEvent("question.answered", { question: toQuestion(answered.question) }, now), ...(answered.worker ? [workerEvent(answered.worker, now)] : [])]);
+    await publishTeamEvents(c.env, auth.team_id, [
+      teamEvent("question.answered", { question: toQuestion(answered.question) }, now),
+      ...(answered.task ? [taskEvent("task.running", answered.task)] : []),
+      ...(answered.worker ? [workerEvent(answered.worker, now)] : []),
+    ]);
     return c.json(toQuestion(answered.question), 200);
   },
 );
