@@ -1,4 +1,4 @@
-import { type AgentEvent, dataOf, invalidData, ownEntry } from "./events";
+import { type AgentEvent, canonicalTime, dataOf, instant, invalidData, ownEntry } from "./events";
 import type { Json } from "./json";
 
 export const SESSION_STATUSES = ["created", "running", "completed", "failed"] as const;
@@ -23,6 +23,12 @@ export interface SessionState {
   team_id: string;
   status: SessionStatus;
   status_reason?: string;
+  /**
+   * The latest `occurred_at` of the status reports applied (absent until one was, and on
+   * sessions stored before it): a report of an earlier status that occurred before it is
+   * history, not a forbidden change.
+   */
+  status_at?: string;
   title: string | null;
   metadata: Record<string, Json>;
   created_at: string;
@@ -35,6 +41,9 @@ export interface SessionState {
 export const REJECTED_KEEP = 100;
 
 export type Outcome<S> = { accepted: true; state: S } | { accepted: false; state: S; reason: string };
+
+/** How far along the state machine a status is. */
+const STATUS_RANK: Record<SessionStatus, number> = { created: 0, running: 1, completed: 2, failed: 2 };
 
 export function isTerminal(status: SessionStatus): boolean {
   return status === "completed" || status === "failed";
@@ -81,11 +90,24 @@ function applySessionEventData(state: SessionState, event: AgentEvent, now: stri
   switch (event.type) {
     case "update_status": {
       const data = dataOf({ ...event, type: "update_status" });
+      const at = event.occurred_at ? canonicalTime(event.occurred_at) : now;
       // Ending an ended session the same way again changes nothing, its reason included.
       if (isTerminal(state.status) && data.status === state.status) return { accepted: true, state };
+      // Queues keep no order: a `running` that occurred before the session ended (or a
+      // `created` before it ran) may arrive after it. That is history, not a forbidden change:
+      // accepted, and it changes nothing. Only a report that occurred later is refused (one
+      // without occurred_at is taken to occur when applied: after everything applied before).
+      const stale = event.occurred_at !== undefined && state.status_at !== undefined && instant(at) <= instant(state.status_at);
+      if (stale && STATUS_RANK[data.status] < STATUS_RANK[state.status]) return { accepted: true, state };
       const t = transitionSession(state.status, data.status);
       if (!t.ok) return reject(state, event, t.reason, now);
-      return { accepted: true, state: { ...touched, status: data.status, status_reason: data.reason ?? state.status_reason } };
+      const latest = state.status_at === undefined || instant(at) >= instant(state.status_at);
+      const status_at = latest ? at : (state.status_at as string);
+      // The reason goes with its status: a new status takes the reason given with it (or
+      // none); a repeat of the current one updates it only if it is the latest report.
+      const { status_reason: _prior, ...rest } = touched;
+      const status_reason = data.status !== state.status ? data.reason : latest ? (data.reason ?? state.status_reason) : state.status_reason;
+      return { accepted: true, state: { ...rest, status: data.status, ...(status_reason !== undefined ? { status_reason } : {}), status_at } };
     }
     case "topic_added": {
       // The topic itself is created by the queue consumer (TopicHub + index row); the

@@ -10,6 +10,11 @@ export interface ToolUsage {
   errors: number;
 }
 
+/**
+ * A step as shown. Every field is derived from the step's `clock` (what the events said, each
+ * kept by the latest `occurred_at`), so the same events give the same record whatever order
+ * they arrive in.
+ */
 export interface StepRecord {
   status: StepStatus;
   turns: number;
@@ -17,9 +22,30 @@ export interface StepRecord {
   cost_usd: number;
   duration_ms: number | null;
   tools: ToolUsage[];
+  /** The latest start. */
   started_at: string | null;
+  /** The latest ending; null while a re-run after it runs. */
   ended_at: string | null;
   error: string | null;
+  /** Kept for the order-independent rules, not shown (absent on records stored before it). */
+  clock?: StepClock;
+}
+
+/** When an event occurred, and its id to order two at the same instant. */
+export interface Stamp {
+  at: string;
+  id: string;
+}
+
+export interface StepClock {
+  /** The latest `step_started`. */
+  start: Stamp | null;
+  /** The latest `step_started` that set a turn budget. */
+  budget: (Stamp & { max_turns: number }) | null;
+  /** The latest ending, with what it reported. */
+  end: (Stamp & { status: "completed" | "failed"; turns: number | null; cost_usd: number | null; duration_ms: number | null; error: string | null }) | null;
+  /** The highest running totals `usage.reported` gave. */
+  usage: { turns: number; cost_usd: number };
 }
 
 export interface Alpha {
@@ -28,8 +54,12 @@ export interface Alpha {
   expression: string | null;
   metrics: Record<string, number> | null;
   passed: boolean | null;
+  /** The earliest registration. */
   registered_at: string | null;
+  /** The latest evaluation, whose metrics and verdict are shown. */
   evaluated_at: string | null;
+  /** Which registration gave the name and the expression, and which evaluation is shown; not shown. */
+  clock?: { name?: Stamp; expression?: Stamp; evaluated?: Stamp };
 }
 
 export type TopicStatus = "created" | "running" | "completed" | "failed";
@@ -43,7 +73,7 @@ export interface TopicState {
   updated_at: string;
   steps: Record<Step, StepRecord>;
   alphas: Record<string, Alpha>;
-  last_workspace_sync: { at: string; files: number } | null;
+  last_workspace_sync: { at: string; files: number; event_id?: string } | null;
 }
 
 export type TopicOutcome = { accepted: true; state: TopicState } | { accepted: false; state: TopicState; reason: string };
@@ -124,96 +154,154 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
 function applyTopicEventData(state: TopicState, event: AgentEvent, now: string): TopicOutcome {
   // One canonical form, compared as instants: a queued event or a stored state may hold
   // another form of the same time (an offset, fewer fraction digits).
-  const at = event.occurred_at ? canonicalTime(event.occurred_at) : now;
-  const withStep = (step: Step, record: StepRecord): TopicOutcome => ({
-    accepted: true,
-    state: { ...state, updated_at: now, steps: { ...state.steps, [step]: record } },
-  });
+  const stamp: Stamp = { at: event.occurred_at ? canonicalTime(event.occurred_at) : now, id: event.id };
+  const at = stamp.at;
+  const withStep = (step: Step, clock: (c: StepClock) => StepClock, tools?: (t: ToolUsage[]) => ToolUsage[]): TopicOutcome => {
+    const r = state.steps[step];
+    const record = derive({ ...r, tools: tools ? tools(r.tools) : r.tools }, clock(clockOf(r)));
+    return { accepted: true, state: { ...state, updated_at: now, steps: { ...state.steps, [step]: record } } };
+  };
+  const withAlpha = (id: string, change: (prior: Alpha) => Alpha): TopicOutcome => {
+    const alpha = change(ownEntry(state.alphas, id) ?? emptyAlpha(id));
+    return { accepted: true, state: { ...state, updated_at: now, alphas: { ...state.alphas, [id]: alpha } } };
+  };
   switch (event.type) {
     case "step_started": {
       const data = dataOf({ ...event, type: "step_started" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
-      const r = state.steps[data.step];
-      const max_turns = data.max_turns ?? r.max_turns;
-      if (r.status === "pending" || (r.status === "failed" && r.ended_at !== null && later(at, r.ended_at))) {
-        return withStep(data.step, { ...r, status: "running", max_turns, started_at: at, ended_at: null, error: null });
-      }
-      // Running already, completed, or a failure newer than this start: keep the record, note the budget.
-      return withStep(data.step, { ...r, max_turns, started_at: r.started_at ?? at });
+      return withStep(data.step, (c) => ({
+        ...c,
+        start: latest(c.start, stamp),
+        budget: data.max_turns === undefined ? c.budget : latest(c.budget, { ...stamp, max_turns: data.max_turns }),
+      }));
     }
     case "step_completed": {
       const data = dataOf({ ...event, type: "step_completed" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
-      const r = state.steps[data.step];
-      if (isEnded(r) && r.ended_at !== null && later(r.ended_at, at)) return { accepted: true, state };
-      return withStep(data.step, {
-        ...r,
-        status: "completed",
-        turns: data.turns,
-        cost_usd: data.cost_usd ?? r.cost_usd,
-        duration_ms: data.duration_ms ?? r.duration_ms,
-        started_at: r.started_at,
-        ended_at: at,
-        error: null,
-      });
+      const end = { ...stamp, status: "completed" as const, turns: data.turns, cost_usd: data.cost_usd ?? null, duration_ms: data.duration_ms ?? null, error: null };
+      return withStep(data.step, (c) => ({ ...c, end: latestEnd(c.end, end) }));
     }
     case "step_failed": {
       const data = dataOf({ ...event, type: "step_failed" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
-      const r = state.steps[data.step];
-      if (isEnded(r) && r.ended_at !== null && later(r.ended_at, at)) return { accepted: true, state };
-      // A start recorded after this failure means the step was re-run: the failure is history.
-      if (r.status === "running" && r.started_at !== null && later(r.started_at, at)) return { accepted: true, state };
-      return withStep(data.step, {
-        ...r,
-        status: "failed",
-        turns: data.turns ?? r.turns,
-        duration_ms: data.duration_ms ?? r.duration_ms,
-        ended_at: at,
-        error: data.error,
-      });
+      const end = { ...stamp, status: "failed" as const, turns: data.turns ?? null, cost_usd: null, duration_ms: data.duration_ms ?? null, error: data.error };
+      return withStep(data.step, (c) => ({ ...c, end: latestEnd(c.end, end) }));
     }
     case "usage.reported": {
       const data = dataOf({ ...event, type: "usage.reported" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
-      const r = state.steps[data.step];
-      return withStep(data.step, {
-        ...r,
-        tools: mergeTools(r.tools, data.tools),
-        // Usage reports are cumulative snapshots: never let an older one lower the figures.
-        turns: Math.max(r.turns, data.turns ?? 0),
-        cost_usd: Math.max(r.cost_usd, data.cost_usd ?? 0),
-      });
+      // Tools are deltas (summed); turns and cost are running totals: the highest is kept.
+      return withStep(
+        data.step,
+        (c) => ({ ...c, usage: { turns: Math.max(c.usage.turns, data.turns ?? 0), cost_usd: Math.max(c.usage.cost_usd, data.cost_usd ?? 0) } }),
+        (tools) => mergeTools(tools, data.tools),
+      );
     }
     case "alpha.registered": {
       const data = dataOf({ ...event, type: "alpha.registered" });
-      const prior = ownEntry(state.alphas, data.alpha_id) ?? emptyAlpha(data.alpha_id);
-      const alpha: Alpha = { ...prior, name: data.name ?? prior.name, expression: data.expression ?? prior.expression, registered_at: prior.registered_at ?? at };
-      return { accepted: true, state: { ...state, updated_at: now, alphas: { ...state.alphas, [alpha.id]: alpha } } };
+      return withAlpha(data.alpha_id, (prior) => {
+        const clock = alphaClock(prior);
+        // Per field, the latest registration that gave it; registered when first registered.
+        const name = data.name !== undefined && isLater(stamp, clock.name);
+        const expression = data.expression !== undefined && isLater(stamp, clock.expression);
+        return {
+          ...prior,
+          name: name ? (data.name ?? null) : prior.name,
+          expression: expression ? (data.expression ?? null) : prior.expression,
+          registered_at: prior.registered_at !== null && instant(prior.registered_at) <= instant(at) ? prior.registered_at : at,
+          clock: { ...clock, ...(name ? { name: stamp } : {}), ...(expression ? { expression: stamp } : {}) },
+        };
+      });
     }
     case "alpha.evaluated": {
       const data = dataOf({ ...event, type: "alpha.evaluated" });
-      const prior = ownEntry(state.alphas, data.alpha_id) ?? emptyAlpha(data.alpha_id);
-      if (prior.evaluated_at !== null && later(prior.evaluated_at, at)) return { accepted: true, state };
-      const alpha: Alpha = { ...prior, metrics: data.metrics, passed: data.passed, evaluated_at: at };
-      return { accepted: true, state: { ...state, updated_at: now, alphas: { ...state.alphas, [alpha.id]: alpha } } };
+      return withAlpha(data.alpha_id, (prior) => {
+        const clock = alphaClock(prior);
+        if (!isLater(stamp, clock.evaluated)) return prior;
+        return { ...prior, metrics: data.metrics, passed: data.passed, evaluated_at: at, clock: { ...clock, evaluated: stamp } };
+      });
     }
     case "workspace.sync": {
       const data = dataOf({ ...event, type: "workspace.sync" });
-      return { accepted: true, state: { ...state, updated_at: now, last_workspace_sync: { at, files: data.files.length } } };
+      const prior = state.last_workspace_sync;
+      if (prior && !isLater(stamp, { at: prior.at, id: prior.event_id ?? "" })) return { accepted: true, state: { ...state, updated_at: now } };
+      return { accepted: true, state: { ...state, updated_at: now, last_workspace_sync: { at, files: data.files.length, event_id: event.id } } };
     }
     default:
       return { accepted: false, state, reason: `${event.type} is not a topic-level event` };
   }
 }
 
-/** Whether `a` is a later instant than `b`. */
-function later(a: string, b: string): boolean {
-  return instant(a) > instant(b);
+/**
+ * The step as shown, from its clock. A step with no ending runs once started; an ending is
+ * final against starts, except that a start after a failure re-runs the step (a start after
+ * a completion does not reopen it); between two endings the later one wins. An ending's own
+ * figures are shown where it gave them, otherwise the highest usage reported.
+ */
+function derive(r: StepRecord, clock: StepClock): StepRecord {
+  const { start, end, usage } = clock;
+  const rerun = end !== null && end.status === "failed" && start !== null && instant(start.at) > instant(end.at);
+  const status: StepStatus = end !== null && !rerun ? end.status : start !== null ? "running" : "pending";
+  const ended = status === "completed" || status === "failed" ? end : null;
+  return {
+    ...r,
+    status,
+    turns: ended?.turns ?? usage.turns,
+    max_turns: clock.budget?.max_turns ?? r.max_turns,
+    cost_usd: ended?.cost_usd ?? usage.cost_usd,
+    duration_ms: ended?.duration_ms ?? null,
+    started_at: start?.at ?? null,
+    ended_at: ended?.at ?? null,
+    error: ended?.error ?? null,
+    clock,
+  };
 }
 
-function isEnded(r: StepRecord): boolean {
-  return r.status === "completed" || r.status === "failed";
+/** A step's clock; for a record stored before clocks, what its fields still tell. */
+function clockOf(r: StepRecord): StepClock {
+  if (r.clock) return r.clock;
+  const ended = (r.status === "completed" || r.status === "failed") && r.ended_at !== null;
+  return {
+    start: r.started_at !== null ? { at: r.started_at, id: "" } : null,
+    budget: null,
+    end: ended ? { at: r.ended_at as string, id: "", status: r.status as "completed" | "failed", turns: r.turns, cost_usd: r.cost_usd, duration_ms: r.duration_ms, error: r.error } : null,
+    usage: { turns: r.turns, cost_usd: r.cost_usd },
+  };
+}
+
+/** An alpha's clock; for one stored before clocks, its fields came from events at those times. */
+function alphaClock(a: Alpha): NonNullable<Alpha["clock"]> {
+  if (a.clock) return a.clock;
+  const registered = a.registered_at !== null ? { at: a.registered_at, id: "" } : undefined;
+  return {
+    ...(a.name !== null && registered ? { name: registered } : {}),
+    ...(a.expression !== null && registered ? { expression: registered } : {}),
+    ...(a.evaluated_at !== null ? { evaluated: { at: a.evaluated_at, id: "" } } : {}),
+  };
+}
+
+/** Orders stamps by instant, then by event id: a total order, so no arrival order decides. */
+function compareStamps(a: Stamp, b: Stamp): number {
+  const d = instant(a.at) - instant(b.at);
+  if (d !== 0 && !Number.isNaN(d)) return d;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+function isLater(a: Stamp, b: Stamp | null | undefined): boolean {
+  return !b || compareStamps(a, b) > 0;
+}
+
+function latest<T extends Stamp>(current: T | null, next: T): T {
+  return current === null || isLater(next, current) ? next : current;
+}
+
+/** The later ending; at one instant a failure wins over a completion (never hidden by it), then the event id decides. */
+function latestEnd(current: StepClock["end"], next: NonNullable<StepClock["end"]>): NonNullable<StepClock["end"]> {
+  if (!current) return next;
+  const d = instant(next.at) - instant(current.at);
+  if (d !== 0 && !Number.isNaN(d)) return d > 0 ? next : current;
+  if (next.status !== current.status) return next.status === "failed" ? next : current;
+  return compareStamps(next, current) > 0 ? next : current;
 }
 
 function unknownStep(state: TopicState, step: string): TopicOutcome {
@@ -231,7 +319,8 @@ export function mergeTools(current: ToolUsage[], added: Array<{ name: string; ca
     const prior = byName.get(t.name) ?? { name: t.name, calls: 0, duration_ms: 0, errors: 0 };
     byName.set(t.name, { name: t.name, calls: prior.calls + t.calls, duration_ms: prior.duration_ms + t.duration_ms, errors: prior.errors + t.errors });
   }
-  return [...byName.values()];
+  // By name, so the list does not depend on which report arrived first.
+  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** The topic as a session summary shows it. */
@@ -243,11 +332,21 @@ export function topicSummary(state: TopicState) {
     hypothesis: state.hypothesis,
     created_at: state.created_at,
     updated_at: state.updated_at,
-    steps: state.steps,
+    steps: Object.fromEntries(STEPS.map((s) => [s, shownStep(state.steps[s])])) as Record<Step, Omit<StepRecord, "clock">>,
     // Own entries with an id only: a topic stored before alpha ids were looked up as own
     // properties may hold an id-less entry (an alpha named "constructor" did), which no
-    // index row could be written for.
-    alphas: Object.entries(state.alphas).flatMap(([key, a]) => (typeof a?.id === "string" && a.id === key ? [a] : [])),
+    // index row could be written for. By id, so arrival order does not show.
+    alphas: Object.entries(state.alphas)
+      .flatMap(([key, a]) => (typeof a?.id === "string" && a.id === key ? [shownAlpha(a)] : []))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
   };
 }
 export type TopicSummary = ReturnType<typeof topicSummary>;
+
+function shownStep({ clock: _clock, ...shown }: StepRecord): Omit<StepRecord, "clock"> {
+  return shown;
+}
+
+function shownAlpha({ clock: _clock, ...shown }: Alpha): Omit<Alpha, "clock"> {
+  return shown;
+}

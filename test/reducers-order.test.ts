@@ -1,0 +1,204 @@
+import { describe, expect, it } from "vitest";
+import type { AgentEvent } from "../src/domain/events";
+import { applySessionEvent, newSession, type SessionState } from "../src/domain/session";
+import { applyTopicEvent, currentStep, newTopic, type TopicState, topicStatus, topicSummary } from "../src/domain/topic";
+
+const NOW = "2026-11-22T13:00:00.000Z";
+const at = (minute: number) => `2026-11-22T10:${String(minute).padStart(2, "0")}:00.000Z`;
+let n = 0;
+const ev = (type: AgentEvent["type"], data: Record<string, unknown>, minute: number, id = `e${++n}`): AgentEvent => ({ id, type, session_id: "s1", topic_id: "t1", occurred_at: at(minute), data });
+
+function runTopic(events: AgentEvent[]): TopicState {
+  let t = newTopic({ id: "t1", session_id: "s1", team_id: "a", now: NOW });
+  // `now` differs per apply, as in a hub: it must not decide anything when occurred_at is given.
+  events.forEach((e, i) => {
+    t = applyTopicEvent(t, e, `2026-11-22T12:00:${String(i).padStart(2, "0")}.000Z`).state;
+  });
+  return t;
+}
+
+function runSession(events: AgentEvent[]): SessionState {
+  let s = newSession({ id: "s1", team_id: "a", now: NOW });
+  events.forEach((e, i) => {
+    s = applySessionEvent(s, e, `2026-11-22T12:00:${String(i).padStart(2, "0")}.000Z`).state;
+  });
+  return s;
+}
+
+/** The state with what only says when it was applied left out, keys sorted: equal iff the same. */
+function canonical(value: unknown): string {
+  const sort = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).filter((k) => k !== "updated_at").sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]));
+    return v;
+  };
+  return JSON.stringify(sort(value));
+}
+
+function* permutations<T>(items: T[]): Generator<T[]> {
+  if (items.length <= 1) {
+    yield [...items];
+    return;
+  }
+  for (let i = 0; i < items.length; i++) {
+    const rest = [...items.slice(0, i), ...items.slice(i + 1)];
+    for (const p of permutations(rest)) yield [items[i] as T, ...p];
+  }
+}
+
+function* subsets<T>(items: T[]): Generator<T[]> {
+  for (let mask = 1; mask < 1 << items.length; mask++) yield items.filter((_, i) => mask & (1 << i));
+}
+
+/** Applies every order of `events` and expects one final state; returns it. */
+function sameInEveryOrder<S>(events: AgentEvent[], run: (e: AgentEvent[]) => S): S {
+  const first = run(events);
+  const want = canonical(first);
+  for (const order of permutations(events)) {
+    expect(canonical(run(order)), order.map((e) => `${e.type}@${e.occurred_at}`).join(", ")).toBe(want);
+  }
+  return first;
+}
+
+/** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
+function rng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("topic reducer: the same events give the same topic, whatever order they arrive in", () => {
+  it("start, failure, re-run delivered as started(t1), started(t3), failed(t2) ends running", () => {
+    const s1 = ev("step_started", { step: "explore" }, 1);
+    const f2 = ev("step_failed", { step: "explore", error: "timeout" }, 2);
+    const s3 = ev("step_started", { step: "explore" }, 3);
+    const t = runTopic([s1, s3, f2]);
+    expect(t.steps.explore).toMatchObject({ status: "running", started_at: at(3), ended_at: null, error: null });
+    expect(topicStatus(t)).toBe("running");
+    const every = sameInEveryOrder([s1, f2, s3], runTopic);
+    expect(topicSummary(every).steps.explore).toMatchObject({ status: "running", started_at: at(3) });
+  });
+
+  it("every order of every subset of one step's events gives one record", () => {
+    const events = [
+      ev("step_started", { step: "implement", max_turns: 20 }, 1),
+      ev("step_failed", { step: "implement", error: "tests red", turns: 4 }, 2),
+      ev("usage.reported", { step: "implement", tools: [{ name: "bash", calls: 2, duration_ms: 5, errors: 1 }], turns: 6, cost_usd: 0.2 }, 2),
+      ev("step_started", { step: "implement", max_turns: 30 }, 3),
+      ev("usage.reported", { step: "implement", tools: [{ name: "web", calls: 1, duration_ms: 7, errors: 0 }], turns: 3 }, 4),
+      ev("step_completed", { step: "implement", turns: 9, cost_usd: 0.5, duration_ms: 100 }, 5),
+    ];
+    for (const subset of subsets(events)) sameInEveryOrder(subset, runTopic);
+    expect(topicSummary(runTopic([...events].reverse())).steps.implement).toEqual({
+      status: "completed",
+      turns: 9,
+      max_turns: 30,
+      cost_usd: 0.5,
+      duration_ms: 100,
+      tools: [
+        { name: "bash", calls: 2, duration_ms: 5, errors: 1 },
+        { name: "web", calls: 1, duration_ms: 7, errors: 0 },
+      ],
+      started_at: at(3),
+      ended_at: at(5),
+      error: null,
+    });
+  });
+
+  it("keeps its rules in every order: a completion is not reopened by a start, the later ending wins, a failure at the same instant as a completion shows", () => {
+    const cases: [AgentEvent[], string][] = [
+      [[ev("step_completed", { step: "prep", turns: 2 }, 2), ev("step_started", { step: "prep" }, 1)], "completed"],
+      [[ev("step_completed", { step: "prep", turns: 2 }, 2), ev("step_started", { step: "prep" }, 3)], "completed"],
+      [[ev("step_completed", { step: "prep", turns: 2 }, 2), ev("step_failed", { step: "prep", error: "x" }, 3)], "failed"],
+      [[ev("step_failed", { step: "prep", error: "x" }, 2), ev("step_completed", { step: "prep", turns: 2 }, 3)], "completed"],
+      [[ev("step_failed", { step: "prep", error: "x" }, 2), ev("step_completed", { step: "prep", turns: 2 }, 2)], "failed"],
+      [[ev("step_failed", { step: "prep", error: "x" }, 2), ev("step_started", { step: "prep" }, 2)], "failed"],
+      [[ev("step_failed", { step: "prep", error: "x" }, 2), ev("step_started", { step: "prep" }, 3), ev("step_completed", { step: "prep", turns: 1 }, 1)], "running"],
+    ];
+    for (const [events, status] of cases) expect(sameInEveryOrder(events, runTopic).steps.prep.status, JSON.stringify(events)).toBe(status);
+  });
+
+  it("alphas: the earliest registration, the latest name and evaluation, in every order", () => {
+    const events = [
+      ev("alpha.registered", { alpha_id: "a1", name: "first", expression: "rank(close)" }, 1),
+      ev("alpha.registered", { alpha_id: "a1", name: "renamed" }, 3),
+      ev("alpha.registered", { alpha_id: "a1" }, 4),
+      ev("alpha.evaluated", { alpha_id: "a1", metrics: { sharpe: 1 }, passed: false }, 2),
+      ev("alpha.evaluated", { alpha_id: "a1", metrics: { sharpe: 2 }, passed: true }, 5),
+      ev("alpha.registered", { alpha_id: "a0", name: "other" }, 2),
+    ];
+    const t = sameInEveryOrder(events, runTopic);
+    expect(topicSummary(t).alphas).toEqual([
+      { id: "a0", name: "other", expression: null, metrics: null, passed: null, registered_at: at(2), evaluated_at: null },
+      { id: "a1", name: "renamed", expression: "rank(close)", metrics: { sharpe: 2 }, passed: true, registered_at: at(1), evaluated_at: at(5) },
+    ]);
+  });
+
+  it("random event sets over two steps, with ties in time, give one topic in random orders", () => {
+    const random = rng(20261122);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
+    for (let trial = 0; trial < 300; trial++) {
+      const events = Array.from({ length: 3 + Math.floor(random() * 7) }, (): AgentEvent => {
+        const step = pick(["explore", "evaluate"]);
+        const minute = Math.floor(random() * 4);
+        switch (pick(["start", "start", "complete", "fail", "usage", "alpha", "eval", "sync"])) {
+          case "start":
+            return ev("step_started", random() < 0.5 ? { step } : { step, max_turns: 1 + Math.floor(random() * 50) }, minute);
+          case "complete":
+            return ev("step_completed", { step, turns: Math.floor(random() * 20), ...(random() < 0.5 ? { cost_usd: random() } : {}) }, minute);
+          case "fail":
+            return ev("step_failed", { step, error: `e${Math.floor(random() * 3)}`, ...(random() < 0.5 ? { turns: Math.floor(random() * 20) } : {}) }, minute);
+          case "usage":
+            return ev("usage.reported", { step, tools: [{ name: pick(["bash", "web", "read"]), calls: 1, duration_ms: 2, errors: 0 }], turns: Math.floor(random() * 20), cost_usd: random() }, minute);
+          case "alpha":
+            return ev("alpha.registered", { alpha_id: pick(["a1", "a2"]), ...(random() < 0.7 ? { name: pick(["x", "y", "z"]) } : {}) }, minute);
+          case "eval":
+            return ev("alpha.evaluated", { alpha_id: pick(["a1", "a2"]), metrics: { s: random() }, passed: random() < 0.5 }, minute);
+          default:
+            return ev("workspace.sync", { files: Array.from({ length: Math.floor(random() * 3) }, (_, i) => ({ path: `f${i}`, size: 1 })) }, minute);
+        }
+      });
+      const want = canonical(runTopic(events));
+      for (let k = 0; k < 20; k++) {
+        const order = [...events].sort(() => random() - 0.5);
+        const got = runTopic(order);
+        expect(canonical(got), `trial ${trial}: ${order.map((e) => `${e.type}${JSON.stringify(e.data)}@${e.occurred_at}`).join(", ")}`).toBe(want);
+        expect(currentStep(got)).toBe(currentStep(runTopic(events)));
+      }
+    }
+  });
+});
+
+describe("session reducer: a status that occurred before the current one is history, not refused", () => {
+  const status = (s: string, minute: number, reason?: string) => ev("update_status", { status: s, ...(reason ? { reason } : {}) }, minute);
+
+  it("`completed` arriving before `running` ends completed with nothing rejected", () => {
+    const out = applySessionEvent(runSession([status("completed", 2, "done")]), status("running", 1), NOW);
+    expect(out.accepted).toBe(true);
+    expect(out.state).toMatchObject({ status: "completed", status_reason: "done", rejected_events: [] });
+  });
+
+  it("a consistent timeline gives one session in every order, with nothing rejected", () => {
+    const s = sameInEveryOrder([status("running", 1, "go"), status("running", 2), status("failed", 3, "out of budget"), ev("insight_started", { insight_id: "i1" }, 1)], runSession);
+    expect(s).toMatchObject({ status: "failed", status_reason: "out of budget", status_at: at(3), rejected_events: [] });
+    expect(sameInEveryOrder([status("created", 0), status("running", 1, "go")], runSession)).toMatchObject({ status: "running", status_reason: "go", rejected_events: [] });
+  });
+
+  it("still refuses a genuinely forbidden change: running after the session ended, another ending, or one with no occurred_at", () => {
+    const ended = runSession([status("running", 1), status("completed", 2)]);
+    for (const e of [status("running", 3), status("failed", 1), status("created", 3), { ...status("running", 0), occurred_at: undefined }]) {
+      const out = applySessionEvent(ended, e, NOW);
+      expect(out.accepted, JSON.stringify(e)).toBe(false);
+      expect(out.state.status).toBe("completed");
+      expect(out.state.rejected_events.map((r) => r.event_id)).toEqual([e.id]);
+    }
+  });
+
+  it("a session stored before status_at refuses as before", () => {
+    const { status_at: _at, ...old } = runSession([status("completed", 2)]);
+    expect(applySessionEvent(old, status("running", 1), NOW).accepted).toBe(false);
+  });
+});
