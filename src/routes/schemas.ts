@@ -41,6 +41,7 @@ export const sessionSchema = z.object({
   id: z.string(),
   status: z.enum(["created", "running", "completed", "failed"]),
   status_reason: z.string().optional(),
+  status_at: z.string().optional().describe("when the status now shown occurred, by the reports' occurred_at (a report of an earlier status that occurred before it changes nothing)"),
   title: z.string().nullable(),
   metadata: z.record(z.string(), jsonSchema),
   created_at: z.string(),
