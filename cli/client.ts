@@ -1,8 +1,8 @@
 import { AwsClient } from "aws4fetch";
-import pRetry, { AbortError } from "p-retry";
 import { type AgentEvent, eventSchema } from "../src/domain/events";
 import { sentinelKey } from "../src/domain/sentinel";
 import { signPayload } from "../src/lib/standard-webhooks";
+import { UsageError } from "./errors";
 
 /** Where an agent writes events it could not deliver: R2's S3-compatible API. */
 export interface SentinelTarget {
@@ -20,10 +20,16 @@ export interface ClientOptions {
   /** The team's Standard Webhooks secret (`whsec_…`): callbacks and sentinels are signed with it. */
   signingSecret?: string;
   sentinel?: SentinelTarget;
-  /** Retries after the first try (default 5), with exponential backoff and full jitter. */
+  /**
+   * Retries after the first try (default 5). Before retry n (from 0) it waits the server's
+   * Retry-After when it sent one, else a random time up to minDelayMs × 2^n ("full jitter", so
+   * many agents failing at once do not retry in step); either way at most maxDelayMs.
+   */
   retries?: number;
-  minDelayMs?: number;
-  maxDelayMs?: number;
+  minDelayMs?: number; // default 500
+  maxDelayMs?: number; // default 30 000
+  /** Each attempt's limit (default 10 s): an endpoint that hangs is a failed try, retried, then a sentinel. */
+  timeoutMs?: number;
   fetch?: typeof fetch;
   log?: (line: string) => void;
 }
@@ -44,6 +50,9 @@ class HttpError extends Error {
     super(`HTTP ${status}: ${body.slice(0, 500)}`);
   }
 }
+
+/** An attempt that got no answer in time; retried like a 503. */
+class TimeoutError extends Error {}
 
 /** Statuses worth retrying: the platform was busy or failed, not the request. */
 const RETRYABLE = new Set([408, 425, 429, 500, 502, 503, 504]);
@@ -83,43 +92,57 @@ export class SwitchboardClient {
 
   private async post(events: AgentEvent[]): Promise<number> {
     const body = JSON.stringify(events.length === 1 ? events[0] : { events });
-    return pRetry(
-      async () => {
-        const headers: Record<string, string> = { "Content-Type": "application/json", Authorization: `Bearer ${this.options.apiKey}` };
-        if (this.options.signingSecret) {
-          // A fresh webhook-id per try: the server refuses an id it has seen (replay).
-          const id = `msg_${crypto.randomUUID()}`;
-          const ts = Math.floor(Date.now() / 1000);
-          Object.assign(headers, { "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": await signPayload(this.options.signingSecret, id, ts, body) });
-        }
-        const res = await this.fetch(new URL("/v1/callbacks", this.options.baseUrl), { method: "POST", headers, body });
-        const text = await res.text();
-        if (res.status === 202) return (JSON.parse(text) as { accepted: number }).accepted;
-        const error = new HttpError(res.status, text, retryAfterMs(res.headers.get("Retry-After")));
-        if (!RETRYABLE.has(res.status)) throw new AbortError(error);
-        throw error;
-      },
-      {
-        retries: this.options.retries ?? 5,
-        minTimeout: this.options.minDelayMs ?? 500,
-        maxTimeout: this.options.maxDelayMs ?? 30_000,
-        factor: 2,
-        randomize: true,
-        onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-          this.options.log?.(`callback attempt ${attemptNumber} failed: ${error.message}${retriesLeft > 0 ? "; retrying" : ""}`);
-          // Honour Retry-After on top of the backoff: the server knows when it will take more.
-          if (error instanceof HttpError && error.retryAfterMs !== null && retriesLeft > 0) await sleep(Math.min(error.retryAfterMs, this.options.maxDelayMs ?? 30_000));
-        },
-      },
-    ).catch((error: unknown) => {
-      throw error instanceof AbortError ? error.originalError : error;
+    return this.withRetries("callback", this.options.retries ?? 5, async () => {
+      const headers: Record<string, string> = { "Content-Type": "application/json", Authorization: `Bearer ${this.options.apiKey}` };
+      if (this.options.signingSecret) {
+        // A fresh webhook-id per try: the server refuses an id it has seen (replay).
+        const id = `msg_${crypto.randomUUID()}`;
+        const ts = Math.floor(Date.now() / 1000);
+        Object.assign(headers, { "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": await signPayload(this.options.signingSecret, id, ts, body) });
+      }
+      const text = await this.request(new URL("/v1/callbacks", this.options.baseUrl), { method: "POST", headers, body }, 202);
+      return (JSON.parse(text) as { accepted: number }).accepted;
     });
+  }
+
+  /** One attempt: the body of an answer with status `ok` (any 2xx when omitted), else an HttpError; a TimeoutError past the limit. */
+  private async request(url: URL | string, init: RequestInit, ok?: number, timeoutMs = this.options.timeoutMs ?? 10_000, fetcher = this.fetch): Promise<string> {
+    try {
+      // The one signal bounds the body's arrival as well as the headers'.
+      const res = await fetcher(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      const text = await res.text();
+      if (ok === undefined ? res.ok : res.status === ok) return text;
+      throw new HttpError(res.status, text, retryAfterMs(res.headers.get("Retry-After")));
+    } catch (error) {
+      if (error instanceof DOMException && error.name === "TimeoutError") throw new TimeoutError(`no answer within ${timeoutMs} ms`);
+      throw error;
+    }
+  }
+
+  /**
+   * Runs `attempt` until it succeeds, at most 1 + `retries` times. A refusal (an HTTP status not
+   * in RETRYABLE) is final; a network error, a timeout or a retryable status is tried again
+   * after the delay ClientOptions.retries describes.
+   */
+  private async withRetries<T>(what: string, retries: number, attempt: () => Promise<T>, minDelayMs = this.options.minDelayMs ?? 500): Promise<T> {
+    const maxDelayMs = this.options.maxDelayMs ?? 30_000;
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        const final = (error instanceof HttpError && !RETRYABLE.has(error.status)) || n >= retries;
+        this.options.log?.(`${what} attempt ${n + 1} failed: ${error instanceof Error ? error.message : String(error)}${final ? "" : "; retrying"}`);
+        if (final) throw error;
+        const serverSays = error instanceof HttpError ? error.retryAfterMs : null;
+        await sleep(Math.min(serverSays ?? Math.random() * minDelayMs * 2 ** n, maxDelayMs));
+      }
+    }
   }
 
   /** Writes each event to `callback-sentinels/alpha/{team}/{session}/{topic|-}/{event}.json`, signed like a callback. */
   private async writeSentinels(events: AgentEvent[]): Promise<string[]> {
     const target = this.options.sentinel as SentinelTarget;
-    const s3 = new AwsClient({ accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey, service: "s3", region: target.region ?? "auto" });
+    const s3 = new AwsClient({ accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey, service: "s3", region: target.region ?? "auto", retries: 0 }); // our retries, not its own 10 more per try
     const keys: string[] = [];
     for (const event of events) {
       const key = sentinelKey({ team_id: target.teamId, session_id: event.session_id, topic_id: event.topic_id ?? null, event_id: event.id });
@@ -131,13 +154,8 @@ export class SwitchboardClient {
         Object.assign(headers, { "x-amz-meta-webhook-id": id, "x-amz-meta-webhook-timestamp": String(ts), "x-amz-meta-webhook-signature": await signPayload(this.options.signingSecret, id, ts, body) });
       }
       const url = `${target.endpoint.replace(/\/$/, "")}/${target.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
-      const res = await pRetry(async () => {
-        const r = await s3.fetch(url, { method: "PUT", headers, body });
-        if (!r.ok) throw new Error(`sentinel PUT ${r.status}: ${(await r.text()).slice(0, 300)}`);
-        await r.body?.cancel();
-        return r;
-      }, { retries: 3, minTimeout: 200 });
-      if (res.ok) keys.push(key);
+      await this.withRetries("sentinel PUT", 3, () => this.request(url, { method: "PUT", headers, body }, undefined, undefined, s3.fetch.bind(s3) as typeof fetch), 200);
+      keys.push(key);
     }
     return keys;
   }
@@ -145,33 +163,18 @@ export class SwitchboardClient {
   /** A topic's per-step records, as GET /v1/sessions/:sid/topics/:tid gives them (an agent key may read it). */
   async getTopic(sessionId: string, topicId: string): Promise<TopicSteps> {
     const url = new URL(`/v1/sessions/${encodeURIComponent(sessionId)}/topics/${encodeURIComponent(topicId)}`, this.options.baseUrl);
-    return pRetry(
-      async () => {
-        const res = await this.fetch(url, { headers: { Authorization: `Bearer ${this.options.apiKey}`, Accept: "application/json" } });
-        const text = await res.text();
-        if (res.ok) return JSON.parse(text) as TopicSteps;
-        const error = new HttpError(res.status, text, retryAfterMs(res.headers.get("Retry-After")));
-        throw RETRYABLE.has(res.status) ? error : new AbortError(error);
-      },
-      { retries: this.options.retries ?? 3, minTimeout: this.options.minDelayMs ?? 500 },
-    );
+    const init = { headers: { Authorization: `Bearer ${this.options.apiKey}`, Accept: "application/json" } };
+    return JSON.parse(await this.withRetries("topic read", this.options.retries ?? 3, () => this.request(url, init))) as TopicSteps;
   }
 
   /** Stores a workspace file (the runner's chat logs). */
   async putWorkspaceFile(sessionId: string, topicId: string, path: string, body: string | Uint8Array<ArrayBuffer>, contentType = "text/plain; charset=utf-8"): Promise<void> {
     const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
     const url = new URL(`/v1/sessions/${encodeURIComponent(sessionId)}/topics/${encodeURIComponent(topicId)}/workspace/${path.split("/").map(encodeURIComponent).join("/")}`, this.options.baseUrl);
-    await pRetry(
-      async () => {
-        const res = await this.fetch(url, { method: "PUT", headers: { Authorization: `Bearer ${this.options.apiKey}`, "Content-Type": contentType, "Content-Length": String(bytes.byteLength) }, body: bytes });
-        const text = await res.text();
-        if (!res.ok) {
-          const error = new HttpError(res.status, text, retryAfterMs(res.headers.get("Retry-After")));
-          throw RETRYABLE.has(res.status) ? error : new AbortError(error);
-        }
-      },
-      { retries: this.options.retries ?? 3, minTimeout: this.options.minDelayMs ?? 500 },
-    );
+    const init = { method: "PUT", headers: { Authorization: `Bearer ${this.options.apiKey}`, "Content-Type": contentType, "Content-Length": String(bytes.byteLength) }, body: bytes };
+    // A long log needs time to send: the limit grows by 1 ms a KB (1 MB/s).
+    const timeoutMs = (this.options.timeoutMs ?? 10_000) + Math.ceil(bytes.byteLength / 1000);
+    await this.withRetries("workspace upload", this.options.retries ?? 3, () => this.request(url, init, undefined, timeoutMs));
   }
 }
 
@@ -196,5 +199,21 @@ export function clientOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Clie
     s && env.SWITCHBOARD_SENTINEL_BUCKET && env.SWITCHBOARD_SENTINEL_ACCESS_KEY_ID && env.SWITCHBOARD_SENTINEL_SECRET_ACCESS_KEY && env.SWITCHBOARD_TEAM_ID
       ? { endpoint: s, bucket: env.SWITCHBOARD_SENTINEL_BUCKET, accessKeyId: env.SWITCHBOARD_SENTINEL_ACCESS_KEY_ID, secretAccessKey: env.SWITCHBOARD_SENTINEL_SECRET_ACCESS_KEY, teamId: env.SWITCHBOARD_TEAM_ID, region: env.SWITCHBOARD_SENTINEL_REGION }
       : undefined;
-  return { baseUrl, apiKey, signingSecret: env.SWITCHBOARD_SIGNING_SECRET, sentinel, retries: env.SWITCHBOARD_RETRIES ? Number(env.SWITCHBOARD_RETRIES) : undefined };
+  return {
+    baseUrl,
+    apiKey,
+    signingSecret: env.SWITCHBOARD_SIGNING_SECRET,
+    sentinel,
+    retries: wholeNumber(env, "SWITCHBOARD_RETRIES", 0, 100),
+    timeoutMs: wholeNumber(env, "SWITCHBOARD_TIMEOUT_MS", 1, 3_600_000),
+  };
+}
+
+/** A setting that is not a number is a mistake to report (exit 2), not a reason to fall back quietly. */
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | undefined {
+  const value = env[name];
+  if (value === undefined || value === "") return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`${name} must be a whole number from ${min} to ${max} (not ${value})`);
+  return n;
 }
