@@ -64,3 +64,29 @@ describe("queue consumer: one request's index rows cannot fail another's", () =>
     expect(topic.alphas.map((x: { id: string }) => x.id).sort()).toEqual([...names].sort());
   });
 });
+
+describe("queue consumer: a topic's events write only the alpha rows they name", () => {
+  it("a step event leaves the topic's alpha rows alone; an alpha event rewrites only its alpha", async () => {
+    const a = await createTeam();
+    const s = await sessionWithTopic(a.api_key);
+    const msg = (events: unknown[]): CallbackMessage => ({ kind: "callbacks", team_id: a.team_id, request_id: uid("r"), events: events as never });
+    await runBatch([msg(["a1", "a2", "a3"].map((id) => stepEvent(s.sid, s.tid, "alpha.registered", { alpha_id: id, name: id })))]);
+    const versions = async () =>
+      Object.fromEntries(((await env.DB.prepare("SELECT id, version FROM alphas WHERE team_id = ? AND session_id = ? ORDER BY id").bind(a.team_id, s.sid).all()).results as { id: string; version: number }[]).map((r) => [r.id, r.version]));
+    const before = await versions();
+    expect(Object.keys(before)).toEqual(["a1", "a2", "a3"]);
+
+    const { result } = await runBatch([msg([stepEvent(s.sid, s.tid, "step_started", { step: "explore" })])]);
+    expect(result.retryMessages).toEqual([]);
+    expect(await topicRow(a.team_id, s.sid, s.tid)).toEqual({ status: "running", current_step: "explore" });
+    expect(await versions()).toEqual(before);
+
+    await runBatch([msg([stepEvent(s.sid, s.tid, "alpha.evaluated", { alpha_id: "a2", metrics: { sharpe: 1.2 }, passed: true })])]);
+    const after = await versions();
+    expect(after.a1).toBe(before.a1);
+    expect(after.a3).toBe(before.a3);
+    expect(after.a2).toBeGreaterThan(before.a2 as number);
+    const row = await env.DB.prepare("SELECT passed FROM alphas WHERE team_id = ? AND session_id = ? AND id = 'a2'").bind(a.team_id, s.sid).first();
+    expect(row).toEqual({ passed: 1 });
+  });
+});

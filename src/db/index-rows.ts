@@ -32,8 +32,9 @@ export function upsertTopicRow(db: Db, teamId: string, sessionId: string, t: Top
     });
 }
 
-export function upsertAlphaRows(db: Db, teamId: string, sessionId: string, t: TopicSummary, version: number) {
-  return t.alphas.map((a) =>
+/** The rows of the topic's alphas among `ids` (all of them without `ids`). */
+export function upsertAlphaRows(db: Db, teamId: string, sessionId: string, t: TopicSummary, version: number, ids?: ReadonlySet<string>) {
+  return t.alphas.filter((a) => !ids || ids.has(a.id)).map((a) =>
     db
       .insert(alphas)
       .values({ teamId, sessionId, topicId: t.id, id: a.id, name: a.name, expression: a.expression, metrics: a.metrics, passed: a.passed, registeredAt: a.registered_at, evaluatedAt: a.evaluated_at, version })

@@ -73,7 +73,26 @@ export interface TopicState {
   updated_at: string;
   steps: Record<Step, StepRecord>;
   alphas: Record<string, Alpha>;
+  /** What `alphas` takes as JSON, kept as they change (absent in states stored before: then counted once). */
+  alpha_bytes?: number;
   last_workspace_sync: { at: string; files: number; event_id?: string } | null;
+}
+
+/**
+ * A topic's state is one row of its hub's SQLite, which Cloudflare caps at 2 MB, and its
+ * alphas are most of what grows in it (an expression may take 10,000 characters): an alpha
+ * event that would take them past 1 MiB is refused, never the row write that would fail
+ * every later event of the topic.
+ */
+export const MAX_ALPHA_BYTES = 1024 * 1024;
+
+const encoder = new TextEncoder();
+function jsonBytes(value: unknown): number {
+  return encoder.encode(JSON.stringify(value)).length;
+}
+
+function alphaBytes(state: TopicState): number {
+  return state.alpha_bytes ?? jsonBytes(state.alphas);
 }
 
 export type TopicOutcome = { accepted: true; state: TopicState } | { accepted: false; state: TopicState; reason: string };
@@ -162,8 +181,13 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
     return { accepted: true, state: { ...state, updated_at: now, steps: { ...state.steps, [step]: record } } };
   };
   const withAlpha = (id: string, change: (prior: Alpha) => Alpha): TopicOutcome => {
-    const alpha = change(ownEntry(state.alphas, id) ?? emptyAlpha(id));
-    return { accepted: true, state: { ...state, updated_at: now, alphas: { ...state.alphas, [id]: alpha } } };
+    const prior = ownEntry(state.alphas, id);
+    const alpha = change(prior ?? emptyAlpha(id));
+    // A new alpha also adds its key ("id": and, after the first, a comma).
+    const keyBytes = prior ? 0 : jsonBytes(id) + 1 + (Object.keys(state.alphas).length > 0 ? 1 : 0);
+    const bytes = alphaBytes(state) - (prior ? jsonBytes(prior) : 0) + keyBytes + jsonBytes(alpha);
+    if (bytes > MAX_ALPHA_BYTES) return { accepted: false, state, reason: `the topic's alphas would take ${bytes} bytes, over the ${MAX_ALPHA_BYTES} a topic keeps; register fewer or smaller ones (in a new topic)` };
+    return { accepted: true, state: { ...state, updated_at: now, alphas: { ...state.alphas, [id]: alpha }, alpha_bytes: bytes } };
   };
   switch (event.type) {
     case "step_started": {

@@ -18,7 +18,12 @@ interface HubGroup {
 }
 
 /** One index row (a topic's with its alphas) to write, and the requests (by index) it came from. */
-type IndexWrite = ({ kind: "session"; team: string; summary: SessionSummary; version: number } | { kind: "topic"; team: string; session: string; summary: TopicSummary; version: number }) & { from: Set<number> };
+type IndexWrite = (
+  | { kind: "session"; team: string; summary: SessionSummary; version: number }
+  // `alphas`: the ids of the alphas whose rows to write (those the events named), not the
+  // topic's every alpha: a topic of 1,000 alphas would otherwise rewrite 1,000 rows per step event.
+  | { kind: "topic"; team: string; session: string; summary: TopicSummary; version: number; alphas: Set<string> }
+) & { from: Set<number> };
 
 /** How many index writes go to D1 at once when a failed batch is retried row by row. */
 const INDEX_RETRY_CONCURRENCY = 6;
@@ -84,7 +89,7 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
           if (!parsed.success) continue;
           const data = parsed.data;
           const topic = await topicHub(env, g.team, g.session, data.topic_id).ensure({ id: data.topic_id, session_id: g.session, team_id: g.team, hypothesis: data.hypothesis ?? null });
-          writes.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version, from: g.from });
+          writes.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version, alphas: new Set(), from: g.from });
         }
       } catch (error) {
         fail(g.from, error);
@@ -97,7 +102,8 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
       try {
         const init = { id: g.topic as string, session_id: g.session, team_id: g.team };
         const report: ApplyReport<TopicSummary> = await topicHub(env, g.team, g.session, g.topic as string).apply(init, g.events);
-        writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, from: g.from });
+        // Duplicates too: a redelivery after a failed index write must write their alphas again.
+        writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, alphas: alphaIdsOf(g.events), from: g.from });
         const byId = new Map(g.events.map((e) => [e.id, e.type]));
         const rejected = report.results.flatMap((r) => (r.status === "rejected" ? [{ event_id: r.event_id, type: byId.get(r.event_id) ?? "unknown", reason: r.reason }] : []));
         if (rejected.length > 0) await sessionHub(env, g.team, g.session).recordRejected(rejected);
@@ -144,11 +150,14 @@ async function writeIndex(env: Env, writes: IndexWrite[], fail: (from: Iterable<
     const key = w.kind === "session" ? `s\u0000${w.team}\u0000${w.summary.id}` : `t\u0000${w.team}\u0000${w.session}\u0000${w.summary.id}`;
     const prior = newest.get(key);
     const from = new Set([...(prior?.from ?? []), ...w.from]);
-    newest.set(key, !prior || prior.version < w.version ? { ...w, from } : { ...prior, from });
+    const chosen = !prior || prior.version < w.version ? w : prior;
+    // The newest summary holds every alpha the older writes named: write all of them from it.
+    const alphas = chosen.kind === "topic" ? new Set([...(prior?.kind === "topic" ? prior.alphas : []), ...(w.kind === "topic" ? w.alphas : [])]) : null;
+    newest.set(key, chosen.kind === "topic" && alphas ? { ...chosen, alphas, from } : { ...chosen, from });
   }
   const units = [...newest.values()].map((w): { from: Set<number>; statements: BatchItem<"sqlite">[] } => ({
     from: w.from,
-    statements: w.kind === "session" ? [upsertSessionRow(db, w.team, w.summary, w.version)] : [upsertTopicRow(db, w.team, w.session, w.summary, w.version), ...upsertAlphaRows(db, w.team, w.session, w.summary, w.version)],
+    statements: w.kind === "session" ? [upsertSessionRow(db, w.team, w.summary, w.version)] : [upsertTopicRow(db, w.team, w.session, w.summary, w.version), ...upsertAlphaRows(db, w.team, w.session, w.summary, w.version, w.alphas)],
   }));
   const run = async (statements: BatchItem<"sqlite">[]) => {
     const [first, ...rest] = statements;
@@ -172,6 +181,17 @@ async function writeIndex(env: Env, writes: IndexWrite[], fail: (from: Iterable<
     }
   };
   await Promise.all(Array.from({ length: Math.min(INDEX_RETRY_CONCURRENCY, units.length) }, worker));
+}
+
+/** The alphas a topic's events name. */
+function alphaIdsOf(events: AgentEvent[]): Set<string> {
+  const ids = new Set<string>();
+  for (const e of events) {
+    if (e.type !== "alpha.registered" && e.type !== "alpha.evaluated") continue;
+    const id = (e.data as { alpha_id?: unknown } | undefined)?.alpha_id;
+    if (typeof id === "string") ids.add(id);
+  }
+  return ids;
 }
 
 async function loadOversized(env: Env, key: string): Promise<AgentEvent[]> {
