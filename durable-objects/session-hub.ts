@@ -3,7 +3,7 @@ import type { Json } from "../src/domain/json";
 import { type RejectedEvent, type SessionState, applySessionEvent, newSession, reject } from "../src/domain/session";
 import { type ApplyReport, Hub } from "./hub";
 
-export type SessionSummary = Omit<SessionState, "team_id">;
+export type SessionSummary = Omit<SessionState, "team_id" | "insight_bytes">;
 
 /** One research session (named `{team_id}:{session_id}`): its state, log and session stream. */
 export class SessionHub extends Hub<SessionState, SessionSummary> {
@@ -12,7 +12,7 @@ export class SessionHub extends Hub<SessionState, SessionSummary> {
   }
 
   protected summarize(state: SessionState): SessionSummary {
-    const { team_id: _team, ...rest } = state;
+    const { team_id: _team, insight_bytes: _bytes, ...rest } = state;
     return rest;
   }
 

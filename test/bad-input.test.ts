@@ -299,7 +299,7 @@ describe("bad input: unknown routes and conflicts", () => {
       ["POST", `/v1/sessions/${sid}/nope`],
       ["DELETE", `/v1/sessions/${sid}`],
       ["PUT", `/v1/sessions/${sid}`],
-      ["GET", `/v1/sessions/${sid}/topics`],
+      ["DELETE", `/v1/sessions/${sid}/topics`],
       ["GET", "/v1/callbacks"],
       ["GET", `/alpha/discovery/${sid}`],
     ];

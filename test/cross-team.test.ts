@@ -82,6 +82,7 @@ describe("cross-team: who may not see it", () => {
     const before = await stateOfA(a.api_key, sid, tid);
     const paths = [
       `/v1/sessions/${sid}`,
+      `/v1/sessions/${sid}/topics`,
       `/v1/sessions/${sid}/topics/${tid}`,
       `/v1/sessions/${sid}/alphas`,
       `/v1/sessions/${sid}/alphas?passed=true`,

@@ -27,6 +27,7 @@ const EXPECTED: [string, string][] = [
   ["get", "/v1/sessions/{sid}"],
   ["patch", "/v1/sessions/{sid}"],
   ["post", "/v1/sessions/{sid}/topics"],
+  ["get", "/v1/sessions/{sid}/topics"],
   ["get", "/v1/sessions/{sid}/topics/{tid}"],
   ["get", "/v1/sessions/{sid}/alphas"],
   ["post", "/v1/callbacks"],

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentEvent } from "../src/domain/events";
+import { applySessionEvent, newSession, type SessionState } from "../src/domain/session";
 import { applyTopicEvent, MAX_ALPHA_BYTES, newTopic, type TopicState, topicSummary } from "../src/domain/topic";
 
 const NOW = "2026-11-22T10:00:00.000Z";
@@ -42,5 +43,33 @@ describe("topic reducer: the alphas a topic keeps are bounded (its state is one 
     const next = applyTopicEvent(old as TopicState, ev("alpha.evaluated", { alpha_id: "x1", metrics: { sharpe: 1.5 }, passed: true }), NOW);
     expect(next.accepted).toBe(true);
     expect(next.state.alpha_bytes).toBe(bytes(next.state.alphas));
+  });
+});
+
+describe("session reducer: the insights a session keeps are bounded", () => {
+  it("refuses the insight that would take them past 512 KiB, lists it as rejected, and keeps the count exact", () => {
+    let s: SessionState = newSession({ id: "s1", team_id: "a", now: NOW });
+    const error = "e".repeat(10_000);
+    let kept = 0;
+    let refused: string | null = null;
+    for (let i = 0; i < 100 && refused === null; i++) {
+      const out = applySessionEvent(s, ev("insight_failed", { insight_id: `i${i}`, error }), NOW);
+      if (out.accepted) {
+        s = JSON.parse(JSON.stringify(out.state)) as SessionState;
+        kept += 1;
+      } else {
+        refused = out.reason;
+        s = out.state;
+      }
+    }
+    expect(kept).toBeGreaterThan(40);
+    expect(refused).toMatch(/the session's insights would take \d+ bytes, over the 524288/);
+    expect(Object.keys(s.insights)).toHaveLength(kept);
+    expect(s.insight_bytes).toBe(bytes(s.insights));
+    expect(s.rejected_events.at(-1)?.reason).toBe(refused);
+    // An insight already kept may still change within the bound.
+    const restarted = applySessionEvent(s, ev("insight_started", { insight_id: "i0", title: "again" }), NOW);
+    expect(restarted.accepted).toBe(true);
+    expect(restarted.state.insight_bytes).toBe(bytes(restarted.state.insights));
   });
 });

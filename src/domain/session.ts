@@ -34,6 +34,8 @@ export interface SessionState {
   created_at: string;
   updated_at: string;
   insights: Record<string, Insight>;
+  /** What `insights` takes as JSON, kept as they change (absent in states stored before: then counted once). */
+  insight_bytes?: number;
   /** Bounded: the newest REJECTED_KEEP are kept, so a misbehaving agent cannot grow the row forever. */
   rejected_events: RejectedEvent[];
 }
@@ -120,17 +122,35 @@ function applySessionEventData(state: SessionState, event: AgentEvent, now: stri
       const prior = ownEntry(state.insights, data.insight_id);
       // A late start never undoes a failure that was already recorded.
       const insight: Insight = prior?.status === "failed" ? { ...prior, title: data.title ?? prior.title } : { id: data.insight_id, title: data.title, status: "started" };
-      return { accepted: true, state: { ...touched, insights: { ...state.insights, [data.insight_id]: insight } } };
+      return withInsight(state, touched, event, data.insight_id, prior, insight, now);
     }
     case "insight_failed": {
       const data = dataOf({ ...event, type: "insight_failed" });
       const prior = ownEntry(state.insights, data.insight_id);
       const insight: Insight = { id: data.insight_id, title: prior?.title, status: "failed", error: data.error };
-      return { accepted: true, state: { ...touched, insights: { ...state.insights, [data.insight_id]: insight } } };
+      return withInsight(state, touched, event, data.insight_id, prior, insight, now);
     }
     default:
       return reject(state, event, `${event.type} is not a session-level event`, now);
   }
+}
+
+/**
+ * The session's state is one row of its hub's SQLite (2 MB at most on Cloudflare), and its
+ * insights are what grows in it (an error may take 10,000 characters): an insight event that
+ * would take them past 512 KiB of JSON is refused with the reason, never the row write.
+ */
+export const MAX_INSIGHT_BYTES = 512 * 1024;
+
+const encoder = new TextEncoder();
+const jsonBytes = (value: unknown) => encoder.encode(JSON.stringify(value)).length;
+
+function withInsight(state: SessionState, touched: SessionState, event: AgentEvent, id: string, prior: Insight | undefined, insight: Insight, now: string): Outcome<SessionState> {
+  // A new insight also adds its key ("id": and, after the first, a comma).
+  const keyBytes = prior ? 0 : jsonBytes(id) + 1 + (Object.keys(state.insights).length > 0 ? 1 : 0);
+  const bytes = (state.insight_bytes ?? jsonBytes(state.insights)) - (prior ? jsonBytes(prior) : 0) + keyBytes + jsonBytes(insight);
+  if (bytes > MAX_INSIGHT_BYTES) return reject(state, event, `the session's insights would take ${bytes} bytes, over the ${MAX_INSIGHT_BYTES} a session keeps`, now);
+  return { accepted: true, state: { ...touched, insights: { ...state.insights, [id]: insight }, insight_bytes: bytes } };
 }
 
 /** Records a refused event on the session (visible in its summary) without changing anything else. */

@@ -48,7 +48,8 @@ export const sessionSchema = z.object({
   updated_at: z.string(),
   insights: z.record(z.string(), z.object({ id: z.string(), title: z.string().optional(), status: z.enum(["started", "failed"]), error: z.string().optional() })),
   rejected_events: z.array(z.object({ event_id: z.string(), type: z.string(), reason: z.string() })),
-  topics: z.array(topicSchema),
+  topics: z.array(topicSchema).describe("the first 100 topics, oldest first (GET /v1/sessions/{sid}/topics lists them all)"),
+  topics_total: z.number().int().describe("how many topics the session has"),
 });
 export type SessionResponse = z.infer<typeof sessionSchema>;
 
@@ -62,3 +63,12 @@ export const sessionListItemSchema = z.object({
 });
 
 export const alphaListItemSchema = alphaSchema.extend({ topic_id: z.string() });
+
+export const topicListItemSchema = z.object({
+  id: z.string(),
+  status: z.string(),
+  current_step: z.string().nullable(),
+  hypothesis: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, gt, lt, or } from "drizzle-orm";
+import { and, asc, desc, eq, gt, lt, or, sql } from "drizzle-orm";
 import type { SessionSummary } from "../../durable-objects/session-hub";
 import { dbOf } from "../db/client";
 import { indexTopic, upsertSessionRow } from "../db/index-rows";
@@ -14,7 +14,7 @@ import { sessionHub, topicHub } from "../lib/hubs";
 import { clientId } from "../lib/ids";
 import { json, newRouter, problemResponses, security } from "../lib/openapi";
 import { decodeCursor, listQuery, listSchema, page } from "../lib/pagination";
-import { alphaListItemSchema, sessionListItemSchema, sessionSchema, topicSchema } from "./schemas";
+import { alphaListItemSchema, sessionListItemSchema, sessionSchema, topicListItemSchema, topicSchema } from "./schemas";
 import type { Context } from "hono";
 
 export const sessionRoutes = newRouter();
@@ -25,20 +25,27 @@ sessionRoutes.use("/v1/sessions/*", authenticate);
 const sid = z.object({ sid: clientId });
 const sidTid = z.object({ sid: clientId, tid: clientId });
 
-/** The summary shape of shared/DESIGN.md: the session hub's state plus each topic hub's. */
+/**
+ * How many topics a session's summary shows in full: one Durable Object call each, and a
+ * callback may add topics without end, so the summary's fan-out is bounded; the rest are
+ * listed by `GET /v1/sessions/{sid}/topics` and read one by one.
+ */
+export const SUMMARY_TOPICS = 100;
+
+/** The summary shape of shared/DESIGN.md: the session hub's state plus each topic hub's (the first SUMMARY_TOPICS). */
 async function loadSession(c: Context<AppEnv>, sessionId: string) {
   const team = c.get("auth").team_id;
   const found = await sessionHub(c.env, team, sessionId).summary();
   if (!found) throw new ApiError("not_found", `No session ${sessionId}.`);
-  const topicIds = await dbOf(c.env)
-    .select({ id: topics.id })
-    .from(topics)
-    .where(and(eq(topics.teamId, team), eq(topics.sessionId, sessionId)))
-    .orderBy(asc(topics.createdAt), asc(topics.id))
-    .all();
+  const db = dbOf(c.env);
+  const inSession = and(eq(topics.teamId, team), eq(topics.sessionId, sessionId));
+  const [topicIds, [count]] = await db.batch([
+    db.select({ id: topics.id }).from(topics).where(inSession).orderBy(asc(topics.createdAt), asc(topics.id)).limit(SUMMARY_TOPICS),
+    db.select({ n: sql<number>`count(*)` }).from(topics).where(inSession),
+  ]);
   const topicSummaries = await Promise.all(topicIds.map((t) => topicHub(c.env, team, sessionId, t.id).summary()));
   const s = found.summary;
-  return { ...s, topics: topicSummaries.flatMap((t) => (t ? [t.summary] : [])) };
+  return { ...s, topics: topicSummaries.flatMap((t) => (t ? [t.summary] : [])), topics_total: count?.n ?? topicIds.length };
 }
 
 sessionRoutes.openapi(
@@ -67,7 +74,7 @@ sessionRoutes.openapi(
     if (claimed.length === 0) throw new ApiError("conflict", `Session ${id} already exists.`);
     const created = await sessionHub(c.env, team, id).create({ id, team_id: team, title: body.title ?? null, metadata: body.metadata ?? {} });
     await upsertSessionRow(db, team, created.summary, created.version);
-    return c.json({ ...(created.summary), topics: [] }, 201);
+    return c.json({ ...(created.summary), topics: [], topics_total: 0 }, 201);
   },
 );
 
@@ -186,6 +193,37 @@ sessionRoutes.openapi(
       { id: `api:topic_added:${id}`, type: "topic_added", session_id: sessionId, occurred_at: now, data: { topic_id: id, ...(body.hypothesis ? { hypothesis: body.hypothesis } : {}) } },
     ]);
     return c.json(created.summary, 201);
+  },
+);
+
+sessionRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/sessions/{sid}/topics",
+    summary: "A session's topics (status and current step, from the index), oldest first",
+    description: "Every topic, however many: the session's summary shows the first 100 in full. `GET /v1/sessions/{sid}/topics/{tid}` has one topic's steps and alphas.",
+    security,
+    middleware: [requireScope("read")] as const,
+    request: { params: sid, query: listQuery },
+    responses: { 200: { description: "Topics", ...json(listSchema(topicListItemSchema)) }, ...problemResponses },
+  }),
+  async (c) => {
+    const { sid: sessionId } = c.req.valid("param");
+    const { limit, cursor } = c.req.valid("query");
+    const team = c.get("auth").team_id;
+    const db = dbOf(c.env);
+    const exists = await db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.teamId, team), eq(sessions.id, sessionId))).get();
+    if (!exists) throw new ApiError("not_found", `No session ${sessionId}.`);
+    const after = decodeCursor(cursor, 2) as [string, string] | null;
+    const rows = await db
+      .select()
+      .from(topics)
+      .where(and(eq(topics.teamId, team), eq(topics.sessionId, sessionId), after ? or(gt(topics.createdAt, after[0]), and(eq(topics.createdAt, after[0]), gt(topics.id, after[1]))) : undefined))
+      .orderBy(asc(topics.createdAt), asc(topics.id))
+      .limit(limit + 1)
+      .all();
+    const items = rows.map((t) => ({ id: t.id, status: t.status, current_step: t.currentStep, hypothesis: t.hypothesis, created_at: t.createdAt, updated_at: t.updatedAt }));
+    return c.json(page(items, limit, (t) => [t.created_at, t.id]), 200);
   },
 );
 
