@@ -1,29 +1,34 @@
 #!/usr/bin/env node
-// PR previews: `node scripts/preview.mjs up <pr>` creates the preview's own D1, R2 bucket and
-// queues (if missing), writes wrangler.preview.toml from wrangler.toml's top-level Worker with
-// those names (previewConfig drops the [env.*] sections, [env.preview] included), and deploys
-// it as Worker `switchboard-pr-<pr>` with its secrets; `down <pr>` deletes the Worker and its
-// resources, emptying the bucket first. Each pull request gets its own resources because a
-// preview must never touch production's data, and a queue has one consumer Worker, so two
-// previews cannot share one.
+// PR previews: `node scripts/preview.mjs up <pr>` makes pull request <pr>'s preview from
+// wrangler.toml's [env.preview]: it creates the D1 databases, R2 buckets and queues
+// [env.preview] names, each with `-pr-<pr>` after its name (if missing), writes
+// wrangler.preview.jsonc (previewConfig: [env.preview] as wrangler resolves it for
+// `--env preview`, flattened, with those names and the Worker `<[env.preview] name>-pr-<pr>`),
+// applies D1 migrations with --remote and deploys it WITHOUT --env; `down <pr>` deletes the
+// Worker and those resources, emptying the buckets first. Each pull request gets its own
+// resources because a preview must never touch production's data (nor another preview's),
+// and a queue has one consumer Worker, so two previews cannot share one. The config is
+// written next to wrangler.toml because its paths (main, migrations_dir) are relative to it.
+// `down` reads the names from the checked-out wrangler.toml: a resource renamed in
+// [env.preview] while a pull request is open is left behind under its old name.
 //
-// Secrets: PREVIEW_ADMIN_TOKEN and PREVIEW_SECRETS_KEY from the environment become the
-// Worker's ADMIN_TOKEN and SECRETS_KEY, uploaded with the deploy itself (`--secrets-file`).
-// wrangler.toml's `[secrets] required` makes wrangler 4.156 refuse to deploy a Worker that
-// does not exist yet without them ("This Worker does not exist yet, so secrets cannot be set
-// in advance"), and `wrangler secret put` before the first deploy would make a placeholder
+// Secrets: for each name in [env.preview]'s `secrets.required`, PREVIEW_<NAME> from the
+// environment (PREVIEW_ADMIN_TOKEN, PREVIEW_SECRETS_KEY) is uploaded with the deploy itself
+// (`--secrets-file`). wrangler 4.156 refuses to deploy a Worker that does not exist yet
+// without its required secrets ("This Worker does not exist yet, so secrets cannot be set in
+// advance"), and `wrangler secret put` before the first deploy would make a placeholder
 // Worker; one deploy with the file works for the first deploy and every later one.
 //
 // `down` needs CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID (as CI has them) to empty the
-// bucket through the API: wrangler 4.156 has no command that lists a bucket's objects, and
+// buckets through the API: wrangler 4.156 has no command that lists a bucket's objects, and
 // R2 refuses to delete a bucket that is not empty. What fails is reported, and exits 1.
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { previewConfig, previewNames } from "./preview-config.mjs";
+import { previewConfig, previewConfigText, previewResources, readRawConfig } from "./preview-config.mjs";
 
-const SECRETS = { ADMIN_TOKEN: "PREVIEW_ADMIN_TOKEN", SECRETS_KEY: "PREVIEW_SECRETS_KEY" };
+const CONFIG = "wrangler.preview.jsonc";
 /** What wrangler and the API say about something already gone: `down` is safe to run twice. */
 const GONE = /not[ _]found|does not exist|doesn't exist|could ?n[o']t find|no such/i;
 
@@ -32,12 +37,25 @@ if (!["up", "down"].includes(command) || !/^\d+$/.test(pr ?? "")) {
   console.error("usage: node scripts/preview.mjs up|down <pull request number>");
   process.exit(2);
 }
-const names = previewNames(Number(pr));
 
-/** Runs `npx wrangler …`; its output is shown as it comes, and kept to explain a failure. */
+let raw;
+let names;
+try {
+  raw = readRawConfig("wrangler.toml");
+  names = previewResources(previewConfig(raw, Number(pr)));
+} catch (error) {
+  fail(`wrangler.toml: ${error instanceof Error ? error.message : String(error)}`);
+}
+
+/**
+ * Runs `npx wrangler …`; its output is shown as it comes, and kept to explain a failure.
+ * CLOUDFLARE_ENV is not passed on: it would make wrangler pick an environment in the
+ * generated config (which has none) and append its name to the Worker's.
+ */
 function wrangler(args, options = {}) {
   console.error(`$ wrangler ${args.join(" ")}`);
-  const r = spawnSync("npx", ["wrangler", ...args], { encoding: "utf8", input: options.input ?? "", maxBuffer: 64 * 1024 * 1024 });
+  const { CLOUDFLARE_ENV: _, ...env } = process.env;
+  const r = spawnSync("npx", ["wrangler", ...args], { encoding: "utf8", env, input: options.input ?? "", maxBuffer: 64 * 1024 * 1024 });
   if (r.stderr) process.stderr.write(r.stderr);
   const output = `${r.stdout ?? ""}\n${r.stderr ?? ""}`.trim();
   if (r.error) return { ok: false, stdout: "", output: String(r.error) };
@@ -61,32 +79,46 @@ function fail(message) {
 }
 
 if (command === "up") {
-  const missing = Object.values(SECRETS).filter((v) => !process.env[v]);
+  // [env.preview]'s required secrets, each from PREVIEW_<NAME>.
+  const secrets = (previewConfig(raw, Number(pr)).secrets?.required ?? []).map((name) => ({ name, from: `PREVIEW_${name}` }));
+  const missing = secrets.filter((s) => !process.env[s.from]).map((s) => s.from);
   // Checked before anything is created: without them the deploy would be refused anyway.
   if (missing.length > 0) {
-    console.error(`preview up ${pr}: set ${missing.join(" and ")} (the preview Worker's ${Object.keys(SECRETS).join(" and ")})`);
+    console.error(`preview up ${pr}: set ${missing.join(" and ")} (the preview Worker's ${secrets.map((s) => s.name).join(" and ")})`);
     process.exit(2);
   }
   // Creating what exists already fails; that is fine (a later push to the pull request).
-  const created = wrangler(["d1", "create", names.database]);
-  const list = JSON.parse(mustWrangler(["d1", "list", "--json"], "listing D1 databases", { quiet: true }) || "[]");
-  const database = list.find((d) => d.name === names.database);
-  if (!database) fail(`D1 database ${names.database} was not created: ${lastLines(created.output)}`);
-  wrangler(["r2", "bucket", "create", names.bucket]);
-  wrangler(["queues", "create", names.queue]);
-  wrangler(["queues", "create", names.deadLetterQueue]);
-  writeFileSync("wrangler.preview.toml", previewConfig(readFileSync("wrangler.toml", "utf8"), names, database.uuid));
-  mustWrangler(["d1", "migrations", "apply", names.database, "--remote", "-c", "wrangler.preview.toml"], "applying D1 migrations");
-  // JSON (not dotenv, which would expand $VAR in a value), readable only by us, removed after.
+  const created = Object.fromEntries(names.databases.map((db) => [db, wrangler(["d1", "create", db])]));
+  const databaseIds = {};
+  if (names.databases.length > 0) {
+    const list = JSON.parse(mustWrangler(["d1", "list", "--json"], "listing D1 databases", { quiet: true }) || "[]");
+    for (const db of names.databases) {
+      const found = list.find((d) => d.name === db);
+      if (!found) fail(`D1 database ${db} was not created: ${lastLines(created[db].output)}`);
+      databaseIds[db] = found.uuid;
+    }
+  }
+  for (const bucket of names.buckets) wrangler(["r2", "bucket", "create", bucket]);
+  for (const queue of names.queues) wrangler(["queues", "create", queue]);
+  writeFileSync(CONFIG, previewConfigText(previewConfig(raw, Number(pr), databaseIds), pr));
+  for (const db of names.databases) mustWrangler(["d1", "migrations", "apply", db, "--remote", "-c", CONFIG], `applying D1 migrations to ${db}`);
+  // JSON (not dotenv, which would expand $VAR in a value), readable only by us, removed after
+  // (before a failure is reported: process.exit skips `finally`).
   const dir = mkdtempSync(join(tmpdir(), "preview-secrets-"));
   const secretsFile = join(dir, "secrets.json");
+  let deployed;
   try {
-    writeFileSync(secretsFile, JSON.stringify(Object.fromEntries(Object.entries(SECRETS).map(([name, from]) => [name, process.env[from]]))), { mode: 0o600 });
-    chmodSync(secretsFile, 0o600);
-    mustWrangler(["deploy", "-c", "wrangler.preview.toml", "--secrets-file", secretsFile], `deploying ${names.worker}`);
+    const deploy = ["deploy", "-c", CONFIG];
+    if (secrets.length > 0) {
+      writeFileSync(secretsFile, JSON.stringify(Object.fromEntries(secrets.map((s) => [s.name, process.env[s.from]]))), { mode: 0o600 });
+      chmodSync(secretsFile, 0o600);
+      deploy.push("--secrets-file", secretsFile);
+    }
+    deployed = wrangler(deploy);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  if (!deployed.ok) fail(`deploying ${names.worker} failed: ${lastLines(deployed.output)}`);
 } else {
   const failures = [];
   /** One removal: done, already gone, or a failure reported at the end. */
@@ -101,16 +133,17 @@ if (command === "up") {
     return false;
   };
   remove(`Worker ${names.worker}`, ["delete", "--name", names.worker, "--force"]);
-  remove(`queue ${names.queue}`, ["queues", "delete", names.queue]);
-  remove(`queue ${names.deadLetterQueue}`, ["queues", "delete", names.deadLetterQueue]);
-  try {
-    const removed = await emptyBucket(names.bucket);
-    if (removed !== null) console.error(`R2 bucket ${names.bucket}: ${removed} object(s) deleted`);
-    remove(`R2 bucket ${names.bucket}`, ["r2", "bucket", "delete", names.bucket]);
-  } catch (error) {
-    failures.push(`R2 bucket ${names.bucket}: could not be emptied, so it was not deleted: ${error instanceof Error ? error.message : String(error)}`);
+  for (const queue of names.queues) remove(`queue ${queue}`, ["queues", "delete", queue]);
+  for (const bucket of names.buckets) {
+    try {
+      const removed = await emptyBucket(bucket);
+      if (removed !== null) console.error(`R2 bucket ${bucket}: ${removed} object(s) deleted`);
+      remove(`R2 bucket ${bucket}`, ["r2", "bucket", "delete", bucket]);
+    } catch (error) {
+      failures.push(`R2 bucket ${bucket}: could not be emptied, so it was not deleted: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
-  remove(`D1 database ${names.database}`, ["d1", "delete", names.database, "--skip-confirmation"]);
+  for (const db of names.databases) remove(`D1 database ${db}`, ["d1", "delete", db, "--skip-confirmation"]);
   if (failures.length > 0) {
     console.error(`preview down ${pr}: not everything was removed:\n- ${failures.join("\n- ")}`);
     process.exit(1);

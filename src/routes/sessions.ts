@@ -25,6 +25,12 @@ sessionRoutes.use("/v1/sessions/*", authenticate);
 const sid = z.object({ sid: clientId });
 const sidTid = z.object({ sid: clientId, tid: clientId });
 
+/** 404 unless the team has the session (by its index row: the lists read the index). */
+async function requireIndexedSession(db: ReturnType<typeof dbOf>, team: string, sessionId: string): Promise<void> {
+  const exists = await db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.teamId, team), eq(sessions.id, sessionId))).get();
+  if (!exists) throw new ApiError("not_found", `No session ${sessionId}.`);
+}
+
 /**
  * How many topics a session's summary shows in full: one Durable Object call each, and a
  * callback may add topics without end, so the summary's fan-out is bounded; the rest are
@@ -212,8 +218,7 @@ sessionRoutes.openapi(
     const { limit, cursor } = c.req.valid("query");
     const team = c.get("auth").team_id;
     const db = dbOf(c.env);
-    const exists = await db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.teamId, team), eq(sessions.id, sessionId))).get();
-    if (!exists) throw new ApiError("not_found", `No session ${sessionId}.`);
+    await requireIndexedSession(db, team, sessionId);
     const after = decodeCursor(cursor, 2) as [string, string] | null;
     const rows = await db
       .select()
@@ -260,8 +265,7 @@ sessionRoutes.openapi(
     const { limit, cursor, passed } = c.req.valid("query");
     const team = c.get("auth").team_id;
     const db = dbOf(c.env);
-    const exists = await db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.teamId, team), eq(sessions.id, sessionId))).get();
-    if (!exists) throw new ApiError("not_found", `No session ${sessionId}.`);
+    await requireIndexedSession(db, team, sessionId);
     const after = decodeCursor(cursor, 2) as [string, string] | null;
     const rows = await db
       .select()
