@@ -15,7 +15,7 @@ const SCRIPT = resolve("scripts/preview.mjs");
 const WRANGLER_TOML = resolve("wrangler.toml");
 
 interface Account {
-  calls: { argv: string[]; secrets?: Record<string, string>; secretsFile?: string; secretsFileMode?: number }[];
+  calls: { argv: string[]; cloudflareEnv?: string; secrets?: Record<string, string>; secretsFile?: string; secretsFileMode?: number }[];
   d1: Record<string, string>;
   buckets: Record<string, Record<string, string>>;
   queues: string[];
@@ -36,7 +36,7 @@ function fakeWrangler(fs: typeof import("node:fs")) {
   const state = JSON.parse(fs.readFileSync(statePath, "utf8"));
   const args = process.argv.slice(2);
   const argv = args.slice(1);
-  const call: Record<string, unknown> = { argv };
+  const call: Record<string, unknown> = { argv, cloudflareEnv: process.env.CLOUDFLARE_ENV };
   state.calls.push(call);
   const save = () => fs.writeFileSync(statePath, JSON.stringify(state, null, 2));
   const done = (stdout: string) => {
@@ -54,12 +54,11 @@ function fakeWrangler(fs: typeof import("node:fs")) {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const config = () => fs.readFileSync(flag("-c") ?? "wrangler.toml", "utf8");
-  const workerName = () => (config().match(/^name = "(.*)"$/m) as RegExpMatchArray)[1] as string;
-  const requiredSecrets = () => {
-    const m = config().match(/^\[secrets\]\s*\n(?:#.*\n)*required = \[(.*)\]/m);
-    return m ? [...(m[1] as string).matchAll(/"([^"]+)"/g)].map((x) => x[1] as string) : [];
-  };
+  // The generated config is JSONC: // comment lines, then JSON.
+  const config = () => JSON.parse(fs.readFileSync(flag("-c") as string, "utf8").replace(/^\s*\/\/.*$/gm, ""));
+  const workerName = () => config().name as string;
+  const requiredSecrets = () => (config().secrets?.required ?? []) as string[];
+  if (argv[0] === "deploy") call.secretsFile = flag("--secrets-file");
   const injected = state.failNext?.[argv.slice(0, 3).join(" ")];
   if (injected) {
     delete state.failNext[argv.slice(0, 3).join(" ")];
@@ -190,7 +189,7 @@ beforeEach(() => {
   write({ calls: [], d1: {}, buckets: {}, queues: [], workers: {} });
   apiRequests.length = 0;
   copyFileSync(WRANGLER_TOML, join(dir, "wrangler.toml"));
-  rmSync(join(dir, "wrangler.preview.toml"), { force: true });
+  rmSync(join(dir, "wrangler.preview.jsonc"), { force: true });
 });
 
 function preview(command: string, pr: string, env: Record<string, string | undefined> = {}) {
@@ -213,33 +212,81 @@ function preview(command: string, pr: string, env: Record<string, string | undef
   });
 }
 
+/** The config `up` wrote, as wrangler reads it. */
+const written = () => JSON.parse(readFileSync(join(dir, "wrangler.preview.jsonc"), "utf8").replace(/^\s*\/\/.*$/gm, ""));
+
+/** Replaces `from` (or every `from`) in the copied wrangler.toml's [env.preview] part or its top level. */
+function editToml(where: "top" | "env.preview", from: string, to: string, all = false) {
+  const path = join(dir, "wrangler.toml");
+  const toml = readFileSync(path, "utf8");
+  const at = toml.indexOf("[env.preview]");
+  const [top, env] = [toml.slice(0, at), toml.slice(at)];
+  const part = where === "top" ? top : env;
+  expect(part).toContain(from);
+  const edit = (text: string) => (all ? text.replaceAll(from, to) : text.replace(from, to));
+  writeFileSync(path, where === "top" ? edit(top) + env : top + edit(env));
+}
+
 describe("scripts/preview.mjs up", () => {
-  it("deploys a new preview Worker with its secrets in the deploy itself, after its own resources and migrations", async () => {
+  it("deploys [env.preview] as the pull request's own Worker, with its secrets in the deploy itself, after its own resources and migrations", async () => {
     const r = await preview("up", "7");
     expect(r.code, r.stderr).toBe(0);
     const account = read();
     expect(commands(account)).toEqual(["d1 create", "d1 list", "r2 bucket create", "queues create", "queues create", "d1 migrations", "deploy"]);
+    expect(account.calls.find((c) => c.argv[1] === "migrations")!.argv).toEqual(["d1", "migrations", "apply", "switchboard-preview-pr-7", "--remote", "-c", "wrangler.preview.jsonc"]);
     const deploy = account.calls.at(-1)!;
-    expect(deploy.argv.slice(0, 3)).toEqual(["deploy", "-c", "wrangler.preview.toml"]);
+    // The generated config is the resolved environment: deployed without --env.
+    expect(deploy.argv.slice(0, 3)).toEqual(["deploy", "-c", "wrangler.preview.jsonc"]);
+    expect(deploy.argv).not.toContain("--env");
     expect(deploy.secrets).toEqual({ ADMIN_TOKEN: "admin-token-value", SECRETS_KEY: "secrets-key-value" });
     expect(deploy.secretsFileMode).toBe(0o600);
     // The secrets file does not outlive the deploy, and no placeholder Worker was made.
     expect(existsSync(deploy.secretsFile!)).toBe(false);
-    expect(account.workers).toEqual({ "switchboard-pr-7": { placeholder: false, secrets: { ADMIN_TOKEN: "admin-token-value", SECRETS_KEY: "secrets-key-value" } } });
-    expect(account.d1).toEqual({ "switchboard-pr-7": "uuid-switchboard-pr-7" });
-    expect(Object.keys(account.buckets)).toEqual(["switchboard-pr-7"]);
-    expect(account.queues).toEqual(["switchboard-pr-7-callbacks", "switchboard-pr-7-callbacks-dlq"]);
-    const toml = readFileSync(join(dir, "wrangler.preview.toml"), "utf8");
-    expect(toml).toContain('name = "switchboard-pr-7"');
-    expect(toml).toContain('database_id = "uuid-switchboard-pr-7"');
+    expect(account.workers).toEqual({ "switchboard-preview-pr-7": { placeholder: false, secrets: { ADMIN_TOKEN: "admin-token-value", SECRETS_KEY: "secrets-key-value" } } });
+    expect(account.d1).toEqual({ "switchboard-preview-pr-7": "uuid-switchboard-preview-pr-7" });
+    expect(Object.keys(account.buckets)).toEqual(["switchboard-preview-pr-7"]);
+    expect(account.queues).toEqual(["switchboard-preview-callbacks-pr-7", "switchboard-preview-callbacks-dlq-pr-7"]);
+    const config = written();
+    expect(config.name).toBe("switchboard-preview-pr-7");
+    expect(config.d1_databases[0].database_id).toBe("uuid-switchboard-preview-pr-7");
+    expect(config).not.toHaveProperty("env");
     expect(r.stdout + r.stderr).not.toContain("admin-token-value");
+  });
+
+  it("takes [env.preview]'s vars and required secrets, not the top level's", async () => {
+    editToml("env.preview", 'LOG_LEVEL = "info"', 'LOG_LEVEL = "debug"');
+    editToml("env.preview", 'required = ["ADMIN_TOKEN", "SECRETS_KEY"]', 'required = ["ADMIN_TOKEN", "SECRETS_KEY", "EXTRA_KEY"]');
+    editToml("top", 'HEARTBEAT_MS = "15000"', 'HEARTBEAT_MS = "1"');
+    editToml("top", 'required = ["ADMIN_TOKEN", "SECRETS_KEY"]', 'required = ["ADMIN_TOKEN", "SECRETS_KEY", "PRODUCTION_ONLY"]');
+    const refused = await preview("up", "7");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("set PREVIEW_EXTRA_KEY");
+    expect(read().calls).toEqual([]);
+    const r = await preview("up", "7", { PREVIEW_EXTRA_KEY: "extra-value" });
+    expect(r.code, r.stderr).toBe(0);
+    expect(read().calls.at(-1)!.secrets).toEqual({ ADMIN_TOKEN: "admin-token-value", SECRETS_KEY: "secrets-key-value", EXTRA_KEY: "extra-value" });
+    expect(written().vars).toMatchObject({ LOG_LEVEL: "debug", HEARTBEAT_MS: "15000" });
+    expect(written().secrets).toEqual({ required: ["ADMIN_TOKEN", "SECRETS_KEY", "EXTRA_KEY"] });
+  });
+
+  it("renames what [env.preview] names: a renamed queue there is the preview's queue", async () => {
+    editToml("env.preview", "switchboard-preview-callbacks", "switchboard-preview-jobs", true);
+    const r = await preview("up", "7");
+    expect(r.code, r.stderr).toBe(0);
+    expect(read().queues).toEqual(["switchboard-preview-jobs-pr-7", "switchboard-preview-jobs-dlq-pr-7"]);
+  });
+
+  it("never hands wrangler CLOUDFLARE_ENV, which would rename the Worker", async () => {
+    const r = await preview("up", "7", { CLOUDFLARE_ENV: "preview" });
+    expect(r.code, r.stderr).toBe(0);
+    expect(read().calls.map((c) => c.cloudflareEnv)).toEqual(read().calls.map(() => undefined));
   });
 
   it("deploys again on a later push, the resources already there", async () => {
     expect((await preview("up", "7")).code).toBe(0);
     const again = await preview("up", "7");
     expect(again.code, again.stderr).toBe(0);
-    expect(read().workers["switchboard-pr-7"]?.placeholder).toBe(false);
+    expect(read().workers["switchboard-preview-pr-7"]?.placeholder).toBe(false);
     expect(again.stderr).toContain("already exists");
   });
 
@@ -250,14 +297,25 @@ describe("scripts/preview.mjs up", () => {
     expect(read().calls).toEqual([]);
   });
 
-  it("fails, saying why, when the deploy fails", async () => {
+  it("refuses an [env.preview] every preview would share something of, before creating anything", async () => {
+    editToml("env.preview", "[env.preview.secrets]", '[[env.preview.kv_namespaces]]\nbinding = "KV"\nid = "kv-preview"\n\n[env.preview.secrets]');
+    const r = await preview("up", "7");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("[env.preview] has kv_namespaces");
+    expect(read().calls).toEqual([]);
+  });
+
+  it("fails, saying why, when the deploy fails, and removes the secrets file all the same", async () => {
     const account = read();
-    account.failNext = { "deploy -c wrangler.preview.toml": "Authentication error [code: 10000]" };
+    account.failNext = { "deploy -c wrangler.preview.jsonc": "Authentication error [code: 10000]" };
     write(account);
     const r = await preview("up", "7");
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("deploying switchboard-pr-7 failed");
+    expect(r.stderr).toContain("deploying switchboard-preview-pr-7 failed");
     expect(r.stderr).toContain("Authentication error");
+    const file = read().calls.at(-1)!.secretsFile;
+    expect(file).toMatch(/secrets\.json$/);
+    expect(existsSync(file!)).toBe(false);
   });
 });
 
@@ -265,7 +323,7 @@ describe("scripts/preview.mjs down", () => {
   it("empties the bucket through the API, then deletes the Worker, queues, bucket and database", async () => {
     expect((await preview("up", "9")).code).toBe(0);
     const account = read();
-    account.buckets["switchboard-pr-9"] = { "a.json": "1", "logs/team/w1/b.jsonl": "2", "topics/x y/c.txt": "3", "d": "4", "e": "5" };
+    account.buckets["switchboard-preview-pr-9"] = { "a.json": "1", "logs/team/w1/b.jsonl": "2", "topics/x y/c.txt": "3", "d": "4", "e": "5" };
     account.calls = [];
     write(account);
     const r = await preview("down", "9");
@@ -277,6 +335,18 @@ describe("scripts/preview.mjs down", () => {
     expect(apiRequests.filter((q) => q.startsWith("GET"))).toHaveLength(3);
     expect(apiRequests.filter((q) => q.startsWith("DELETE"))).toHaveLength(5);
     expect(r.stderr).toContain("5 object(s) deleted");
+  });
+
+  it("removes one pull request's preview and leaves another's alone", async () => {
+    expect((await preview("up", "4")).code).toBe(0);
+    expect((await preview("up", "42")).code).toBe(0);
+    const r = await preview("down", "4");
+    expect(r.code, r.stderr).toBe(0);
+    const after = read();
+    expect(Object.keys(after.workers)).toEqual(["switchboard-preview-pr-42"]);
+    expect(Object.keys(after.d1)).toEqual(["switchboard-preview-pr-42"]);
+    expect(Object.keys(after.buckets)).toEqual(["switchboard-preview-pr-42"]);
+    expect(after.queues).toEqual(["switchboard-preview-callbacks-pr-42", "switchboard-preview-callbacks-dlq-pr-42"]);
   });
 
   it("is safe to run again: what is already gone is not a failure", async () => {
@@ -292,21 +362,21 @@ describe("scripts/preview.mjs down", () => {
     write(account);
     const r = await preview("down", "11");
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("R2 bucket switchboard-pr-11");
+    expect(r.stderr).toContain("R2 bucket switchboard-preview-pr-11");
     expect(r.stderr).toContain("Internal error");
     expect(read()).toMatchObject({ d1: {}, queues: [], workers: {} });
-    expect(Object.keys(read().buckets)).toEqual(["switchboard-pr-11"]);
+    expect(Object.keys(read().buckets)).toEqual(["switchboard-preview-pr-11"]);
   });
 
   it("does not delete a bucket it could not empty, and says so", async () => {
     expect((await preview("up", "12")).code).toBe(0);
     const account = read();
-    account.buckets["switchboard-pr-12"] = { "a.json": "1" };
+    account.buckets["switchboard-preview-pr-12"] = { "a.json": "1" };
     write(account);
     const r = await preview("down", "12", { CLOUDFLARE_API_TOKEN: "wrong-token" });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/R2 bucket switchboard-pr-12: could not be emptied.*HTTP 403/);
-    expect(read().buckets["switchboard-pr-12"]).toEqual({ "a.json": "1" });
+    expect(r.stderr).toMatch(/R2 bucket switchboard-preview-pr-12: could not be emptied.*HTTP 403/);
+    expect(read().buckets["switchboard-preview-pr-12"]).toEqual({ "a.json": "1" });
   });
 });
 
