@@ -13,6 +13,7 @@ import { publishTeamEvents } from "../lib/team-stream";
 import { expireDeliveries, requeueStalled } from "../notify/deliver";
 import { expireLogs } from "./log-retention";
 import { sweepSentinels } from "./sentinels";
+import { workspaceUsageCron } from "./workspace-usage";
 
 /**
  * The every-minute cron: sweep callback sentinels; return tasks whose lease expired to the
@@ -34,6 +35,7 @@ export async function handleScheduled(_controller: ScheduledController, env: Env
   if (requeued > 0) log("warn", "stalled notification deliveries queued again", { deliveries: requeued });
   const forgotten = await expireDeliveries(env);
   if (forgotten > 0) log("info", "old notification deliveries forgotten", { deliveries: forgotten });
+  await workspaceUsageCron(env); // rows vs R2 objects for a slice of the workspace, so usage converges
 }
 
 /**

@@ -3,6 +3,7 @@ import { and, eq, sql } from "drizzle-orm";
 import type { Context } from "hono";
 import { dbOf } from "../db/client";
 import { indexTopic } from "../db/index-rows";
+import { settleFile } from "../db/workspace";
 import { topics, workspaceFiles } from "../db/schema";
 import { WORKSPACE_MAX_BYTES, workspaceKey, workspaceLengthProblem, workspacePathMaxBytes, workspacePathProblem } from "../domain/workspace-path";
 import type { AppEnv } from "../lib/app-env";
@@ -120,10 +121,8 @@ workspaceRoutes.put(`${BASE}/*`, requireScope("agent"), async (c) => {
   }
   if (!object) throw new ApiError("conflict", "The upload was refused.");
   const file = present(path, object);
-  await dbOf(c.env)
-    .insert(workspaceFiles)
-    .values({ teamId: t.team, sessionId: t.sid, topicId: t.tid, path, size: file.size, etag: file.etag, uploadedAt: file.uploaded })
-    .onConflictDoUpdate({ target: [workspaceFiles.teamId, workspaceFiles.sessionId, workspaceFiles.topicId, workspaceFiles.path], set: { size: file.size, etag: file.etag, uploadedAt: file.uploaded } });
+  // The row follows what R2 holds after the put, not the put itself (src/db/workspace.ts).
+  await settleFile(c.env, { team: t.team, sid: t.sid, tid: t.tid, path }, file.uploaded);
   await announce(c, t, [{ path, size: file.size, etag: file.etag }]);
   return c.json(file, existed ? 200 : 201, { ETag: file.etag });
 });
@@ -190,16 +189,20 @@ workspaceRoutes.delete(`${BASE}/*`, requireScope("agent"), async (c) => {
   const t = await topicOf(c);
   const path = filePath(c, t);
   const key = workspaceKey(t.team, t.sid, t.tid, path);
-  if (!(await c.env.BUCKET.head(key))) throw new ApiError("not_found", `No file ${path}.`);
+  const before = await c.env.BUCKET.head(key);
+  if (!before) throw new ApiError("not_found", `No file ${path}.`);
   await c.env.BUCKET.delete(key);
-  await dbOf(c.env)
-    .delete(workspaceFiles)
-    .where(and(eq(workspaceFiles.teamId, t.team), eq(workspaceFiles.sessionId, t.sid), eq(workspaceFiles.topicId, t.tid), eq(workspaceFiles.path, path)));
+  // The version seen before the delete is gone; the row follows what R2 holds now.
+  await settleFile(c.env, { team: t.team, sid: t.sid, tid: t.tid, path }, before.uploaded.toISOString());
   await announce(c, t, [{ path, size: 0, deleted: true }]);
   return c.body(null, 204);
 });
 
-/** Per-team storage accounting. */
+/**
+ * Per-team storage accounting: the sum of the team's `workspace_files` rows. A write keeps its
+ * row in step with R2 (settleFile); the every-minute reconciliation
+ * (src/cron/workspace-usage.ts) repairs what a race or a failure left, so usage converges.
+ */
 workspaceRoutes.use("/v1/usage", authenticate, requireScope("read"));
 workspaceRoutes.get("/v1/usage", async (c) => {
   const row = await dbOf(c.env)
