@@ -132,8 +132,8 @@ describe("sentinel fallback over the S3 API", () => {
     expect(object.headers.get("x-amz-meta-webhook-signature")).toMatch(/^v1,/);
 
     // Hand the object to the Worker's own R2 (as R2's S3 API would have stored it) and fire
-    // the cron. (wrangler's r2 object put sets no custom metadata, so the signature check of
-    // the sweep is covered in test/sentinels.test.ts; this team has no signing secret.)
+    // the cron. (wrangler's r2 object put sets no custom metadata: the signed path, metadata
+    // and all, is test/node/sentinels-s3.test.ts; this team has no signing secret.)
     const { execFileSync } = await import("node:child_process");
     const file = join(dir, "sentinel.json");
     (await import("node:fs")).writeFileSync(file, body);
