@@ -14,7 +14,11 @@ export interface StepOutcome {
 export function renderSummary(outcomes: StepOutcome[]): string {
   const table = new Table({ head: ["step", "status", "turns/budget", "cost", "duration"], style: { head: [], border: [] } });
   for (const o of outcomes) table.push([o.step, o.status, `${o.turns}/${o.max_turns}`, `$${o.cost_usd.toFixed(4)}`, formatDuration(o.duration_ms)]);
-  const total = outcomes.reduce((a, o) => ({ turns: a.turns + o.turns, budget: a.budget + o.max_turns, cost: a.cost + o.cost_usd, ms: a.ms + o.duration_ms }), { turns: 0, budget: 0, cost: 0, ms: 0 });
+  // A skipped step never ran: its budget is not part of what the run had to spend.
+  const total = outcomes.reduce(
+    (a, o) => ({ turns: a.turns + o.turns, budget: a.budget + (o.status === "skipped" ? 0 : o.max_turns), cost: a.cost + o.cost_usd, ms: a.ms + o.duration_ms }),
+    { turns: 0, budget: 0, cost: 0, ms: 0 },
+  );
   table.push(["total", "", `${total.turns}/${total.budget}`, `$${total.cost.toFixed(4)}`, formatDuration(total.ms)]);
   return table.toString();
 }
