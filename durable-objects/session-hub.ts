@@ -1,6 +1,6 @@
 import type { AgentEvent } from "../src/domain/events";
 import type { Json } from "../src/domain/json";
-import { type RejectedEvent, type SessionState, applySessionEvent, newSession, reject } from "../src/domain/session";
+import { type RejectedEvent, type SessionState, type SessionStatus, applySessionEvent, isTerminal, newSession, reject, transitionSession } from "../src/domain/session";
 import { type ApplyReport, Hub } from "./hub";
 
 export type SessionSummary = Omit<SessionState, "team_id" | "insight_bytes">;
@@ -25,6 +25,19 @@ export class SessionHub extends Hub<SessionState, SessionSummary> {
 
   async apply(events: AgentEvent[]): Promise<ApplyReport<SessionSummary>> {
     return this.applyEvents(events);
+  }
+
+  /**
+   * A person's status change (PATCH): checked against the session's state machine and applied
+   * in one turn of this object, so a change an agent's event made a moment before cannot turn
+   * the operator's request into a refusal recorded on the session. Refused: nothing changes.
+   */
+  async applyOperatorStatus(event: AgentEvent, status: SessionStatus): Promise<{ refused: string } | ApplyReport<SessionSummary>> {
+    if (!this.state) return { refused: "not_found" };
+    if (isTerminal(this.state.status)) return { refused: `The session is ${this.state.status}; a terminal session is never changed.` };
+    const allowed = transitionSession(this.state.status, status);
+    if (!allowed.ok) return { refused: allowed.reason };
+    return this.applyEvents([event]);
   }
 
   /** Records events a TopicHub refused, so they are visible on the session. */

@@ -8,7 +8,7 @@ import type { TopicHub } from "../../durable-objects/topic-hub";
  * returns plain structured-cloneable data, so the two are the same.
  */
 type Rpc<T, K extends keyof T> = Pick<T, K> & { fetch(request: Request): Promise<Response> };
-export type SessionHubStub = Rpc<SessionHub, "summary" | "create" | "apply" | "recordRejected" | "subscriberCount" | "storageCounts" | "restart">;
+export type SessionHubStub = Rpc<SessionHub, "summary" | "create" | "apply" | "applyOperatorStatus" | "recordRejected" | "subscriberCount" | "storageCounts" | "restart">;
 export type TopicHubStub = Rpc<TopicHub, "summary" | "ensure" | "apply" | "subscriberCount" | "storageCounts" | "restart">;
 
 export function sessionHub(env: Env, teamId: string, sessionId: string): SessionHubStub {

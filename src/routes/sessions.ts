@@ -153,9 +153,13 @@ sessionRoutes.openapi(
     const allowed = transitionSession(current.summary.status, body.status);
     if (!allowed.ok) throw new ApiError("conflict", allowed.reason);
     // Applied as an event, so watchers see it on the stream like an agent's update.
-    const report = await hub.apply([
+    // Checked again inside the hub, in the same turn as the apply: an agent's event may have
+    // changed the session since the read above.
+    const report = await hub.applyOperatorStatus(
       { id: `operator:${crypto.randomUUID()}`, type: "update_status", session_id: sessionId, occurred_at: new Date().toISOString(), data: { status: body.status, ...(body.reason ? { reason: body.reason } : {}) } },
-    ]);
+      body.status,
+    );
+    if ("refused" in report) throw report.refused === "not_found" ? new ApiError("not_found", `No session ${sessionId}.`) : new ApiError("conflict", report.refused);
     const result = report.results[0];
     if (result?.status === "rejected") throw new ApiError("conflict", result.reason);
     await upsertSessionRow(dbOf(c.env), team, report.summary, report.version);
