@@ -5,7 +5,7 @@ import { dbOf } from "../db/client";
 import { indexTopic, upsertSessionRow } from "../db/index-rows";
 import { alphas, sessions, topics } from "../db/schema";
 import { jsonSchema } from "../domain/json";
-import { isTerminal, SESSION_STATUSES, transitionSession } from "../domain/session";
+import { SESSION_STATUSES } from "../domain/session";
 import { STEPS } from "../domain/steps";
 import type { AppEnv } from "../lib/app-env";
 import { authenticate, requireScope } from "../lib/auth";
@@ -144,17 +144,10 @@ sessionRoutes.openapi(
     const body = c.req.valid("json");
     const team = c.get("auth").team_id;
     const hub = sessionHub(c.env, team, sessionId);
-    const current = await hub.summary();
-    if (!current) throw new ApiError("not_found", `No session ${sessionId}.`);
-    if (isTerminal(current.summary.status)) throw new ApiError("conflict", `The session is ${current.summary.status}; a terminal session is never changed.`);
-    // A refused change changes nothing: checked here, because the hub records every event it
-    // refuses in the session's rejected_events (an agent's must stay visible; an operator's
-    // 409 must not).
-    const allowed = transitionSession(current.summary.status, body.status);
-    if (!allowed.ok) throw new ApiError("conflict", allowed.reason);
-    // Applied as an event, so watchers see it on the stream like an agent's update.
-    // Checked again inside the hub, in the same turn as the apply: an agent's event may have
-    // changed the session since the read above.
+    // Applied as an event, so watchers see it on the stream like an agent's update. A refused
+    // change changes nothing: the hub checks it against the state machine before applying it,
+    // in one turn, because it records every event it refuses in the session's rejected_events
+    // (an agent's must stay visible; an operator's 409 must not).
     const report = await hub.applyOperatorStatus(
       { id: `operator:${crypto.randomUUID()}`, type: "update_status", session_id: sessionId, occurred_at: new Date().toISOString(), data: { status: body.status, ...(body.reason ? { reason: body.reason } : {}) } },
       body.status,
