@@ -68,7 +68,7 @@ describe("the sweep applies the HTTPS path's input limits", () => {
 
     // Nothing left to retry.
     expect(await sweepSentinels(env)).toMatchObject({ applied: 0, rejected: 0, retrying: 0 });
-    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, rejected: 2, truncated: false });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 2, truncated: false });
   });
 
   it("rejects a sentinel whose key breaks the id rule, naming the segment", async () => {
@@ -110,6 +110,7 @@ describe("a sentinel that keeps failing", () => {
       // Not read again until its time comes.
       expect(await sweepSentinels(env, { now: now + retryDelayMs(attempt) - 1 })).toMatchObject({ retrying: 0, deferred: 1 });
       expect((await env.BUCKET.head(key))?.customMetadata?.[ATTEMPTS_META]).toBe(String(attempt));
+      expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 1, retrying: 1, rejected: 0, truncated: false });
       now += retryDelayMs(attempt);
     }
     expect(await sweepSentinels(env, { now })).toMatchObject({ applied: 0, rejected: 1, retrying: 0 });
@@ -118,7 +119,7 @@ describe("a sentinel that keeps failing", () => {
     expect(rejected?.customMetadata).toMatchObject({ ...signature, [ATTEMPTS_META]: String(MAX_ATTEMPTS) });
     expect(rejected?.customMetadata?.reason).toMatch(new RegExp(`^failed ${MAX_ATTEMPTS} times; the last error: \\S`));
     expect(await rejected?.text()).toBe(raw);
-    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, rejected: 1, truncated: false });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 1, truncated: false });
   });
 
   it("is applied on a later sweep once the failure is gone; two sweeps failing on it at once count one try", async () => {

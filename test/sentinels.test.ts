@@ -65,10 +65,10 @@ describe("sentinel sweep", () => {
     const sessionLevel = { id: "sess-1", type: "update_status", session_id: sid, data: { status: "running" } };
     await writeSentinel(team.team_id, sessionLevel);
 
-    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 3, rejected: 0, truncated: false });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 3, retrying: 0, rejected: 0, truncated: false });
     // The cron handler runs the sweep.
     await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, createExecutionContext());
-    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, rejected: 0, truncated: false });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 0, truncated: false });
     expect((await topicHub(env, team.team_id, sid, tid).storageCounts()).last_seq).toBe(2);
     const s = await summary(team.api_key, sid);
     expect(s.status).toBe("running");
@@ -119,7 +119,7 @@ describe("sentinel sweep", () => {
 
     const report = await sweepSentinels(env);
     expect(report).toMatchObject({ applied: 1, rejected: 7 });
-    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, rejected: 7, truncated: false });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 7, truncated: false });
     const reasons = Object.fromEntries(
       await Promise.all(
         [unsigned, tampered, wrongSecret, moved, notJson, mismatched, unknownSession].map(async (k) => {

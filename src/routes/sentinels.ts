@@ -8,18 +8,26 @@ export const sentinelRoutes = newRouter();
 /** Counting stops here: past it the answer says `at_least`. */
 const COUNT_LIMIT = 10_000;
 
-async function count(bucket: R2Bucket, prefix: string): Promise<{ count: number; at_least: boolean }> {
+/** How many objects under `prefix`, and how many of them a sweep already tried and failed (`sweep-attempts` in their metadata, src/cron/sentinels.ts). */
+async function count(bucket: R2Bucket, prefix: string): Promise<{ count: number; retrying: number; at_least: boolean }> {
   let n = 0;
+  let retrying = 0;
   let cursor: string | undefined;
   do {
-    const page = await bucket.list({ prefix, cursor, limit: 1000 });
+    const page = await bucket.list({ prefix, cursor, limit: 1000, include: ["customMetadata"] });
     n += page.objects.length;
+    for (const o of page.objects) if (Number(o.customMetadata?.["sweep-attempts"] ?? 0) > 0) retrying += 1;
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor && n < COUNT_LIMIT);
-  return { count: n, at_least: cursor !== undefined };
+  return { count: n, retrying, at_least: cursor !== undefined };
 }
 
-export const sentinelStatusSchema = z.object({ pending: z.number(), rejected: z.number(), truncated: z.boolean() });
+export const sentinelStatusSchema = z.object({
+  pending: z.number(),
+  retrying: z.number().describe("of the pending, those a sweep tried and failed to apply (D1 or a hub down): tried again 1, 4, 16 and 64 minutes later, then rejected"),
+  rejected: z.number(),
+  truncated: z.boolean(),
+});
 
 sentinelRoutes.use("/v1/sentinels", authenticate, requireScope("read"));
 sentinelRoutes.openapi(
@@ -33,6 +41,6 @@ sentinelRoutes.openapi(
   async (c) => {
     const team = c.get("auth").team_id;
     const [pending, rejected] = await Promise.all([count(c.env.BUCKET, `${SENTINEL_PREFIX}${team}/`), count(c.env.BUCKET, `${REJECTED_PREFIX}alpha/${team}/`)]);
-    return c.json({ pending: pending.count, rejected: rejected.count, truncated: pending.at_least || rejected.at_least }, 200);
+    return c.json({ pending: pending.count, retrying: pending.retrying, rejected: rejected.count, truncated: pending.at_least || rejected.at_least }, 200);
   },
 );
