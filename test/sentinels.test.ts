@@ -24,17 +24,26 @@ describe("sentinel keys", () => {
     expect(parseSentinelKey("callback-sentinels/alpha/team_1/s1/e1.json")).toMatchObject({ ok: false, reason: expect.stringContaining("the key is not") });
   });
 
-  it("refuse ids outside the route id rule, naming the segment", () => {
+  it("write any event id the callback schema takes: an id as is, anything else as ~ + base64url, each one way only", () => {
+    const base = { team_id: "team_1", session_id: "s1", topic_id: "t1" };
+    // The runner's own ids grow with the topic id: past 128 characters they are no route id.
+    for (const event_id of ["e/1", "e%2F1", "a b", "..", "-", "é", "operator:9", "x".repeat(129), `run-1a2b3c4d-${"t".repeat(100)}-explore-step_started`, "y".repeat(200)]) {
+      const key = sentinelKey({ ...base, event_id });
+      expect(key).toMatch(/^callback-sentinels\/alpha\/team_1\/s1\/t1\/~[A-Za-z0-9_-]+\.json$/);
+      expect(parseSentinelKey(key)).toEqual({ ok: true, key: { ...base, event_id } });
+    }
+    expect(sentinelKey({ ...base, event_id: "e.1" })).toBe("callback-sentinels/alpha/team_1/s1/t1/e.1.json");
+    // One key per event: an id written as is does not parse when encoded, nor does junk.
+    expect(parseSentinelKey(`callback-sentinels/alpha/team_1/s1/t1/~${btoa("e1").replace(/=+$/, "")}.json`)).toMatchObject({ ok: false, reason: expect.stringContaining("written as is") });
+    expect(parseSentinelKey("callback-sentinels/alpha/team_1/s1/t1/~!!.json")).toMatchObject({ ok: false, reason: expect.stringContaining("not base64url") });
+    expect(parseSentinelKey(`callback-sentinels/alpha/team_1/s1/t1/~${btoa("z".repeat(201)).replace(/=+$/, "")}.json`)).toMatchObject({ ok: false });
+    expect(() => sentinelKey({ ...base, event_id: "" })).toThrow(SentinelKeyError);
+    expect(() => sentinelKey({ ...base, event_id: "z".repeat(201) })).toThrow(SentinelKeyError);
+  });
+
+  it("refuse team, session and topic ids outside the route id rule, naming the segment", () => {
     const base = { team_id: "team_1", session_id: "s1", topic_id: "t1", event_id: "e1" };
     for (const [field, bad] of [
-      ["event_id", "e/1"],
-      ["event_id", "e%2F1"],
-      ["event_id", "a b"],
-      ["event_id", ".."],
-      ["event_id", "-"],
-      ["event_id", "é"],
-      ["event_id", ""],
-      ["event_id", "x".repeat(129)],
       ["session_id", "s:1"],
       ["topic_id", "-"],
       ["team_id", "../x"],
@@ -42,7 +51,7 @@ describe("sentinel keys", () => {
       expect(() => sentinelKey({ ...base, [field]: bad }), `${field}=${bad}`).toThrow(SentinelKeyError);
       expect(() => sentinelKey({ ...base, [field]: bad })).toThrow(`${field.replace("_id", " id")} ${JSON.stringify(bad)} is not an id`);
     }
-    // What an older client wrote for "e/1" (percent-encoded) is not an id either: refused, not decoded.
+    // What an older client wrote for "e/1" (percent-encoded) is not an id: refused, not decoded.
     const parsed = parseSentinelKey("callback-sentinels/alpha/team_1/s1/t1/e%2F1.json");
     expect(parsed).toEqual({ ok: false, reason: expect.stringContaining('the event id "e%2F1" is not an id') });
     expect(parseSentinelKey("callback-sentinels/alpha/team_1/s 1/t1/e1.json")).toEqual({ ok: false, reason: expect.stringContaining('the session id "s 1" is not an id') });
@@ -62,17 +71,21 @@ describe("sentinel sweep", () => {
     await writeSentinel(team.team_id, both);
     const only = stepEvent(sid, tid, "step_completed", { step: "design", turns: 4 });
     await writeSentinel(team.team_id, only);
+    // An event id no route id rule allows (the runner's grow past 128 characters): encoded in the key.
+    const long = { ...stepEvent(sid, tid, "step_started", { step: "prep" }), id: `run-1a2b3c4d-${"t".repeat(120)}:prep:step_started` };
+    expect(await writeSentinel(team.team_id, long)).toContain("/~");
     const sessionLevel = { id: "sess-1", type: "update_status", session_id: sid, data: { status: "running" } };
     await writeSentinel(team.team_id, sessionLevel);
 
-    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 3, retrying: 0, rejected: 0, truncated: false });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 4, retrying: 0, rejected: 0, truncated: false });
     // The cron handler runs the sweep.
     await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, createExecutionContext());
     expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 0, truncated: false });
-    expect((await topicHub(env, team.team_id, sid, tid).storageCounts()).last_seq).toBe(2);
+    expect((await topicHub(env, team.team_id, sid, tid).storageCounts()).last_seq).toBe(3);
     const s = await summary(team.api_key, sid);
     expect(s.status).toBe("running");
     expect(s.topics[0].steps.design).toMatchObject({ status: "completed", turns: 4 });
+    expect(s.topics[0].steps.prep).toMatchObject({ status: "running" });
   });
 
   it("two sweeps at once apply nothing twice", async () => {

@@ -1,4 +1,4 @@
-import { clientId } from "../lib/ids";
+import { clientId } from "./events";
 
 /**
  * Sentinels: events an agent could not deliver over HTTPS, written to R2 (through its S3 API)
@@ -6,10 +6,13 @@ import { clientId } from "../lib/ids";
  * comes first because session ids are unique only within a team. A session-level event uses
  * `-` as its topic segment.
  *
- * Every segment is an id by the route id rule (`clientId`: letters, digits, `.`, `_`, `-`,
- * starting with a letter or digit, at most 128), written as is: no encoding, so a key names
- * one event and an event one key. `-` cannot be an id (it does not start with a letter or
- * digit), so it never collides with a topic, and neither can `.` or `..`.
+ * The team, session and topic segments are ids by the route id rule (`clientId`: letters,
+ * digits, `.`, `_`, `-`, starting with a letter or digit, at most 128), written as is. `-`
+ * cannot be an id (it does not start with a letter or digit), so it never collides with a
+ * topic, and neither can `.` or `..`. An event id follows that rule when it can, written as
+ * is; any other event id the callback schema accepts (up to 200 characters, `:` and the
+ * like: the runner's own ids grow with the topic id) is written `~` + its base64url (UTF-8),
+ * which no id starts with. Either way a key names one event and an event one key.
  */
 export const SENTINEL_PREFIX = "callback-sentinels/alpha/";
 export const REJECTED_PREFIX = "callback-sentinels/rejected/";
@@ -37,19 +40,58 @@ export function sentinelIdProblem(name: string, value: string): string | null {
   return `the ${name} ${JSON.stringify(shown)} is not an id (${parsed.error.issues[0]?.message ?? "invalid"})`;
 }
 
+const ENCODED = "~";
+/** The callback schema's bound on an event id. */
+const MAX_EVENT_ID = 200;
+
+function toBase64Url(text: string): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64Url(b64: string): string | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(b64)) return null;
+  try {
+    const binary = atob(b64.replace(/-/g, "+").replace(/_/g, "/"));
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+  } catch {
+    return null;
+  }
+}
+
+/** The key segment of an event id: as is when it is an id, else encoded. */
+export function eventIdSegment(eventId: string): string {
+  return clientId.safeParse(eventId).success ? eventId : ENCODED + toBase64Url(eventId);
+}
+
+/** The event id a key segment names, or why it names none. */
+function eventIdOf(segment: string): { ok: true; id: string } | { ok: false; reason: string } {
+  if (!segment.startsWith(ENCODED)) {
+    const problem = sentinelIdProblem("event id", segment);
+    return problem ? { ok: false, reason: problem } : { ok: true, id: segment };
+  }
+  const id = fromBase64Url(segment.slice(ENCODED.length));
+  if (id === null || id.length === 0 || id.length > MAX_EVENT_ID) return { ok: false, reason: `the event id segment ${JSON.stringify(segment.slice(0, 60))} is not base64url of an event id of 1-${MAX_EVENT_ID} characters` };
+  // One key per event: an id that is written as is must not also come encoded.
+  if (clientId.safeParse(id).success) return { ok: false, reason: `the event id ${JSON.stringify(id)} is written as is, not encoded` };
+  return { ok: true, id };
+}
+
 /** Parses a sentinel key, or says why it is not one of the documented shape. */
 export function parseSentinelKey(key: string): ParsedSentinelKey {
   if (!key.startsWith(SENTINEL_PREFIX) || !key.endsWith(".json")) return { ok: false, reason: `the key is not ${SHAPE}` };
   const parts = key.slice(SENTINEL_PREFIX.length, -".json".length).split("/");
   if (parts.length !== 4) return { ok: false, reason: `the key is not ${SHAPE}` };
-  const [team_id, session_id, topic, event_id] = parts as [string, string, string, string];
+  const [team_id, session_id, topic, segment] = parts as [string, string, string, string];
+  const event = eventIdOf(segment);
   const problem =
     sentinelIdProblem("team id", team_id) ??
     sentinelIdProblem("session id", session_id) ??
     (topic === SESSION_LEVEL_TOPIC ? null : sentinelIdProblem("topic id", topic)) ??
-    sentinelIdProblem("event id", event_id);
-  if (problem) return { ok: false, reason: `the key is not ${SHAPE}: ${problem}` };
-  return { ok: true, key: { team_id, session_id, topic_id: topic === SESSION_LEVEL_TOPIC ? null : topic, event_id } };
+    (event.ok ? null : event.reason);
+  if (problem || !event.ok) return { ok: false, reason: `the key is not ${SHAPE}: ${problem}` };
+  return { ok: true, key: { team_id, session_id, topic_id: topic === SESSION_LEVEL_TOPIC ? null : topic, event_id: event.id } };
 }
 
 /** The key of an event's sentinel; throws SentinelKeyError when an id breaks the id rule. */
@@ -58,9 +100,9 @@ export function sentinelKey(k: SentinelKey): string {
     sentinelIdProblem("team id", k.team_id) ??
     sentinelIdProblem("session id", k.session_id) ??
     (k.topic_id === null ? null : sentinelIdProblem("topic id", k.topic_id)) ??
-    sentinelIdProblem("event id", k.event_id);
+    (k.event_id.length === 0 || k.event_id.length > MAX_EVENT_ID ? `the event id is not 1-${MAX_EVENT_ID} characters` : null);
   if (problem) throw new SentinelKeyError(`No sentinel key for this event: ${problem}.`);
-  return `${SENTINEL_PREFIX}${k.team_id}/${k.session_id}/${k.topic_id ?? SESSION_LEVEL_TOPIC}/${k.event_id}.json`;
+  return `${SENTINEL_PREFIX}${k.team_id}/${k.session_id}/${k.topic_id ?? SESSION_LEVEL_TOPIC}/${eventIdSegment(k.event_id)}.json`;
 }
 
 /** Where a sentinel that cannot be applied is kept, with its reason: never lost, never retried. */
