@@ -73,3 +73,21 @@ describe("session reducer: the insights a session keeps are bounded", () => {
     expect(restarted.state.insight_bytes).toBe(bytes(restarted.state.insights));
   });
 });
+
+describe("topic reducer: the tool names a step keeps are bounded", () => {
+  it("refuses the report that would make a step track more than 200 names; reports on names it has still apply", () => {
+    let t: TopicState = newTopic({ id: "t1", session_id: "s1", team_id: "a", now: NOW });
+    const tools = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ name: `tool-${String(from + i).padStart(4, "0")}-${"x".repeat(150)}`, calls: 1, duration_ms: 1, errors: 0 }));
+    t = applyTopicEvent(t, ev("usage.reported", { step: "explore", tools: tools(0, 150) }), NOW).state;
+    const over = applyTopicEvent(t, ev("usage.reported", { step: "explore", tools: tools(150, 51) }), NOW);
+    expect(over.accepted).toBe(false);
+    expect(over.accepted ? "" : over.reason).toBe("step explore would track 201 tool names; at most 200");
+    expect(t.steps.explore.tools).toHaveLength(150);
+    const upTo = applyTopicEvent(t, ev("usage.reported", { step: "explore", tools: [...tools(0, 150), ...tools(150, 50)] }), NOW);
+    expect(upTo.accepted).toBe(true);
+    expect(upTo.state.steps.explore.tools).toHaveLength(200);
+    expect(upTo.state.steps.explore.tools[0]?.calls).toBe(2);
+    // Another step has its own 200.
+    expect(applyTopicEvent(upTo.state, ev("usage.reported", { step: "review", tools: tools(0, 200) }), NOW).accepted).toBe(true);
+  });
+});

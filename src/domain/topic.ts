@@ -85,6 +85,8 @@ export interface TopicState {
  * every later event of the topic.
  */
 export const MAX_ALPHA_BYTES = 1024 * 1024;
+/** Distinct tool names a step keeps (names up to 200 characters: six steps stay under 300 KB). */
+export const MAX_TOOLS_PER_STEP = 200;
 
 const encoder = new TextEncoder();
 function jsonBytes(value: unknown): number {
@@ -214,6 +216,10 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
     case "usage.reported": {
       const data = dataOf({ ...event, type: "usage.reported" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
+      // Tools are kept by name for good, in the topic's one row (2 MB at most on Cloudflare):
+      // a report that would make a step track more than MAX_TOOLS_PER_STEP names is refused.
+      const named = mergeTools(state.steps[data.step].tools, data.tools).length;
+      if (named > MAX_TOOLS_PER_STEP) return { accepted: false, state, reason: `step ${data.step} would track ${named} tool names; at most ${MAX_TOOLS_PER_STEP}` };
       // Tools are deltas (summed); turns and cost are running totals: the highest is kept.
       return withStep(
         data.step,
