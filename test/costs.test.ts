@@ -102,6 +102,20 @@ describe("costs: sums by day, role, worker and task", () => {
     expect((await costs(k, "by=task")).items).toEqual([{ key: task.id, cost_usd: 0.5, tokens: 0, duration_ms: 0, tasks: 1 }]);
   });
 
+  it("records every attempt even when a client reuses its claim_id for a later claim of the same task", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const task = await createTask(k);
+    const claimId = `reused-${crypto.randomUUID()}`;
+    const claimWith = async () => json<{ id: string; lease: { id: string } }>(await call("/v1/tasks/claim", { method: "POST", key: k, json: { worker_id: "w1", role: "executor", claim_id: claimId } }));
+    const first = await claimWith();
+    expect((await json(await call(`/v1/tasks/${task.id}/release`, { method: "POST", key: k, json: { lease_id: first.lease.id, cost_usd: 1 } }))).status).toBe("pending");
+    const second = await claimWith();
+    expect(second.lease.id).toBe(first.lease.id);
+    await finish(k, task.id, second.lease.id, "complete", { cost_usd: 2 });
+    expect((await costs(k, "by=task")).items).toEqual([{ key: task.id, cost_usd: 3, tokens: 0, duration_ms: 0, tasks: 1 }]);
+  });
+
   it("pages groups by key", async () => {
     const team = await createTeam();
     const k = team.api_key;

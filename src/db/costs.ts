@@ -11,7 +11,8 @@ export type CostGroup = (typeof COST_GROUPS)[number];
  * day and counted to the worker holding it. It reads the task under the lease guard, so put
  * it in the batch BEFORE the statement that ends the lease (complete, fail, release): it
  * records exactly when that statement will apply, and never for a stale lease or a repeated
- * request (the id, `{task}:{lease}`, is taken once). Nothing when nothing was reported.
+ * request (after the first, the lease is gone). The id, `{task}:{lease}:{claimed_at}`, is
+ * new for every claim, even one whose client reused a claim_id. Nothing when nothing was reported.
  */
 export function recordAttemptCost(db: Db, teamId: string, taskId: string, leaseId: string, now: string, usage: AttemptReport) {
   const cost = usage.cost_usd ?? 0;
@@ -20,7 +21,7 @@ export function recordAttemptCost(db: Db, teamId: string, taskId: string, leaseI
   return db
     .insert(taskCosts)
     .select(
-      sql`SELECT a.team_id, a.id || ':' || a.lease_id, a.id, coalesce(a.worker_id, ''), a.role, ${now.slice(0, 10)}, ${cost}, ${tokens}, ${duration}, ${now}
+      sql`SELECT a.team_id, a.id || ':' || a.lease_id || ':' || a.claimed_at, a.id, coalesce(a.worker_id, ''), a.role, ${now.slice(0, 10)}, ${cost}, ${tokens}, ${duration}, ${now}
           FROM tasks a
           WHERE a.team_id = ${teamId} AND a.id = ${taskId} AND a.lease_id = ${leaseId}
             AND a.status IN ('claimed', 'running', 'waiting_input') AND a.lease_expires_at > ${now}

@@ -181,9 +181,9 @@ export const tasks = sqliteTable(
  * the daily budget and `GET /v1/costs` sum. Per attempt, dated by the UTC day it was
  * reported and counted to the worker that ran it, so a retry, a cancel or an attempt that
  * failed and went back to the queue never takes spend out of a day or moves it to another
- * worker. `id` is `{task_id}:{lease_id}`: an attempt is recorded once, whatever a client's
- * retries. Rows written before the ledger existed have `:legacy` ids (one per task, dated by
- * its end).
+ * worker. `id` is `{task_id}:{lease_id}:{claimed_at}`: one per claim (the write is guarded by
+ * the lease, so a client's retries record an attempt once). Rows written before the ledger
+ * existed have `:legacy` ids (one per task; migrations/0009_task_costs.sql says how dated).
  */
 export const taskCosts = sqliteTable(
   "task_costs",
