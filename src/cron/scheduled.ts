@@ -53,7 +53,7 @@ export async function expireTaskLeases(env: Env, now = new Date().toISOString())
   for (const team of new Set(failed.map((t) => t.teamId))) add(team, blockedEvents(await blockDependents(db, team, now), now));
   // Their open questions are moot: the attempt that asked is over (a later one asks anew).
   for (const [team, ids] of groupIds(expired)) {
-    const [first, ...rest] = chunkIds(ids).map((chunk) => withdrawQuestions(db, team, chunk));
+    const [first, ...rest] = chunkIds(ids).map((chunk) => withdrawQuestions(db, team, chunk, now));
     if (first) add(team, withdrawnEvents((await db.batch([first, ...rest])).flat(), now));
   }
   const lost = await markWorkersLost(db, expired, new Date(new Date(now).getTime() - LOST_AFTER_MS).toISOString());
