@@ -55,7 +55,8 @@ healthRoutes.openapi(
       probe("queue", async () => {
         if (typeof c.env.CALLBACKS?.send !== "function") throw new Error("CALLBACKS is not bound");
       }),
-      // One RPC to a fixed-name SessionHub (never created, so it answers null from memory).
+      // One RPC to a fixed-name SessionHub: no session is ever created in it, so it answers
+      // null; its object has storage once (its tables), one tiny object per deployment.
       probe("durable_objects", async () => {
         if (typeof c.env.TOPIC_HUB?.getByName !== "function" || typeof c.env.TEAM_HUB?.getByName !== "function") throw new Error("hubs are not bound");
         const hub = c.env.SESSION_HUB.getByName(HEALTH_HUB_NAME) as unknown as { summary(): Promise<unknown> };

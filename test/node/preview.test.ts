@@ -384,6 +384,8 @@ describe("the preview workflow", () => {
   it("hands the preview's secrets to the script, and puts none after the deploy", () => {
     const workflow = readFileSync(resolve(".github/workflows/preview.yml"), "utf8");
     expect(workflow).not.toMatch(/secret put/);
+    // Forks get no secrets: neither job runs for them (it would fail red, not skip).
+    expect(workflow.match(/if: github\.event\.action [!=]= 'closed' && github\.event\.pull_request\.head\.repo\.full_name == github\.repository/g)).toHaveLength(2);
     const up = workflow.slice(workflow.indexOf("node scripts/preview.mjs up"));
     expect(up).toMatch(/^\s+env:\n\s+PREVIEW_ADMIN_TOKEN: \$\{\{ secrets\.PREVIEW_ADMIN_TOKEN \}\}\n\s+PREVIEW_SECRETS_KEY: \$\{\{ secrets\.PREVIEW_SECRETS_KEY \}\}/m);
     // CLOUDFLARE_* reach `down` too (it empties the bucket through the API).
