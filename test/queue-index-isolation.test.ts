@@ -90,3 +90,19 @@ describe("queue consumer: a topic's events write only the alpha rows they name",
     expect(row).toEqual({ passed: 1 });
   });
 });
+
+describe("queue consumer: alpha rows lost for good are written again", () => {
+  it("every 64 changes of a topic, all its alpha rows are written from the hub's state", async () => {
+    const a = await createTeam();
+    const s = await sessionWithTopic(a.api_key);
+    const msg = (events: unknown[]): CallbackMessage => ({ kind: "callbacks", team_id: a.team_id, request_id: uid("r"), events: events as never });
+    await runBatch([msg([stepEvent(s.sid, s.tid, "alpha.registered", { alpha_id: "kept", name: "kept" })])]);
+    // As if its write had failed and its message been dead-lettered.
+    await env.DB.prepare("DELETE FROM alphas WHERE team_id = ? AND session_id = ?").bind(a.team_id, s.sid).run();
+    const row = () => env.DB.prepare("SELECT id, name FROM alphas WHERE team_id = ? AND session_id = ?").bind(a.team_id, s.sid).first();
+    await runBatch([msg(Array.from({ length: 10 }, () => stepEvent(s.sid, s.tid, "usage.reported", { step: "explore", turns: 1 })))]);
+    expect(await row()).toBeNull(); // not yet: only the alphas events name, between refreshes
+    await runBatch([msg(Array.from({ length: 60 }, () => stepEvent(s.sid, s.tid, "usage.reported", { step: "explore", turns: 1 })))]);
+    expect(await row()).toEqual({ id: "kept", name: "kept" });
+  });
+});

@@ -25,6 +25,9 @@ type IndexWrite = (
   | { kind: "topic"; team: string; session: string; summary: TopicSummary; version: number; alphas: Set<string> }
 ) & { from: Set<number> };
 
+/** A topic's alpha rows are all written again each time its version passes a multiple of this. */
+export const ALPHA_REFRESH = 64;
+
 /** How many index writes go to D1 at once when a failed batch is retried row by row. */
 const INDEX_RETRY_CONCURRENCY = 6;
 
@@ -103,7 +106,11 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
         const init = { id: g.topic as string, session_id: g.session, team_id: g.team };
         const report: ApplyReport<TopicSummary> = await topicHub(env, g.team, g.session, g.topic as string).apply(init, g.events);
         // Duplicates too: a redelivery after a failed index write must write their alphas again.
-        writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, alphas: alphaIdsOf(g.events), from: g.from });
+        // And every ALPHA_REFRESH changes of the topic, all of them: a row whose write failed
+        // for good (its message dead-lettered) is written again from the hub's state.
+        const refresh = Math.floor(report.version / ALPHA_REFRESH) !== Math.floor(Math.max(0, report.version - g.events.length) / ALPHA_REFRESH);
+        const named = refresh ? new Set(report.summary.alphas.map((a) => a.id)) : alphaIdsOf(g.events);
+        writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, alphas: named, from: g.from });
         const byId = new Map(g.events.map((e) => [e.id, e.type]));
         const rejected = report.results.flatMap((r) => (r.status === "rejected" ? [{ event_id: r.event_id, type: byId.get(r.event_id) ?? "unknown", reason: r.reason }] : []));
         if (rejected.length > 0) await sessionHub(env, g.team, g.session).recordRejected(rejected);
