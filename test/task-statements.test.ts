@@ -40,6 +40,8 @@ describe("task statements: plans", () => {
     expect(limits).toContain("SEARCH c USING COVERING INDEX tasks_team_worker_lease (team_id=? AND worker_id=? AND lease_id=?)");
     // A worker's cost sums its attempts from the ledger's covering (team, worker) index.
     expect(await planOf(selectWorker(db, r.teamId, r.workerId))).toContain("SEARCH k USING COVERING INDEX task_costs_team_worker (team_id=? AND worker_id=?)");
+    // A claim with a claim_id checks its lease id took nothing yet, by the same index.
+    expect((await planOf(claimNextTask(db, { ...r, retryable: true }))).some((step) => /^SEARCH h USING (COVERING )?INDEX tasks_team_worker_lease \(team_id=\? AND worker_id=\? AND lease_id=\?\)/.test(step))).toBe(true);
     // A retried claim's earlier take is one probe too.
     expect(await planOf(heldUnder(db, r.teamId, r.workerId, r.leaseId, r.now))).toEqual(["SEARCH tasks USING INDEX tasks_team_worker_lease (team_id=? AND worker_id=? AND lease_id=?)"]);
     // Counting a completion reads the task and the worker by their keys.

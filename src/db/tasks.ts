@@ -115,7 +115,7 @@ const spentSince = (teamId: string, dayStart: string) => spentOn(teamId, dayStar
  * and the team's daily budget are checked in the same statement, so concurrent claims can
  * never go past them. Counts the attempt. A query (one row or none), so that it can begin a batch.
  */
-export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
+export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string; retryable?: boolean }) {
   const next = db
     .select({ id: tasks.id })
     .from(tasks)
@@ -144,8 +144,9 @@ export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
         eq(tasks.teamId, r.teamId),
         eq(tasks.status, "pending"),
         sql`${tasks.id} = (${next})`,
-        // A retried claim (same lease id) whose first try took a task takes no second one.
-        sql`NOT EXISTS (SELECT 1 FROM tasks h WHERE h.team_id = ${r.teamId} AND h.worker_id = ${r.workerId} AND h.lease_id = ${r.leaseId})`,
+        // A retried claim (same lease id, from the client's claim_id) whose first try took a
+        // task takes no second one. A fresh lease id cannot have taken one: no probe then.
+        r.retryable ? sql`NOT EXISTS (SELECT 1 FROM tasks h WHERE h.team_id = ${r.teamId} AND h.worker_id = ${r.workerId} AND h.lease_id = ${r.leaseId})` : undefined,
       ),
     )
     .returning();
@@ -153,13 +154,13 @@ export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string }) {
 
 /**
  * The task `workerId` holds under `leaseId`, unexpired: what an earlier try of a retried claim
- * took (one probe of tasks_team_worker_lease). With no lease id, a query that finds nothing.
+ * took (one probe of tasks_team_worker_lease).
  */
-export function heldUnder(db: Db, teamId: string, workerId: string, leaseId: string | null, now: string) {
+export function heldUnder(db: Db, teamId: string, workerId: string, leaseId: string, now: string) {
   return db
     .select()
     .from(tasks)
-    .where(and(eq(tasks.teamId, teamId), eq(tasks.workerId, workerId), leaseId === null ? sql`0` : eq(tasks.leaseId, leaseId), inArray(tasks.status, [...LEASED_STATUSES]), sql`${tasks.leaseExpiresAt} > ${now}`));
+    .where(and(eq(tasks.teamId, teamId), eq(tasks.workerId, workerId), eq(tasks.leaseId, leaseId), inArray(tasks.status, [...LEASED_STATUSES]), sql`${tasks.leaseExpiresAt} > ${now}`));
 }
 
 /**

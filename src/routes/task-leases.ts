@@ -67,12 +67,8 @@ taskLeaseRoutes.openapi(
     // One round trip: the claim, its worker, and (only when nothing was claimed) what tells
     // "nothing to do" from "stopped by a limit", read after the claim in the same transaction;
     // with a claim_id, also the task an earlier try of this claim took (then no new claim).
-    const [[claimed], [worker], [limitsRow], [earlier]] = await db.batch([
-      claimNextTask(db, claim),
-      recordClaim(db, teamId, worker_id, leaseId, at),
-      claimLimits(db, claim),
-      heldUnder(db, teamId, worker_id, claim_id ? leaseId : null, at),
-    ]);
+    const claiming = [claimNextTask(db, { ...claim, retryable: claim_id !== undefined }), recordClaim(db, teamId, worker_id, leaseId, at), claimLimits(db, claim)] as const;
+    const [[claimed], [worker], [limitsRow], [earlier]] = claim_id ? await db.batch([...claiming, heldUnder(db, teamId, worker_id, leaseId, at)]) : [...(await db.batch(claiming)), []];
     if (!claimed && earlier) return c.json(toLeasedTask(earlier), 200);
     if (claimed) {
       await publishTeamEvents(c.env, teamId, [taskEvent("task.claimed", claimed, { worker_id }), ...(worker ? [workerEvent(worker, at)] : [])]);
