@@ -77,7 +77,15 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   });
   // Only `-t` sets the budget on the server; without it the topic keeps its own (the reducer
   // leaves max_turns alone when step_started carries none).
+  const sendStarted = Date.now();
   await client.send(event("step_started", o.maxTurns === undefined ? { step } : { step, max_turns: o.maxTurns }));
+  if (o.interrupt?.aborted) {
+    // Ctrl-C while the start was being reported: the step is reported started, so it is
+    // ended as interrupted, but its agent is never started only to be stopped at once.
+    const duration_ms = Date.now() - sendStarted;
+    await client.send(event("step_failed", { step, error: "interrupted", turns: 0, duration_ms }));
+    return { step, status: "interrupted", turns: 0, max_turns: maxTurns, cost_usd: 0, duration_ms, detail: "interrupted" };
+  }
 
   const dir = mkdtempSync(join(tmpdir(), "switchboard-step-"));
   const summaryFile = join(dir, "summary.json");

@@ -3,7 +3,7 @@ import { JSON_BODY_LIMIT } from "../app";
 import { dbOf } from "../db/client";
 import { existingSessionIds } from "../db/index-rows";
 import { teams } from "../db/schema";
-import { eventSchema } from "../domain/events";
+import { eventSchema, stampAccepted } from "../domain/events";
 import { MAX_JSON_DEPTH, tooDeepAt } from "../domain/json";
 import {
   ATTEMPTS_META,
@@ -196,7 +196,9 @@ async function sweepOne(state: SweepState, key: string): Promise<void> {
   const bytes = await object.arrayBuffer();
   try {
     const event = await validate(state, parsedKey.key, new TextDecoder().decode(bytes), meta);
-    await applyCallbackMessage(env, { kind: "callbacks", team_id: parsedKey.key.team_id, request_id: `sentinel:${key}`, events: [event] });
+    // A sentinel's event without occurred_at occurred no later than its upload (not the sweep).
+    const events = stampAccepted([event], object.uploaded);
+    await applyCallbackMessage(env, { kind: "callbacks", team_id: parsedKey.key.team_id, request_id: `sentinel:${key}`, events });
     await env.BUCKET.delete(key);
     report.applied += 1;
     return;

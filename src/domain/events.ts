@@ -127,7 +127,11 @@ export const eventSchema = envelopeBase.superRefine((event, ctx) => {
   }
 });
 
-export type AgentEvent = z.infer<typeof envelopeBase>;
+/**
+ * An event as the platform handles it. `accepted_at` is set by the platform when it accepts
+ * the event (never by a client: the schema drops it), see `stampAccepted`.
+ */
+export type AgentEvent = z.infer<typeof envelopeBase> & { accepted_at?: string };
 
 /** What is stored in a hub's log and sent over SSE: the event as received, plus when it was applied. */
 export interface LoggedEvent extends AgentEvent {
@@ -148,6 +152,24 @@ export function parseCallbackBody(body: unknown) {
   if (!result.success) return { success: false as const, error: result.error };
   const events: AgentEvent[] = "events" in result.data ? result.data.events : [result.data];
   return { success: true as const, events };
+}
+
+/**
+ * Marks each event with the time the platform accepted it (its request, or its sentinel's
+ * upload). Queues keep no order between requests: an event without `occurred_at` is ordered
+ * by this time instead of by when a hub happened to apply it, so the reducers order it
+ * against other requests' events whatever order they arrive in. The events of one request
+ * share the instant and keep the order given (the hub applies them in that order).
+ */
+export function stampAccepted(events: AgentEvent[], acceptedAt: Date): AgentEvent[] {
+  const accepted_at = acceptedAt.toISOString();
+  return events.map((event) => ({ ...event, accepted_at }));
+}
+
+/** When an event is taken to have occurred: as its sender said, else as the platform accepted it, else `now` (applied). */
+export function eventTime(event: AgentEvent, now: string): string {
+  const at = event.occurred_at ?? event.accepted_at;
+  return at ? canonicalTime(at) : now;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type AgentEvent, canonicalTime, dataOf, instant, invalidData, ownEntry } from "./events";
+import { type AgentEvent, dataOf, eventTime, instant, invalidData, ownEntry } from "./events";
 import type { Json } from "./json";
 
 export const SESSION_STATUSES = ["created", "running", "completed", "failed"] as const;
@@ -92,14 +92,17 @@ function applySessionEventData(state: SessionState, event: AgentEvent, now: stri
   switch (event.type) {
     case "update_status": {
       const data = dataOf({ ...event, type: "update_status" });
-      const at = event.occurred_at ? canonicalTime(event.occurred_at) : now;
+      const at = eventTime(event, now);
       // Ending an ended session the same way again changes nothing, its reason included.
       if (isTerminal(state.status) && data.status === state.status) return { accepted: true, state };
       // Queues keep no order: a `running` that occurred before the session ended (or a
       // `created` before it ran) may arrive after it. That is history, not a forbidden change:
-      // accepted, and it changes nothing. Only a report that occurred later is refused (one
-      // without occurred_at is taken to occur when applied: after everything applied before).
-      const stale = event.occurred_at !== undefined && state.status_at !== undefined && instant(at) <= instant(state.status_at);
+      // accepted, and it changes nothing. Only a report that occurred later is refused. A
+      // report without occurred_at goes by when it was accepted; at that same instant it comes
+      // after what was applied before (its own request's earlier events), so it is no history.
+      // (One queued before acceptance was stamped has neither: it occurred when applied.)
+      const sinceStatus = state.status_at === undefined ? Number.POSITIVE_INFINITY : instant(at) - instant(state.status_at);
+      const stale = event.occurred_at !== undefined ? sinceStatus <= 0 : event.accepted_at !== undefined && sinceStatus < 0;
       if (stale && STATUS_RANK[data.status] < STATUS_RANK[state.status]) return { accepted: true, state };
       const t = transitionSession(state.status, data.status);
       if (!t.ok) return reject(state, event, t.reason, now);

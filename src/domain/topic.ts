@@ -1,4 +1,4 @@
-import { type AgentEvent, canonicalTime, dataOf, instant, invalidData, ownEntry } from "./events";
+import { type AgentEvent, dataOf, eventTime, instant, invalidData, ownEntry } from "./events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step, isStep } from "./steps";
 
 export type StepStatus = "pending" | "running" | "completed" | "failed";
@@ -175,7 +175,7 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
 function applyTopicEventData(state: TopicState, event: AgentEvent, now: string): TopicOutcome {
   // One canonical form, compared as instants: a queued event or a stored state may hold
   // another form of the same time (an offset, fewer fraction digits).
-  const stamp: Stamp = { at: event.occurred_at ? canonicalTime(event.occurred_at) : now, id: event.id };
+  const stamp: Stamp = { at: eventTime(event, now), id: event.id };
   const at = stamp.at;
   const withStep = (step: Step, clock: (c: StepClock) => StepClock, tools?: (t: ToolUsage[]) => ToolUsage[]): TopicOutcome => {
     const r = state.steps[step];

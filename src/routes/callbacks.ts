@@ -3,7 +3,7 @@ import { and, eq } from "drizzle-orm";
 import { dbOf } from "../db/client";
 import { existingSessionIds } from "../db/index-rows";
 import { teams, webhookIds } from "../db/schema";
-import { callbackBodySchema, parseCallbackBody } from "../domain/events";
+import { callbackBodySchema, parseCallbackBody, stampAccepted } from "../domain/events";
 import { authenticate, requireScope } from "../lib/auth";
 import { decryptSecret } from "../lib/crypto";
 import { utf8 } from "../lib/encoding";
@@ -35,6 +35,7 @@ callbackRoutes.openAPIRegistry.registerPath(
 );
 
 callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async (c) => {
+  const acceptedAt = new Date();
   const raw = await c.req.text();
   const team = c.get("auth").team_id;
   const db = dbOf(c.env);
@@ -62,7 +63,7 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   refuseTooDeep(body);
   const parsed = parseCallbackBody(body);
   if (!parsed.success) throw new ApiError("validation", "The callback is not valid.", fieldErrors(parsed.error));
-  const events = parsed.events;
+  const events = stampAccepted(parsed.events, acceptedAt);
 
   const unseen = [...new Set(events.map((e) => e.session_id))].filter((id) => !sessionCache.has(team, id));
   if (unseen.length > 0) {

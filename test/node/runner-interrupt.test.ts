@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SwitchboardClient } from "../../cli/client";
 import { parseSteps, runSteps } from "../../cli/run";
@@ -49,6 +52,31 @@ describe("switchboard run: stopping", () => {
     expect(outcomes[1]).toMatchObject({ turns: 0, max_turns: 40, duration_ms: 0 });
     const topic = await eventually(() => getJson(worker, "/v1/sessions/between/topics/t1", team.api_key), (t) => t.steps?.design?.status === "completed");
     expect(topic.steps.prep.status).toBe("pending");
+  }, 60_000);
+
+  it("a Ctrl-C while step_started is being sent ends the step as interrupted without starting its agent", async () => {
+    const team = await setUpTeam(worker, "during-start", "t1");
+    const interrupt = new AbortController();
+    const sent: string[] = [];
+    const client = new SwitchboardClient({
+      baseUrl: worker.url,
+      apiKey: team.api_key,
+      fetch: async (input, init) => {
+        const res = await fetch(input, init);
+        if (typeof init?.body === "string") sent.push(...[...init.body.matchAll(/"type":"([a-z_.]+)"/g)].map((m) => m[1] as string));
+        if (typeof init?.body === "string" && init.body.includes('"type":"step_started"')) interrupt.abort();
+        return res;
+      },
+    });
+    const marker = join(mkdtempSync(join(tmpdir(), "sb-start-")), "agent-ran");
+    const agent = nodeAgent(`require("node:fs").writeFileSync(${JSON.stringify(marker)}, "ran")`);
+    const outcomes = await runSteps(client, { sessionId: "during-start", topicId: "t1", steps: parseSteps("all") ?? [], command: agent, interrupt: interrupt.signal, out: () => {} });
+    expect(outcomes.map((o) => `${o.step} ${o.status}`)).toEqual(["design interrupted", "prep skipped", "explore skipped", "review skipped", "implement skipped", "evaluate skipped"]);
+    expect(existsSync(marker)).toBe(false);
+    // No agent ran, so there is no usage to report: the start, then its ending.
+    expect(sent).toEqual(["step_started", "step_failed"]);
+    const topic = await eventually(() => getJson(worker, "/v1/sessions/during-start/topics/t1", team.api_key), (t) => t.steps?.design?.status === "failed");
+    expect(topic.steps.design.error).toBe("interrupted");
   }, 60_000);
 
   it("an agent that ignores SIGTERM is killed after the grace period", async () => {
