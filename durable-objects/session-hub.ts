@@ -17,9 +17,11 @@ export class SessionHub extends Hub<SessionState, SessionSummary> {
   }
 
   /** Creates the session; false when it already exists (the caller answers 409). */
-  async create(init: { id: string; team_id: string; title?: string | null; metadata?: Record<string, Json> }): Promise<{ created: boolean; summary: SessionSummary; version: number }> {
+  async create(init: { id: string; team_id: string; title?: string | null; metadata?: Record<string, Json>; created_at?: string }): Promise<{ created: boolean; summary: SessionSummary; version: number }> {
     const created = this.state === null;
-    if (created) this.save(newSession({ ...init, now: new Date().toISOString() }));
+    // `created_at`: the time the index row was stamped with, so the list and the summary agree.
+    const { created_at, ...rest } = init;
+    if (created) this.save(newSession({ ...rest, now: created_at ?? new Date().toISOString() }));
     return { created, summary: this.summarize(this.state as SessionState), version: this.version };
   }
 

@@ -9,6 +9,8 @@ export interface TopicInit {
   team_id: string;
   hypothesis?: string | null;
   max_turns?: Partial<Record<Step, number>>;
+  /** When the topic was created, if the caller already stamped its index row (else now). */
+  created_at?: string;
 }
 
 /** One topic of a session (named `{team_id}:{session_id}:{topic_id}`): its steps, alphas and stream. */
@@ -29,7 +31,8 @@ export class TopicHub extends Hub<TopicState, TopicSummary> {
   async ensure(init: TopicInit): Promise<{ created: boolean; summary: TopicSummary; version: number }> {
     const created = this.state === null;
     if (created) {
-      this.save(newTopic({ ...init, now: new Date().toISOString() }));
+      const { created_at, ...rest } = init;
+      this.save(newTopic({ ...rest, now: created_at ?? new Date().toISOString() }));
     } else if (init.hypothesis && this.state && this.state.hypothesis === null) {
       this.save({ ...this.state, hypothesis: init.hypothesis });
     }

@@ -51,3 +51,24 @@ describe("a session's topics: the summary shows the first 100, the list has them
     expect(await json(await call(`/v1/sessions/${sid}/topics`, { key: a.api_key }))).toEqual({ items: [], next_cursor: null });
   });
 });
+
+describe("one creation time for a session and a topic, wherever they are read", () => {
+  it("the lists (from the index) and the summaries (from the hubs) show the same created_at", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    const created = (await createSession(team.api_key, sid)) as SessionResponse;
+    const topicRes = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1" } });
+    const topic = await json<{ created_at: string }>(topicRes);
+
+    const sessions = await json<{ items: { id: string; created_at: string }[] }>(await call("/v1/sessions", { key: team.api_key }));
+    expect(sessions.items.find((s) => s.id === sid)?.created_at).toBe(created.created_at);
+    const summary = await json<SessionResponse>(await call(`/v1/sessions/${sid}`, { key: team.api_key }));
+    expect(summary.created_at).toBe(created.created_at);
+
+    const topics = await json<{ items: { id: string; created_at: string }[] }>(await call(`/v1/sessions/${sid}/topics`, { key: team.api_key }));
+    expect(topics.items[0]?.created_at).toBe(topic.created_at);
+    expect(summary.topics[0]?.created_at).toBe(topic.created_at);
+    const one = await json<{ created_at: string }>(await call(`/v1/sessions/${sid}/topics/t1`, { key: team.api_key }));
+    expect(one.created_at).toBe(topic.created_at);
+  });
+});

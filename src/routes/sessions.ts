@@ -78,7 +78,7 @@ sessionRoutes.openapi(
       .returning({ id: sessions.id })
       .all();
     if (claimed.length === 0) throw new ApiError("conflict", `Session ${id} already exists.`);
-    const created = await sessionHub(c.env, team, id).create({ id, team_id: team, title: body.title ?? null, metadata: body.metadata ?? {} });
+    const created = await sessionHub(c.env, team, id).create({ id, team_id: team, title: body.title ?? null, metadata: body.metadata ?? {}, created_at: now });
     await upsertSessionRow(db, team, created.summary, created.version);
     return c.json({ ...(created.summary), topics: [], topics_total: 0 }, 201);
   },
@@ -190,7 +190,7 @@ sessionRoutes.openapi(
       .returning({ id: topics.id })
       .all();
     if (claimed.length === 0) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
-    const created = await topicHub(c.env, team, sessionId, id).ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns });
+    const created = await topicHub(c.env, team, sessionId, id).ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns, created_at: now });
     await indexTopic(db, team, sessionId, created.summary, created.version);
     await sessionHub(c.env, team, sessionId).apply([
       { id: `api:topic_added:${id}`, type: "topic_added", session_id: sessionId, occurred_at: now, data: { topic_id: id, ...(body.hypothesis ? { hypothesis: body.hypothesis } : {}) } },
