@@ -1,6 +1,7 @@
 import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
+import { urlHint } from "../src/domain/notifications";
 import worker from "../src/index";
 import { verifyPayload } from "../src/lib/standard-webhooks";
 import { call, createKey, createTeam, eventually, expectProblem, json } from "./helpers";
@@ -223,5 +224,17 @@ describe("notifications: deliveries", () => {
     await env.DB.prepare("UPDATE notification_deliveries SET updated_at = ? WHERE id = 'ndl_stalled'").bind(old).run();
     await runCron();
     expect(await deliveries(reader, channel.id)).toEqual([]);
+  });
+});
+
+describe("a channel's url_hint", () => {
+  it("ends with the URL's last 4 characters as a person reads them, never a cut %-escape", () => {
+    expect(urlHint(new URL("https://hooks.slack.com/services/T0/B0/abcd1234"))).toBe("https://hooks.slack.com/…1234");
+    // "…" is %E2%80%A6 in the URL: shown as the character, not as "0%A6".
+    expect(urlHint(new URL("https://hooks.slack.com/services/T…/B…/…"))).toBe("https://hooks.slack.com/…B…/…");
+    expect(urlHint(new URL("https://example.com/hook/caf%C3%A9s"))).toBe("https://example.com/…afés");
+    // A stray % that is no escape: shown as written.
+    expect(urlHint(new URL("https://example.com/xa%zz"))).toBe("https://example.com/…a%zz");
+    expect(urlHint(new URL("https://example.com/abc"))).toBe("https://example.com/…");
   });
 });

@@ -62,8 +62,17 @@ export function formatFor(url: URL): Format {
  * Discord's webhook URLs are their credential, so the URL itself is never shown again.
  */
 export function urlHint(url: URL): string {
-  const path = url.pathname + url.search;
-  return `${url.protocol}//${url.host}/…${path.length > 4 ? path.slice(-4) : ""}`;
+  // Cut as a person reads it: decoded, by characters, never inside a %-escape or a surrogate pair.
+  const chars = Array.from(safeDecode(url.pathname + url.search));
+  return `${url.protocol}//${url.host}/…${chars.length > 4 ? chars.slice(-4).join("") : ""}`;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text; // a stray % (URL keeps it as written): shown as written
+  }
 }
 
 const money = (n: unknown) => (typeof n === "number" ? `$${n.toFixed(2)}` : "?");
