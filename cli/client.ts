@@ -41,13 +41,27 @@ export interface TopicSteps {
 
 export type SendResult = { delivered: "callback"; accepted: number } | { delivered: "sentinel"; keys: string[]; error: string };
 
-class HttpError extends Error {
+/** A refusal or failure the server answered; `problem` when the body is problem+json. */
+export class HttpError extends Error {
+  readonly problem: { type?: string; title?: string; detail?: string } | null;
   constructor(
     readonly status: number,
     readonly body: string,
     readonly retryAfterMs: number | null,
   ) {
-    super(`HTTP ${status}: ${body.slice(0, 500)}`);
+    const problem = problemOf(body);
+    // `<title>: <detail>` as the people's commands print it; the raw body only when it is no problem.
+    super(problem?.title ? `${problem.title}: ${problem.detail ?? ""}`.replace(/: $/, "") : `HTTP ${status}: ${body.slice(0, 500)}`);
+    this.problem = problem;
+  }
+}
+
+function problemOf(body: string): HttpError["problem"] {
+  try {
+    const parsed = JSON.parse(body) as unknown;
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as HttpError["problem"]) : null;
+  } catch {
+    return null;
   }
 }
 

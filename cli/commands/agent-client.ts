@@ -1,5 +1,6 @@
-import { type ClientOptions, clientOptionsFromEnv } from "../client";
+import { type ClientOptions, clientOptionsFromEnv, HttpError } from "../client";
 import { loadConfig } from "../config";
+import { CliError } from "../errors";
 
 /**
  * The agents' client options: the URL and key as `loadConfig` resolves them (env vars over
@@ -8,4 +9,26 @@ import { loadConfig } from "../config";
 export function agentClientOptions(env: NodeJS.ProcessEnv): ClientOptions {
   const { baseUrl, apiKey } = loadConfig(env);
   return clientOptionsFromEnv({ ...env, SWITCHBOARD_URL: baseUrl, SWITCHBOARD_API_KEY: apiKey });
+}
+
+/**
+ * What `emit` and `run` print when the server refused an event: `error: <title>: <detail>`
+ * and a hint naming the fix, as the people's commands do. Anything else is passed on.
+ */
+export function agentFailure(error: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (!(error instanceof HttpError)) return error;
+  return new CliError(error.message, 1, agentHint(error, env));
+}
+
+function agentHint(error: HttpError, env: NodeJS.ProcessEnv): string | undefined {
+  const type = error.problem?.type ?? "";
+  if (error.status === 401 && type.endsWith("/bad-signature")) {
+    return env.SWITCHBOARD_SIGNING_SECRET
+      ? "SWITCHBOARD_SIGNING_SECRET does not sign as the team's signing secret does: set it to the secret PATCH /v1/team was given (and check this machine's clock: a signature is good for 5 minutes)"
+      : "the team signs its callbacks: set SWITCHBOARD_SIGNING_SECRET to the team's signing secret (the one PATCH /v1/team was given)";
+  }
+  if (error.status === 401) return "the API key was refused: set SWITCHBOARD_API_KEY to a valid key with the agent scope (or run `switchboard login`)";
+  if (error.status === 403) return "the key lacks the agent scope: agents need a key with it (POST /v1/keys {\"name\":\"…\",\"scopes\":[\"agent\"]})";
+  if (error.status === 404) return "the session does not exist in this key's team: create it first (POST /v1/sessions {\"id\":\"…\"})";
+  return undefined;
 }

@@ -3,7 +3,7 @@ import { EVENT_TYPES, type EventType } from "../../src/domain/events";
 import { SwitchboardClient } from "../client";
 import { action, type CliCommand } from "../context";
 import { UsageError } from "../errors";
-import { agentClientOptions } from "./agent-client";
+import { agentClientOptions, agentFailure } from "./agent-client";
 
 /** `switchboard emit`: one event from a shell script, through the agents' client (retries, sentinels). */
 export const emitCommand: CliCommand = {
@@ -27,7 +27,12 @@ export const emitCommand: CliCommand = {
             throw new UsageError("--data is not JSON");
           }
           const client = new SwitchboardClient({ ...agentClientOptions(ctx.env), log: (l) => ctx.err(`[switchboard] ${l}\n`) });
-          const result = await client.send({ id: opts.id ?? `emit-${crypto.randomUUID()}`, type: opts.type, session_id: opts.session, topic_id: opts.topic, data });
+          let result: Awaited<ReturnType<SwitchboardClient["send"]>>;
+          try {
+            result = await client.send({ id: opts.id ?? `emit-${crypto.randomUUID()}`, type: opts.type, session_id: opts.session, topic_id: opts.topic, data });
+          } catch (error) {
+            throw agentFailure(error, ctx.env);
+          }
           ctx.out(`${JSON.stringify(result)}\n`);
           return 0;
         }),

@@ -5,7 +5,7 @@ import { UsageError } from "../errors";
 import { positiveInt } from "../options";
 import { parseSteps, runSteps } from "../run";
 import { renderSummary } from "../summary-table";
-import { agentClientOptions } from "./agent-client";
+import { agentClientOptions, agentFailure } from "./agent-client";
 
 /** `switchboard run … -- <agent command>`: runs an agent through research steps, reporting each. */
 export const runCommand: CliCommand = {
@@ -36,6 +36,8 @@ export const runCommand: CliCommand = {
             ctx.out(`\n${renderSummary(outcomes)}\n`);
             if (stop.signal.aborted) return 130;
             return outcomes.every((o) => o.status === "completed") ? 0 : 1;
+          } catch (error) {
+            throw agentFailure(error, ctx.env);
           } finally {
             stop.dispose();
           }

@@ -42,7 +42,7 @@ describe("agent client against the real Worker", () => {
     const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
     await team.post("/v1/team", team.api_key, { signing_secret: secret }, "PATCH");
     const unsigned = new SwitchboardClient({ baseUrl: worker.url, apiKey: team.api_key, retries: 0 });
-    await expect(unsigned.send({ id: "u1", type: "update_status", session_id: "sign", data: { status: "running" } })).rejects.toThrow(/401/);
+    await expect(unsigned.send({ id: "u1", type: "update_status", session_id: "sign", data: { status: "running" } })).rejects.toMatchObject({ status: 401, message: expect.stringMatching(/^Invalid signature: /) });
     const client = new SwitchboardClient({ baseUrl: worker.url, apiKey: team.api_key, signingSecret: secret });
     expect(await client.send({ id: "e1", type: "update_status", session_id: "sign", data: { status: "running" } })).toEqual({ delivered: "callback", accepted: 1 });
     const batch = Array.from({ length: 150 }, (_, i) => ({ id: `b${i}`, type: "alpha.registered" as const, session_id: "sign", topic_id: "t1", data: { alpha_id: `a${i}` } }));
@@ -89,7 +89,7 @@ describe("retries", () => {
     attempts = [];
     plan = [{ status: 404 }];
     const client = new SwitchboardClient({ baseUrl: base, apiKey: "k", minDelayMs: 10 });
-    await expect(client.send({ id: "r2", type: "update_status", session_id: "s", data: { status: "running" } })).rejects.toThrow(/404/);
+    await expect(client.send({ id: "r2", type: "update_status", session_id: "s", data: { status: "running" } })).rejects.toMatchObject({ status: 404 });
     expect(attempts).toHaveLength(1);
   });
 });
@@ -159,6 +159,27 @@ describe("switchboard CLI", () => {
     await eventually(() => getJson(worker, "/v1/sessions/emit", team.api_key), (s) => s.status === "running");
     const bad = await runCli(["emit", "--session", "emit", "--type", "nope"], envFor(team.api_key));
     expect(bad.code).toBe(2);
+  });
+
+  it("emit and run print a refusal as `error: <title>: <detail>` with a hint that names the fix", async () => {
+    const team = await setUpTeam(worker, "refused", "t1");
+    const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64")}`;
+    await team.post("/v1/team", team.api_key, { signing_secret: secret }, "PATCH");
+    const unsigned = await runCli(["emit", "--session", "refused", "--type", "update_status", "--data", '{"status":"running"}'], envFor(team.api_key));
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toMatch(/^error: Invalid signature: The callback signature is not valid \(missing_headers\)\.$/m);
+    expect(unsigned.stderr).toMatch(/^hint: the team signs its callbacks: set SWITCHBOARD_SIGNING_SECRET/m);
+    expect(unsigned.stderr).not.toContain('{"type"');
+
+    const wrong = await runCli(["run", "--session", "refused", "--topic", "t1", "design", "--", process.execPath, AGENT], { ...envFor(team.api_key), SWITCHBOARD_SIGNING_SECRET: `whsec_${Buffer.from("x".repeat(24)).toString("base64")}` });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^error: Invalid signature: /m);
+    expect(wrong.stderr).toMatch(/^hint: SWITCHBOARD_SIGNING_SECRET does not sign as the team's signing secret does/m);
+
+    const missing = await runCli(["emit", "--session", "no-such-session", "--type", "update_status", "--data", '{"status":"running"}'], { ...envFor(team.api_key), SWITCHBOARD_SIGNING_SECRET: secret });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^error: Not found: No session no-such-session\.$/m);
+    expect(missing.stderr).toMatch(/^hint: the session does not exist in this key's team: create it first/m);
   });
 
   it("run all: reports each step, uploads chat logs, prints the timing summary", async () => {
