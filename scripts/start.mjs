@@ -30,7 +30,10 @@ if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 const dev = spawn(
   wrangler,
   ["dev", "--ip", host, "--port", String(port), "--persist-to", persist, "--test-scheduled", "--show-interactive-dev-session=false", "--var", `ADMIN_TOKEN:${adminToken}`, "--var", `SECRETS_KEY:${local.secrets_key}`],
-  { cwd: root, stdio: ["ignore", "inherit", "inherit"], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
+  // The two secrets also in the environment, where wrangler checks for the required ones:
+  // with --var alone it works, but warns on every start that they are missing. (--var stays
+  // so that a .dev.vars file, which wrangler then reads instead, need not hold them.)
+  { cwd: root, stdio: ["ignore", "inherit", "inherit"], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false", ADMIN_TOKEN: adminToken, SECRETS_KEY: local.secrets_key } },
 );
 let stopping = false;
 const stop = (code = 0) => {
