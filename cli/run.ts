@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { AgentEvent } from "../src/domain/events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step } from "../src/domain/steps";
 import { applySummary, emptyUsage, readUsageLine } from "./agent-output";
-import type { SwitchboardClient } from "./client";
+import { HttpError, type SwitchboardClient } from "./client";
 import { pickRotatedToken } from "./rotation";
 import type { StepOutcome } from "./summary-table";
 
@@ -59,7 +59,7 @@ async function turnBudgets(client: SwitchboardClient, o: RunOptions): Promise<Re
     const topic = await client.getTopic(o.sessionId, o.topicId);
     return each((s) => topic.steps?.[s]?.max_turns ?? DEFAULT_MAX_TURNS[s]);
   } catch (e) {
-    (o.out ?? ((t: string) => process.stdout.write(t)))(`[switchboard] could not read the topic's turn budgets (${e instanceof Error ? e.message : String(e)}); using the defaults\n`);
+    (o.out ?? ((t: string) => process.stdout.write(t)))(`[switchboard] could not read the topic's turn budgets (${e instanceof HttpError ? `HTTP ${e.status}, ` : ""}${e instanceof Error ? e.message : String(e)}); using the defaults\n`);
     return each((s) => DEFAULT_MAX_TURNS[s]);
   }
 }
