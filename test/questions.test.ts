@@ -206,6 +206,18 @@ describe("questions: a waiting task still ends under its lease", () => {
     expect(await getQuestion(k, q.id)).toMatchObject({ status: "withdrawn" });
   });
 
+  it("an answer after the asking attempt's lease expired is 409 even before the cron ran, and changes nothing", async () => {
+    const c1 = await waiting();
+    await setTimes(c1.task.id, { lease_expires_at: past() });
+    const res = await post(`/v1/questions/${c1.q.id}/answer`, c1.team.api_key, { text: "too late" });
+    expect((await expectProblem(res, 409)).detail).toMatch(/lease expired/);
+    expect(await getQuestion(c1.reader, c1.q.id)).toMatchObject({ status: "open", answer: null });
+    expect(await getTask(c1.reader, c1.task.id)).toMatchObject({ status: "waiting_input" });
+    // The cron then takes the task back and withdraws the question, as for any ended attempt.
+    await runCron();
+    await expectWithdrawn(c1);
+  });
+
   it("a task claimed again after its lease expired asks anew, and the answer wakes it: the old question cannot hold it", async () => {
     const c = await waiting();
     await setTimes(c.task.id, { lease_expires_at: past() });

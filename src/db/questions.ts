@@ -55,11 +55,15 @@ export async function askQuestion(db: Db, q: { teamId: string; id: string; taskI
 export async function answerQuestion(db: Db, a: { teamId: string; id: string; taskId: string; workerId: string; answer: string; answeredBy: string; now: string }) {
   const openFor = (column: "task_id" | "worker_id", value: string) =>
     sql`NOT EXISTS (SELECT 1 FROM questions o WHERE o.team_id = ${a.teamId} AND o.${sql.raw(column)} = ${value} AND o.status = 'open')`;
+  // Only while the attempt that asked still holds its lease: once it expired the attempt has
+  // ended (the cron withdraws the question when it takes the task back), so an answer then
+  // would be told "answered" and reach no one, whether or not the cron has run yet.
+  const attemptLive = sql`EXISTS (SELECT 1 FROM tasks t WHERE t.team_id = ${a.teamId} AND t.id = ${a.taskId} AND t.lease_expires_at > ${a.now})`;
   const [answered, task, worker] = await db.batch([
     db
       .update(questions)
       .set({ status: "answered", answer: a.answer, answeredBy: a.answeredBy, answeredAt: a.now })
-      .where(and(eq(questions.teamId, a.teamId), eq(questions.id, a.id), eq(questions.status, "open")))
+      .where(and(eq(questions.teamId, a.teamId), eq(questions.id, a.id), eq(questions.status, "open"), attemptLive))
       .returning(),
     db
       .update(tasks)

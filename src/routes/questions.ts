@@ -23,6 +23,7 @@ const markdown = z.string().trim().min(1).max(MAX_TEXT).describe("Markdown");
 
 /** Why a question that is not open takes no answer. */
 function notOpen(row: QuestionRow): string {
+  if (row.status === "open") return `The attempt of task ${row.taskId} that asked it has ended: its lease expired (the cron withdraws the question when it takes the task back, and a later attempt asks anew).`;
   if (row.status === "withdrawn") return `The question was withdrawn: the attempt of task ${row.taskId} that asked it ended before an answer (a later attempt asks anew).`;
   return `The question was already answered at ${row.answeredAt}; it is answered once.`;
 }
@@ -123,7 +124,8 @@ questionRoutes.openapi(
     const answered = await answerQuestion(db, { teamId: auth.team_id, id: qid, taskId: row.taskId, workerId: row.workerId, answer: text, answeredBy: auth.key_id, now });
     if (!answered) {
       const current = await findQuestion(db, auth.team_id, qid);
-      throw new ApiError("conflict", current ? `It changed while this answer was sent: ${notOpen(current)}` : `No question ${qid}.`);
+      if (!current) throw new ApiError("not_found", `No question ${qid}.`);
+      throw new ApiError("conflict", current.status === "open" ? notOpen(current) : `It changed while this answer was sent: ${notOpen(current)}`);
     }
     await publishTeamEvents(c.env, auth.team_id, [
       teamEvent("question.answered", { question: toQuestion(answered.question) }, now),
