@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { verifyGitHubSignature } from "../src/routes/github";
 import type { TaskResponse } from "../src/lib/task-schemas";
 import { toHex, utf8 } from "../src/lib/encoding";
-import { call, createTeam, json } from "./helpers";
+import { call, createTeam, errorPaths, expectProblem, json } from "./helpers";
 
 /** GitHub's published example ("Validating webhook deliveries"). */
 const VECTOR = {
@@ -173,6 +173,18 @@ describe("GitHub webhook: deliveries", () => {
       expect(await json(r)).toEqual({ task_id: first.task_id, created: false });
     }
     expect((await tasksOf(team.api_key)).map((t) => t.id)).toEqual([first.task_id]);
+  });
+
+  it("keeps the issues' idempotency keys to itself: a client cannot take one first and stop the issue's task", async () => {
+    const team = await teamWithSecret();
+    for (const key of ["github:acme/app#42", "autoloop:trace-1"]) {
+      const refused = await call("/v1/tasks", { method: "POST", key: team.api_key, json: { title: "squat", role: "planner", idempotency_key: key } });
+      expect(errorPaths(await expectProblem(refused, 400))).toEqual(["idempotency_key"]);
+    }
+    expect(await tasksOf(team.api_key)).toEqual([]);
+    const res = await deliver(team.team_id, "issues", issuesPayload("labeled", ["orchestrator"]), { secret: team.secret });
+    expect(await json(res)).toMatchObject({ created: true });
+    expect(await tasksOf(team.api_key)).toMatchObject([{ role: "executor", source: "github", idempotency_key: "github:acme/app#42" }]);
   });
 
   it("takes priority from a priority label, normal without one, and opens issues without a body", async () => {

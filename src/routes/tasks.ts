@@ -17,6 +17,8 @@ export const taskRoutes = newRouter();
 
 const MAX_DEPENDENCIES = 50;
 
+const RESERVED_KEY_PREFIXES = ["github:", "autoloop:"];
+
 export const createTaskSchema = z.object({
   title: z.string().trim().min(1).max(500),
   description: z.string().max(100_000).default("").describe("Markdown"),
@@ -24,7 +26,15 @@ export const createTaskSchema = z.object({
   priority: z.enum(PRIORITIES).default("normal"),
   depends_on: z.array(taskId).max(MAX_DEPENDENCIES).default([]).describe("ids of the team's tasks that must complete first"),
   max_attempts: z.number().int().min(1).max(100).default(DEFAULT_MAX_ATTEMPTS),
-  idempotency_key: z.string().min(1).max(200).optional().describe("a second create with the same key returns the first task (200)"),
+  idempotency_key: z
+    .string()
+    .min(1)
+    .max(200)
+    // Keys Switchboard makes itself (`github:owner/repo#7`) are its own: a client key taking one
+    // first would turn that issue's deliveries into "already created" and no task, for good.
+    .refine((key) => !RESERVED_KEY_PREFIXES.some((p) => key.startsWith(p)), { message: `keys starting with ${RESERVED_KEY_PREFIXES.join(" or ")} are reserved for the tasks Switchboard creates itself` })
+    .optional()
+    .describe("a second create with the same key returns the first task (200); keys starting with github: or autoloop: are reserved"),
   // `github` and `autoloop` tasks are made by Switchboard itself (webhooks, the autoloop).
   source: z.enum(["manual", "planner"]).default("manual"),
 });
