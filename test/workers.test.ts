@@ -116,6 +116,19 @@ describe("workers: refused", () => {
     expect(await getWorker(a.api_key, "exec-1")).toMatchObject({ role: "executor", status: "working" });
   });
 
+  it("a heartbeat naming another team's task, or no task, as current_task is 404 and records nothing", async () => {
+    const a = await createTeam("a");
+    const b = await createTeam("b");
+    const theirs = await createTask(a.api_key, {});
+    for (const current_task of [theirs.id, "task_doesnotexist"]) {
+      const res = await call("/v1/workers/wb/heartbeat", { method: "POST", key: b.api_key, json: { role: "executor", status: "working", current_task } });
+      expect((await expectProblem(res, 404)).detail).toContain(current_task);
+    }
+    await expectProblem(await call("/v1/workers/wb", { key: b.api_key }), 404);
+    const own = await createTask(b.api_key, {});
+    expect(await workerHeartbeat(b.api_key, "wb", { role: "executor", status: "working", current_task: own.id })).toMatchObject({ current_task: own.id });
+  });
+
   it("a read key cannot heartbeat (403); no key cannot list (401)", async () => {
     const team = await createTeam();
     const reader = await createKey(team.api_key, ["read"]);

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { dbOf } from "../db/client";
 import { findWorker, listWorkers, selectWorker, upsertWorker } from "../db/workers";
+import { findTask } from "../db/tasks";
 import { REPORTED_STATUSES } from "../domain/workers";
 import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
@@ -35,6 +36,8 @@ workerRoutes.openapi(
     const teamId = c.get("auth").team_id;
     const db = dbOf(c.env);
     const now = new Date().toISOString();
+    // A task of another team, or none, is not the worker's to report: 404, nothing recorded.
+    if (body.current_task && !(await findTask(db, teamId, body.current_task))) throw new ApiError("not_found", `No task ${body.current_task}.`);
     const [[before], , [row]] = await db.batch([selectWorker(db, teamId, wid), upsertWorker(db, { teamId, id: wid, role: body.role, status: body.status, currentTask: body.current_task ?? null, now }), selectWorker(db, teamId, wid)]);
     if (!row) throw new Error("a worker upsert left no row");
     // Only a change is news: a worker heartbeats every few seconds.
