@@ -1,7 +1,7 @@
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
-import { ApiError, type ProblemCode, problemResponse, refuseTooDeep } from "./lib/errors";
+import { ApiError, type ProblemCode, problemResponse, refuseUnfitJson } from "./lib/errors";
 import { log } from "./lib/log";
 import { newRouter } from "./lib/openapi";
 import { adminRoutes } from "./routes/admin";
@@ -76,13 +76,14 @@ export function createApp() {
     },
   });
   app.use("/v1/*", (c, next) => (isWorkspace(c.req.path) ? next() : jsonLimit(c, next)));
-  // Depth is checked once here, on the body Hono parses and caches for the validators.
+  // Depth, __proto__ keys and lone surrogates are checked once here, on the body Hono parses
+  // and caches for the validators.
   // Callbacks and GitHub deliveries parse their raw body themselves (it is signed) and check it there.
   const isSigned = (path: string) => path === "/v1/callbacks" || path.startsWith("/v1/webhooks/github/");
   app.use("/v1/*", async (c, next) => {
     if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path) || isSigned(c.req.path) || !c.req.header("Content-Type")) return next();
     const body: unknown = await c.req.json().catch(() => undefined); // malformed: the validator answers 400
-    refuseTooDeep(body);
+    refuseUnfitJson(body);
     return next();
   });
 

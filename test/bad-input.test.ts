@@ -503,6 +503,33 @@ describe("bad input: never a 500", () => {
     }
   });
 
+  it("refuses a __proto__ key or a lone surrogate anywhere in a body with 400 naming where, and changes nothing", async () => {
+    const team = await createTeam();
+    const { sid } = await sessionWithTopic(team.api_key);
+    const set = await call("/v1/team", { method: "PATCH", key: team.api_key, json: { max_running: { executor: 2 } } });
+    expect(set.status).toBe(200);
+    await set.text();
+    const cases: [string, string, string, string][] = [
+      // A record would drop the key silently: the limits would be cleared, not refused.
+      ["PATCH", "/v1/team", '{"max_running":{"__proto__":5}}', "max_running.__proto__"],
+      ["POST", "/v1/tasks", '{"title":"a\\ud800b","role":"executor"}', "title"],
+      ["POST", "/v1/tasks", '{"title":"t","role":"executor","description":"x\\udc00"}', "description"],
+      ["POST", "/v1/sessions", '{"metadata":{"k\\ud83d":1}}', "metadata.k\ud83d"],
+      ["POST", "/v1/callbacks", `{"id":"e-sur","type":"insight_started","session_id":"${sid}","data":{"insight_id":"i\\ud800"}}`, "data.insight_id"],
+      ["POST", "/v1/callbacks", `{"id":"e-pro","type":"insight_started","session_id":"${sid}","data":{"insight_id":"i","__proto__":{}}}`, "data.__proto__"],
+    ];
+    for (const [method, path, body, where] of cases) {
+      const problem = await expectProblem(await raw(path, team.api_key, body, { method }), 400);
+      expect(errorPaths(problem), `${path} ${body}`).toEqual([where]);
+    }
+    expect(await json(await call("/v1/team", { key: team.api_key }))).toMatchObject({ max_running: { executor: 2 } });
+    expect(await json(await call("/v1/tasks", { key: team.api_key }))).toMatchObject({ items: [] });
+    // A proper pair (an emoji) is fine.
+    const ok = await raw("/v1/tasks", team.api_key, '{"title":"ship \\ud83d\\ude80","role":"executor"}', { method: "POST" });
+    expect(ok.status).toBe(201);
+    expect(await json(ok)).toMatchObject({ title: "ship 🚀" });
+  });
+
   it("a nested callback it accepts (202) is applied, not stuck in the queue", async () => {
     const team = await createTeam();
     const { sid } = await sessionWithTopic(team.api_key);

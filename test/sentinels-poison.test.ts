@@ -35,7 +35,7 @@ afterEach(async () => {
 const newSecret = () => `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
 
 describe("the sweep applies the HTTPS path's input limits", () => {
-  it("rejects a sentinel over 1 MiB (without reading it) and one nested 20,000 levels deep, at the first sweep, keeping both whole", async () => {
+  it("rejects a sentinel over 1 MiB (without reading it), one nested 20,000 levels deep and one with a lone surrogate, at the first sweep, keeping each whole", async () => {
     const team = await createTeam();
     const { sid, tid } = await sessionWithTopic(team.api_key);
 
@@ -51,12 +51,16 @@ describe("the sweep applies the HTTPS path's input limits", () => {
     expect(https.status).toBe(400);
     await https.body?.cancel();
 
+    const lone = stepEvent(sid, tid, "step_started", { step: "review" });
+    const loneRaw = JSON.stringify({ ...lone, data: { step: "review", note: "@" } }).replace('"@"', '"x\\ud800"');
+    const loneKey = await writeSentinel(team.team_id, lone, {}, loneRaw);
+
     // Just within the limits: applied.
     const fine = stepEvent(sid, tid, "step_started", { step: "explore" });
     await writeSentinel(team.team_id, fine, {}, JSON.stringify({ ...fine, data: { step: "explore", nested: JSON.parse(`${"[".repeat(28)}1${"]".repeat(28)}`) } }));
 
     const report = await sweepSentinels(env);
-    expect(report).toMatchObject({ applied: 1, rejected: 2, retrying: 0 });
+    expect(report).toMatchObject({ applied: 1, rejected: 3, retrying: 0 });
     expect(await pendingKeys(team.team_id)).toEqual([]);
 
     const bigRejected = await env.BUCKET.get(rejectedKey(bigKey));
@@ -65,10 +69,11 @@ describe("the sweep applies the HTTPS path's input limits", () => {
     const deepRejected = await env.BUCKET.get(rejectedKey(deepKey));
     expect(deepRejected?.customMetadata?.reason).toMatch(/^the JSON body nests deeper than 32 levels \(at data\.nested(\.0)+\)$/);
     expect(await deepRejected?.text()).toBe(deepRaw);
+    expect((await env.BUCKET.get(rejectedKey(loneKey)))?.customMetadata?.reason).toMatch(/^Not valid Unicode: a lone surrogate .* \(at data\.note\)$/);
 
     // Nothing left to retry.
     expect(await sweepSentinels(env)).toMatchObject({ applied: 0, rejected: 0, retrying: 0 });
-    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 2, truncated: false });
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 3, truncated: false });
   });
 
   it("rejects a sentinel whose key breaks the id rule, naming the segment", async () => {

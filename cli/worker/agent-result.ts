@@ -78,17 +78,25 @@ export function addReports(a: AgentReport, b: AgentReport | null): AgentReport {
   };
 }
 
+/**
+ * `text` without the half of a surrogate pair a cut by UTF-16 index may leave at either end:
+ * the API refuses strings that are not valid Unicode, so a cut emoji would lose the request.
+ */
+export function wholeChars(text: string): string {
+  return text.replace(/^[\uDC00-\uDFFF]/, "").replace(/[\uD800-\uDBFF]$/, "");
+}
+
 /** The last `max` characters, cut at a line start when one is near, marked when cut. */
 export function tail(text: string, max: number): string {
   if (text.length <= max) return text;
-  const cut = text.slice(-max);
+  const cut = wholeChars(text.slice(-max));
   const nl = cut.indexOf("\n");
   return `[… ${text.length - max + (nl >= 0 && nl < 200 ? nl + 1 : 0)} characters before]\n${nl >= 0 && nl < 200 ? cut.slice(nl + 1) : cut}`;
 }
 
 /** The first `max` characters, marked when cut (a result file over the API's limit). */
 export function head(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 60)}\n\n[… ${text.length - max + 60} characters cut]`;
+  return text.length <= max ? text : `${wholeChars(text.slice(0, max - 60))}\n\n[… ${text.length - max + 60} characters cut]`;
 }
 
 /** Why an attempt failed, for the task's result: how the agent ended and the end of its stderr. */

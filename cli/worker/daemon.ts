@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pickRotatedToken } from "../rotation";
-import { addReports, type AgentReport, failureText, head, readAgentReport, tail } from "./agent-result";
+import { addReports, type AgentReport, failureText, head, wholeChars, readAgentReport, tail } from "./agent-result";
 import { type AgentExit, type AgentRun, startAgent } from "./agent-process";
 import { ApiError, type LeasedTaskResponse, type WorkerApi } from "./api";
 import { LogShipper } from "./log-shipper";
@@ -180,7 +180,7 @@ class Daemon {
         const question = readFileSync(at(p.question), "utf8").trim();
         if (!question) return await this.fail(task, report, `the agent wrote an empty ${p.question}`);
         if (this.stopping) return await this.release(task, report, `worker stopped: ${o.name} was stopped while the agent had a question`);
-        const asked = await this.ask(task, question.slice(0, 20_000));
+        const asked = await this.ask(task, wholeChars(question.slice(0, 20_000)));
         if (this.leaseLost) return await this.lost(task, this.leaseLost);
         if (asked.kind === "error") return await this.fail(task, report, asked.reason);
         if (asked.kind === "stopped") return await this.release(task, report, `worker stopped: ${o.name} was stopped while waiting for an answer`);

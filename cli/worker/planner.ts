@@ -1,3 +1,4 @@
+import { wholeChars } from "./agent-result";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -63,7 +64,7 @@ export async function createPlannedTasks(api: WorkerApi, specsDir: string, paren
     try {
       const { task, created } = await api.createTask({
         title: spec.title,
-        description: description.slice(0, 100_000),
+        description: wholeChars(description.slice(0, 100_000)),
         role: spec.role,
         priority: spec.priority,
         depends_on,

@@ -4,7 +4,7 @@ import { dbOf } from "../db/client";
 import { existingSessionIds } from "../db/index-rows";
 import { teams } from "../db/schema";
 import { eventSchema, stampAccepted } from "../domain/events";
-import { MAX_JSON_DEPTH, tooDeepAt } from "../domain/json";
+import { MAX_JSON_DEPTH, unfitJsonAt } from "../domain/json";
 import {
   ATTEMPTS_META,
   LAST_ERROR_META,
@@ -266,8 +266,8 @@ async function validate(state: SweepState, key: SentinelKey, raw: string, meta: 
     throw new Refused("the body is not JSON");
   }
   // Before anything recursive (zod, structured clone) sees it, as over HTTPS.
-  const deep = tooDeepAt(body);
-  if (deep !== null) throw new Refused(`the JSON body nests deeper than ${MAX_JSON_DEPTH} levels (at ${deep})`);
+  const unfit = unfitJsonAt(body);
+  if (unfit !== null) throw new Refused(unfit.message.startsWith("Nested") ? `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels (at ${unfit.path})` : `${unfit.message} (at ${unfit.path})`);
   const parsed = eventSchema.safeParse(body);
   if (!parsed.success) throw new Refused(`invalid event: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   const event = parsed.data;

@@ -23,6 +23,37 @@ export function tooDeepAt(value: unknown, max = MAX_JSON_DEPTH): string | null {
   return null;
 }
 
+/** A lone surrogate: with the `u` flag a proper pair is one code point and does not match. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * Where a client's parsed JSON body first breaks a rule every request shares, and why, or
+ * null: nested deeper than `max` levels; a `__proto__` key (JSON.parse makes it an own key,
+ * but a record built from it drops it silently, so `{"max_running":{"__proto__":5}}` would
+ * clear the limits instead of being refused); a string or key that is not valid Unicode (a
+ * lone surrogate such as `"\ud800"`, which storage would turn into U+FFFD). Iterative on purpose.
+ */
+export function unfitJsonAt(value: unknown, max = MAX_JSON_DEPTH): { path: string; message: string } | null {
+  const stack: [unknown, string[]][] = [[value, []]];
+  const at = (path: string[]) => path.join(".") || "(body)";
+  while (stack.length > 0) {
+    const [v, path] = stack.pop() as [unknown, string[]];
+    if (typeof v === "string") {
+      if (LONE_SURROGATE.test(v)) return { path: at(path), message: "Not valid Unicode: a lone surrogate (\\ud800–\\udfff without its pair)" };
+      continue;
+    }
+    if (v === null || typeof v !== "object") continue;
+    if (path.length >= max) return { path: at(path), message: `Nested deeper than ${max} levels` };
+    const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v);
+    for (const [k, x] of entries) {
+      if (k === "__proto__") return { path: at([...path, k]), message: "__proto__ is no field of any request" };
+      if (LONE_SURROGATE.test(k)) return { path: at([...path, k]), message: "Not valid Unicode: a key with a lone surrogate" };
+      if (x !== null && (typeof x === "object" || typeof x === "string")) stack.push([x, [...path, k]]);
+    }
+  }
+  return null;
+}
+
 function isJson(value: unknown): boolean {
   const t = typeof value;
   if (value === null || t === "string" || t === "boolean") return true;

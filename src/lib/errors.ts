@@ -1,7 +1,7 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { MAX_JSON_DEPTH, tooDeepAt } from "../domain/json";
+import { MAX_JSON_DEPTH, tooDeepAt, unfitJsonAt } from "../domain/json";
 
 /** The closed set of problems the API answers with, and their statuses. */
 export const PROBLEMS = {
@@ -62,6 +62,14 @@ export function problemResponse(code: ProblemCode, detail: string, requestId: st
     status: PROBLEMS[code].status,
     headers: { "Content-Type": "application/problem+json", ...(requestId ? { "X-Request-Id": requestId } : {}), ...headers },
   });
+}
+
+/** 400 naming where a client's JSON breaks a rule every request shares (domain/json.ts `unfitJsonAt`). */
+export function refuseUnfitJson(body: unknown): void {
+  const unfit = unfitJsonAt(body);
+  if (unfit === null) return;
+  const detail = unfit.message.startsWith("Nested") ? `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.` : `The JSON body is not fit for any request: ${unfit.message} at ${unfit.path}.`;
+  throw new ApiError("validation", detail, [{ path: unfit.path, message: unfit.message }]);
 }
 
 /** 400 naming where a client's JSON nests deeper than MAX_JSON_DEPTH. */

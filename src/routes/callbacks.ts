@@ -8,7 +8,7 @@ import { authenticate, requireScope } from "../lib/auth";
 import { decryptSecret } from "../lib/crypto";
 import { utf8 } from "../lib/encoding";
 import { sessionCache, signingSecretCache } from "../lib/auth-cache";
-import { ApiError, fieldErrors, refuseTooDeep } from "../lib/errors";
+import { ApiError, fieldErrors, refuseUnfitJson } from "../lib/errors";
 import { log } from "../lib/log";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 import { verifyPayload } from "../lib/standard-webhooks";
@@ -60,7 +60,7 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   } catch {
     throw new ApiError("validation", "The body is not valid JSON.");
   }
-  refuseTooDeep(body);
+  refuseUnfitJson(body);
   const parsed = parseCallbackBody(body);
   if (!parsed.success) throw new ApiError("validation", "The callback is not valid.", fieldErrors(parsed.error));
   const events = stampAccepted(parsed.events, acceptedAt);

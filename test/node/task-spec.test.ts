@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readAgentReport, addReports, tail } from "../../cli/worker/agent-result";
+import { readAgentReport, addReports, head, tail, wholeChars } from "../../cli/worker/agent-result";
 import { ApiError } from "../../cli/worker/api";
 import { LogShipper, MAX_LINE_BYTES, truncateLine } from "../../cli/worker/log-shipper";
 import { parseTaskSpec, planSpecs, priorityOf, roleOf, type SpecFile, splitReferences } from "../../cli/worker/task-spec";
@@ -150,6 +150,18 @@ describe("agent reports", () => {
   it("adds runs up", () => {
     expect(addReports({ cost_usd: 0.25, duration_ms: 10 }, { cost_usd: 0.5, tokens: 3, duration_ms: 5 })).toEqual({ cost_usd: 0.75, tokens: 3, duration_ms: 15, result: undefined, is_error: undefined });
     expect(tail("a\nb\nc", 3)).toBe("[… 4 characters before]\nc");
+  });
+  it("never cuts an emoji in half (the API refuses a lone surrogate)", () => {
+    const rocket = "🚀"; // two UTF-16 units
+    expect(wholeChars(rocket.slice(0, 1))).toBe("");
+    expect(wholeChars(`a${rocket}`.slice(-1))).toBe("");
+    expect(wholeChars(`a${rocket}`.slice(-2))).toBe(rocket);
+    expect(wholeChars(`a${rocket}b`)).toBe(`a${rocket}b`);
+    const lone = /[\uD800-\uDFFF]/u;
+    for (let n = 61; n < 70; n++) {
+      expect(head(rocket.repeat(40), n)).not.toMatch(lone);
+      expect(tail(rocket.repeat(40), n - 58)).not.toMatch(lone);
+    }
   });
 });
 
