@@ -267,7 +267,7 @@ async function validate(state: SweepState, key: SentinelKey, raw: string, meta: 
   }
   // Before anything recursive (zod, structured clone) sees it, as over HTTPS.
   const unfit = unfitJsonAt(body);
-  if (unfit !== null) throw new Refused(unfit.message.startsWith("Nested") ? `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels (at ${unfit.path})` : `${unfit.message} (at ${unfit.path})`);
+  if (unfit !== null) throw new Refused(unfit.rule === "depth" ? `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels (at ${unfit.path})` : `${unfit.message} (at ${unfit.path})`);
   const parsed = eventSchema.safeParse(body);
   if (!parsed.success) throw new Refused(`invalid event: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   const event = parsed.data;

@@ -33,21 +33,21 @@ const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
  * clear the limits instead of being refused); a string or key that is not valid Unicode (a
  * lone surrogate such as `"\ud800"`, which storage would turn into U+FFFD). Iterative on purpose.
  */
-export function unfitJsonAt(value: unknown, max = MAX_JSON_DEPTH): { path: string; message: string } | null {
+export function unfitJsonAt(value: unknown, max = MAX_JSON_DEPTH): { rule: "depth" | "proto" | "unicode"; path: string; message: string } | null {
   const stack: [unknown, string[]][] = [[value, []]];
   const at = (path: string[]) => path.join(".") || "(body)";
   while (stack.length > 0) {
     const [v, path] = stack.pop() as [unknown, string[]];
     if (typeof v === "string") {
-      if (LONE_SURROGATE.test(v)) return { path: at(path), message: "Not valid Unicode: a lone surrogate (\\ud800–\\udfff without its pair)" };
+      if (LONE_SURROGATE.test(v)) return { rule: "unicode", path: at(path), message: "Not valid Unicode: a lone surrogate (\\ud800–\\udfff without its pair)" };
       continue;
     }
     if (v === null || typeof v !== "object") continue;
-    if (path.length >= max) return { path: at(path), message: `Nested deeper than ${max} levels` };
+    if (path.length >= max) return { rule: "depth", path: at(path), message: `Nested deeper than ${max} levels` };
     const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v);
     for (const [k, x] of entries) {
-      if (k === "__proto__") return { path: at([...path, k]), message: "__proto__ is no field of any request" };
-      if (LONE_SURROGATE.test(k)) return { path: at([...path, k]), message: "Not valid Unicode: a key with a lone surrogate" };
+      if (k === "__proto__") return { rule: "proto", path: at([...path, k]), message: "__proto__ is no field of any request" };
+      if (LONE_SURROGATE.test(k)) return { rule: "unicode", path: at([...path, k]), message: "Not valid Unicode: a key with a lone surrogate" };
       if (x !== null && (typeof x === "object" || typeof x === "string")) stack.push([x, [...path, k]]);
     }
   }

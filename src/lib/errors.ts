@@ -68,7 +68,7 @@ export function problemResponse(code: ProblemCode, detail: string, requestId: st
 export function refuseUnfitJson(body: unknown): void {
   const unfit = unfitJsonAt(body);
   if (unfit === null) return;
-  const detail = unfit.message.startsWith("Nested") ? `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.` : `The JSON body is not fit for any request: ${unfit.message} at ${unfit.path}.`;
+  const detail = unfit.rule === "depth" ? `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.` : `The JSON body is not fit for any request: ${unfit.message} at ${unfit.path}.`;
   throw new ApiError("validation", detail, [{ path: unfit.path, message: unfit.message }]);
 }
 
