@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SseReader, call, createKey, createTeam, json, sessionWithTopic } from "./helpers";
+import { SseReader, call, createKey, createTeam, errorPaths, expectProblem, json, sessionWithTopic } from "./helpers";
 
 const ws = (sid: string, tid: string, path = "") => `/v1/sessions/${sid}/topics/${tid}/workspace${path ? `/${path}` : ""}`;
 
@@ -51,6 +51,11 @@ describe("workspace: what works", () => {
     expect(page1.next_cursor).toEqual(expect.any(String));
     const page2 = await json(await call(`${ws(sid, tid)}?prefix=logs/&limit=1&cursor=${encodeURIComponent(page1.next_cursor)}`, { key: team.api_key }));
     expect(page2.items.map((f: any) => f.path)).toEqual(["logs/explore.jsonl"]);
+    // A cursor the API never gave, or one of another listing (another prefix), is 400.
+    for (const bad of ["garbage", page1.next_cursor]) {
+      const query = bad === "garbage" ? "prefix=logs/&cursor=garbage" : `prefix=lo&cursor=${encodeURIComponent(bad)}`;
+      expect(errorPaths(await expectProblem(await call(`${ws(sid, tid)}?${query}`, { key: team.api_key }), 400))).toEqual(["cursor"]);
+    }
 
     expect(await json(await call("/v1/usage", { key: team.api_key }))).toEqual({ workspace: { bytes: 11 + 1 + 8, objects: 3 } });
 

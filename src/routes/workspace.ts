@@ -1,3 +1,4 @@
+import { decodeCursor, encodeCursor } from "../lib/pagination";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, sql } from "drizzle-orm";
 import type { Context } from "hono";
@@ -94,13 +95,19 @@ workspaceRoutes.get(BASE, requireScope("read"), async (c) => {
   const tooLong = workspaceLengthProblem(q.data.prefix ?? "", workspacePathMaxBytes(t.team, t.sid, t.tid));
   if (tooLong) throw new ApiError("validation", `The prefix is ${tooLong}.`, [{ path: "prefix", message: `the prefix is ${tooLong}` }]);
   const base = workspaceKey(t.team, t.sid, t.tid);
+  const prefix = q.data.prefix ?? "";
+  // R2's cursor travels wrapped, with the listing it continues: not every R2 refuses a cursor
+  // it never gave (the local one lists from the start), and one from another listing of ours
+  // would page through the wrong prefix. Anything else is 400, as on every other list.
+  const r2Cursor = fromListCursor(q.data.cursor, prefix, t);
   let listed: R2Objects;
   try {
-    listed = await c.env.BUCKET.list({ prefix: base + (q.data.prefix ?? ""), cursor: q.data.cursor, limit: q.data.limit, include: ["httpMetadata"] });
+    listed = await c.env.BUCKET.list({ prefix: base + prefix, cursor: r2Cursor, limit: q.data.limit, include: ["httpMetadata"] });
   } catch {
     throw new ApiError("validation", "The cursor is not one this API gave out.", [{ path: "cursor", message: "invalid cursor" }]);
   }
-  return c.json({ items: listed.objects.map((o) => present(o.key.slice(base.length), o)), next_cursor: listed.truncated ? listed.cursor : null }, 200);
+  const next = listed.truncated ? encodeCursor(["workspace", t.sid, t.tid, prefix, listed.cursor]) : null;
+  return c.json({ items: listed.objects.map((o) => present(o.key.slice(base.length), o)), next_cursor: next }, 200);
 });
 
 workspaceRoutes.put(`${BASE}/*`, requireScope("agent"), async (c) => {
@@ -239,3 +246,13 @@ workspaceRoutes.openAPIRegistry.registerPath(
 workspaceRoutes.openAPIRegistry.registerPath(
   createRoute({ method: "get", path: "/v1/usage", summary: "The team's storage: workspace bytes and objects", security, responses: { 200: { description: "Usage" }, ...problemResponses } }),
 );
+
+/** The R2 cursor a list cursor of ours carries, when it continues this very listing; 400 otherwise. */
+function fromListCursor(cursor: string | undefined, prefix: string, t: { sid: string; tid: string }): string | undefined {
+  if (cursor === undefined) return undefined;
+  const [kind, sid, tid, was, r2] = decodeCursor(cursor, 5) ?? [];
+  if (kind !== "workspace" || sid !== t.sid || tid !== t.tid || was !== prefix || typeof r2 !== "string") {
+    throw new ApiError("validation", "The cursor is not one this API gave out for this listing (the same topic and prefix).", [{ path: "cursor", message: "invalid cursor" }]);
+  }
+  return r2;
+}
