@@ -29,10 +29,10 @@ if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 // Its own process group: wrangler leaves workerd and esbuild behind when only it is killed.
 const dev = spawn(
   wrangler,
-  ["dev", "--ip", host, "--port", String(port), "--persist-to", persist, "--test-scheduled", "--show-interactive-dev-session=false", "--var", `ADMIN_TOKEN:${adminToken}`, "--var", `SECRETS_KEY:${local.secrets_key}`],
-  // The two secrets also in the environment, where wrangler checks for the required ones:
-  // with --var alone it works, but warns on every start that they are missing. (--var stays
-  // so that a .dev.vars file, which wrangler then reads instead, need not hold them.)
+  ["dev", "--ip", host, "--port", String(port), "--persist-to", persist, "--test-scheduled", "--show-interactive-dev-session=false"],
+  // The two secrets go in wrangler's environment, where it looks for required secrets: not
+  // on its command line, which any local user can read with `ps`. (A .dev.vars file, when
+  // there is one, is read instead of the environment and must then hold both.)
   { cwd: root, stdio: ["ignore", "inherit", "inherit"], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false", ADMIN_TOKEN: adminToken, SECRETS_KEY: local.secrets_key } },
 );
 let stopping = false;
