@@ -93,14 +93,17 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
    * to every subscriber; rejected ones are neither logged nor sent (their id is still
    * remembered, so a re-sent refused event is not refused and recorded twice).
    */
-  protected applyEvents(events: E[]): ApplyReport<Summary> {
-    if (!this.state) throw new Error("hub is not created");
+  protected applyEvents(events: E[], initial?: S): ApplyReport<Summary> {
+    // `initial`: the state of a hub not created yet, kept only if an event is accepted into it
+    // (a refused event must not create what it names); the ids are remembered either way.
+    const uncreated = this.state === null;
+    if (uncreated && initial === undefined) throw new Error("hub is not created");
     const results: ApplyResult[] = [];
     const toSend: Uint8Array[] = [];
     const sql = this.ctx.storage.sql;
     // Worked on in locals and kept only once the transaction commits; the state row is
     // written once per call, however many events the batch carried.
-    let state: S = this.state;
+    let state: S = (this.state ?? initial) as S;
     let version = this.version;
     let lastSeq = this.lastSeq;
     this.ctx.storage.transactionSync(() => {
@@ -130,9 +133,14 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
         if (this.streams.size > 0) toSend.push(sseEvent({ id: lastSeq, event: event.type, data: body }));
       }
       if (version === this.version) return;
+      if (uncreated && lastSeq === this.lastSeq) return;
       this.writeState(state, version, lastSeq);
       sql.exec(`DELETE FROM hub_events WHERE seq <= ?`, trimBelow(lastSeq, this.history()));
     });
+    if (uncreated && lastSeq === this.lastSeq) {
+      void this.ensureAlarm(); // the ids it remembered are forgotten in time like any others
+      return { results, summary: this.summarize(state), version: this.version };
+    }
     this.state = state;
     this.version = version;
     this.lastSeq = lastSeq;

@@ -39,8 +39,19 @@ export class TopicHub extends Hub<TopicState, TopicSummary> {
     return { created, summary: this.summarize(this.state as TopicState), version: this.version };
   }
 
-  async apply(init: TopicInit, events: AgentEvent[]): Promise<ApplyReport<TopicSummary> & { created: boolean }> {
-    const { created } = await this.ensure(init);
-    return { ...this.applyEvents(events), created };
+  /**
+   * Applies events, creating the topic when one of them is accepted: an event for a topic that
+   * does not exist yet creates it (queues keep no order), but a refused one does not. `exists`
+   * is false when nothing was accepted into a topic that did not exist: it still does not.
+   */
+  async apply(init: TopicInit, events: AgentEvent[]): Promise<ApplyReport<TopicSummary> & { created: boolean; exists: boolean }> {
+    if (this.state !== null) {
+      await this.ensure(init);
+      return { ...this.applyEvents(events), created: false, exists: true };
+    }
+    const { created_at, ...rest } = init;
+    const report = this.applyEvents(events, newTopic({ ...rest, now: created_at ?? new Date().toISOString() }));
+    const exists = this.state !== null;
+    return { ...report, created: exists, exists };
   }
 }

@@ -2,7 +2,7 @@ import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sessionHub, topicHub } from "../src/lib/hubs";
-import { SseReader, call, createTeam, eventually, json, postEvents, sessionWithTopic, stepEvent, summary, uid } from "./helpers";
+import { SseReader, call, createTeam, eventually, expectProblem, json, postEvents, sessionWithTopic, stepEvent, summary, uid } from "./helpers";
 
 async function openTopic(key: string, sid: string, tid: string, headers: Record<string, string> = {}, query = "") {
   const res = await call(`/v1/sessions/${sid}/topics/${tid}/stream${query}`, { key, headers });
@@ -241,6 +241,23 @@ describe("exactly once", () => {
     await sessionSse.close();
     const counts = await sessionHub(env, team.team_id, sid).storageCounts();
     expect(counts.last_seq).toBe(2); // topic_added and the completion; the refused event is not logged
+  });
+
+  it("a refused event for a topic that does not exist creates nothing; a later accepted one creates it", async () => {
+    const team = await createTeam();
+    const { sid } = await sessionWithTopic(team.api_key);
+    const bogus = stepEvent(sid, "tnew", "step_started", { step: "bogus" });
+    await (await postEvents(team.api_key, [bogus])).json();
+    const s = await eventually(() => summary(team.api_key, sid), (x) => x.rejected_events.length === 1);
+    expect(s.rejected_events).toEqual([{ event_id: bogus.id, type: "step_started", reason: expect.stringContaining("unknown step") }]);
+    expect(s.topics.map((t: any) => t.id)).toEqual(["t1"]);
+    expect(s.topics_total).toBe(1);
+    await expectProblem(await call(`/v1/sessions/${sid}/topics/tnew`, { key: team.api_key }), 404);
+    // Sent again, it is a duplicate (not refused and recorded twice); a good event creates the topic.
+    await (await postEvents(team.api_key, [bogus, stepEvent(sid, "tnew", "step_started", { step: "design" })])).json();
+    const after = await eventually(() => summary(team.api_key, sid), (x) => x.topics_total === 2);
+    expect(after.rejected_events).toHaveLength(1);
+    expect(after.topics.find((t: any) => t.id === "tnew")).toMatchObject({ status: "running", current_step: "design" });
   });
 
   it("creates a topic from its first event when steps arrive before topic_added", async () => {

@@ -104,13 +104,14 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
     [...topics.values()].map(async (g) => {
       try {
         const init = { id: g.topic as string, session_id: g.session, team_id: g.team };
-        const report: ApplyReport<TopicSummary> = await topicHub(env, g.team, g.session, g.topic as string).apply(init, g.events);
+        const report: ApplyReport<TopicSummary> & { exists: boolean } = await topicHub(env, g.team, g.session, g.topic as string).apply(init, g.events);
         // Duplicates too: a redelivery after a failed index write must write their alphas again.
         // And every ALPHA_REFRESH changes of the topic, all of them: a row whose write failed
         // for good (its message dead-lettered) is written again from the hub's state.
         const refresh = Math.floor(report.version / ALPHA_REFRESH) !== Math.floor(Math.max(0, report.version - g.events.length) / ALPHA_REFRESH);
         const named = refresh ? new Set(report.summary.alphas.map((a) => a.id)) : alphaIdsOf(g.events);
-        writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, alphas: named, from: g.from });
+        // Every event refused by a topic that did not exist: it still does not, so no index row.
+        if (report.exists) writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, alphas: named, from: g.from });
         const byId = new Map(g.events.map((e) => [e.id, e.type]));
         const rejected = report.results.flatMap((r) => (r.status === "rejected" ? [{ event_id: r.event_id, type: byId.get(r.event_id) ?? "unknown", reason: r.reason }] : []));
         if (rejected.length > 0) await sessionHub(env, g.team, g.session).recordRejected(rejected);
