@@ -1,4 +1,6 @@
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { writeConditions } from "../src/lib/workspace-http";
 import { call, createTeam, json, sessionWithTopic } from "./helpers";
 
 // Conditional and range GETs as RFC 9110 lays them out (§13.2.2 for the order of the
@@ -160,5 +162,79 @@ describe("workspace GET: preconditions", () => {
     for (const headers of cases) {
       await expectProblem(await get(headers, "GET", url.replace("hello.txt", "missing.txt")), 404, JSON.stringify(headers));
     }
+  });
+});
+
+describe("conditional PUT and DELETE (RFC 9110 §13.2.2): a precondition that fails is 412 and changes nothing", () => {
+  const write = (path: string, body: string, headers: Record<string, string> = {}) =>
+    call(path, { method: "PUT", key, headers: { "Content-Type": "text/plain", "Content-Length": String(new TextEncoder().encode(body).byteLength), ...headers }, body });
+  const read = async (path: string) => {
+    const res = await call(path, { key });
+    return res.status === 200 ? res.text() : (await res.body?.cancel(), res.status);
+  };
+
+  it("PUT: If-Match with another or a weak tag, If-Match on a missing file, If-None-Match: * on an existing one, an old If-Unmodified-Since: 412", async () => {
+    const path = url.replace("hello.txt", "cond.txt");
+    const first = await json(await write(path, "v1"));
+    for (const headers of [{ "If-Match": '"nope"' }, { "If-Match": `W/${first.etag}` }, { "If-None-Match": "*" }, { "If-None-Match": `W/${first.etag}` }, { "If-Unmodified-Since": past }]) {
+      const res = await write(path, "changed", headers);
+      expect(res.status, JSON.stringify(headers)).toBe(412);
+      expect(res.headers.get("content-type")).toBe("application/problem+json");
+      await res.text();
+    }
+    expect(await read(path)).toBe("v1");
+    const missing = await write(url.replace("hello.txt", "none.txt"), "x", { "If-Match": "*" });
+    expect(missing.status).toBe(412);
+    await missing.text();
+    expect(await read(url.replace("hello.txt", "none.txt"))).toBe(404);
+  });
+
+  it("PUT: If-Match with the current tag (or *, or a list holding it) and If-None-Match: * on a new file go through", async () => {
+    const path = url.replace("hello.txt", "cond2.txt");
+    const created = await write(path, "v1", { "If-None-Match": "*" });
+    expect(created.status).toBe(201);
+    const v1 = await json(created);
+    const v2 = await write(path, "v2", { "If-Match": `"other", ${v1.etag}` });
+    expect(v2.status).toBe(200);
+    const { etag: e2 } = await json(v2);
+    // v1's tag is stale now: a lost update is refused.
+    const stale = await write(path, "v3", { "If-Match": v1.etag });
+    expect(stale.status).toBe(412);
+    await stale.text();
+    expect(await read(path)).toBe("v2");
+    const star = await write(path, "v3", { "If-Match": "*" });
+    expect(star.status).toBe(200);
+    await star.text();
+    expect(e2).not.toBe(v1.etag);
+  });
+
+  it("DELETE: a failed If-Match or If-None-Match is 412 and the file stays; the current tag deletes it", async () => {
+    const path = url.replace("hello.txt", "cond3.txt");
+    const { etag: current } = await json(await write(path, "keep"));
+    for (const headers of [{ "If-Match": '"nope"' }, { "If-None-Match": "*" }, { "If-None-Match": current }]) {
+      const res = await call(path, { method: "DELETE", key, headers });
+      expect(res.status, JSON.stringify(headers)).toBe(412);
+      await res.text();
+    }
+    expect(await read(path)).toBe("keep");
+    const del = await call(path, { method: "DELETE", key, headers: { "If-Match": current } });
+    expect(del.status).toBe(204);
+    expect(await read(path)).toBe(404);
+  });
+});
+
+describe("writeConditions: what R2 checks again as it writes", () => {
+  it("R2 refuses a put whose If-Match tag went stale meanwhile, and a create-only put on an existing key", async () => {
+    const k = `test/write-conditions/${crypto.randomUUID()}`;
+    const v1 = await env.BUCKET.put(k, "v1");
+    await env.BUCKET.put(k, "v2"); // another writer, between our read and our write
+    expect(await env.BUCKET.put(k, "v3", { onlyIf: writeConditions(new Headers({ "If-Match": v1?.httpEtag ?? "" })) })).toBeNull();
+    expect(await env.BUCKET.put(k, "v3", { onlyIf: writeConditions(new Headers({ "If-None-Match": "*" })) })).toBeNull();
+    expect(await (await env.BUCKET.get(k))?.text()).toBe("v2");
+    const current = await env.BUCKET.head(k);
+    // A bare token (quotes stripped by the client) and a list are re-quoted into one form R2 parses.
+    const bare = (current?.httpEtag ?? "").replaceAll('"', "");
+    expect(await env.BUCKET.put(k, "v4", { onlyIf: writeConditions(new Headers({ "If-Match": `"x", ${bare}` })) })).not.toBeNull();
+    expect(writeConditions(new Headers({ "If-Modified-Since": "Wed, 21 Oct 2015 07:28:00 GMT" }))).toBeUndefined();
   });
 });

@@ -91,6 +91,49 @@ export function evaluatePreconditions(headers: Headers, v: Validators): Precondi
   return "proceed";
 }
 
+/**
+ * RFC 9110 §13.2.2 for PUT and DELETE, which change the file: whether the request may go on.
+ * If-Match (else If-Unmodified-Since) must hold, and If-None-Match must not match: `*` with
+ * a file there (a create-only PUT), or any tag by weak comparison. `current` is null when no
+ * file exists: then If-Match fails and If-None-Match holds. If-Modified-Since is for reads.
+ */
+export function writePreconditionsHold(headers: Headers, current: Validators | null): boolean {
+  const ifMatch = headers.get("If-Match");
+  if (ifMatch !== null) {
+    if (current === null) return false;
+    const tags = entityTags(ifMatch);
+    if (tags !== "*" && !tags.some((t) => !t.weak && t.opaque === opaqueOf(current.etag))) return false;
+  } else if (current !== null) {
+    const ius = headers.get("If-Unmodified-Since");
+    const date = ius === null ? null : httpDate(ius);
+    if (date !== null && seconds(current.uploaded) > date) return false;
+  }
+  const ifNoneMatch = headers.get("If-None-Match");
+  if (ifNoneMatch !== null && current !== null) {
+    const tags = entityTags(ifNoneMatch);
+    if (tags === "*" || tags.some((t) => t.opaque === opaqueOf(current.etag))) return false;
+  }
+  return true;
+}
+
+/**
+ * The same conditions for R2 to check again as it writes (a PUT's `onlyIf`), so a change
+ * between our read and the write cannot slip through: the entity-tags re-quoted in one form
+ * R2 parses. Undefined when the request set none.
+ */
+export function writeConditions(headers: Headers): Headers | undefined {
+  const out = new Headers();
+  for (const name of ["If-Match", "If-None-Match"] as const) {
+    const value = headers.get(name);
+    if (value === null) continue;
+    const tags = entityTags(value);
+    out.set(name, tags === "*" ? "*" : tags.map((t) => `${t.weak ? "W/" : ""}"${t.opaque}"`).join(", "));
+  }
+  const ius = headers.get("If-Unmodified-Since");
+  if (ius !== null && headers.get("If-Match") === null && httpDate(ius) !== null) out.set("If-Unmodified-Since", ius);
+  return [...out.keys()].length > 0 ? out : undefined;
+}
+
 /** A parsed single byte range: `first-[last]` or `-suffix`. */
 export type ByteRangeSpec = { first: number; last: number | null } | { suffix: number };
 

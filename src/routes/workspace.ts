@@ -12,7 +12,7 @@ import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { topicHub } from "../lib/hubs";
 import { clientId } from "../lib/ids";
-import { evaluatePreconditions, ifRangeHolds, parseRange, resolveRange, workspaceProblem } from "../lib/workspace-http";
+import { evaluatePreconditions, ifRangeHolds, parseRange, resolveRange, workspaceProblem, writeConditions, writePreconditionsHold } from "../lib/workspace-http";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 
 /**
@@ -117,16 +117,24 @@ workspaceRoutes.put(`${BASE}/*`, requireScope("agent"), async (c) => {
   if (length === undefined || !/^\d+$/.test(length)) throw new ApiError("length_required", "Send Content-Length: R2 stores a streamed body only when its length is known.");
   if (Number(length) > WORKSPACE_MAX_BYTES) throw new ApiError("too_large", `A workspace file is at most ${WORKSPACE_MAX_BYTES} bytes.`);
   const key = workspaceKey(t.team, t.sid, t.tid, path);
-  const existed = (await c.env.BUCKET.head(key)) !== null;
+  const before = await c.env.BUCKET.head(key);
+  const existed = before !== null;
+  const requestId = c.get("requestId") ?? "";
+  const refused = () => workspaceProblem(412, "A precondition (If-Match, If-None-Match or If-Unmodified-Since) does not hold for the current file; nothing was written.", requestId);
+  if (!writePreconditionsHold(c.req.raw.headers, before ? { etag: before.httpEtag, uploaded: before.uploaded } : null)) {
+    return refused();
+  }
   const body = c.req.raw.body ?? new Uint8Array(0);
+  const onlyIf = writeConditions(c.req.raw.headers);
   let object: R2Object | null;
   try {
-    object = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: c.req.header("Content-Type") ?? "application/octet-stream" } });
+    object = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: c.req.header("Content-Type") ?? "application/octet-stream" }, ...(onlyIf ? { onlyIf } : {}) });
   } catch (e) {
     // A body shorter or longer than its Content-Length is the client's mistake, not ours.
     throw new ApiError("validation", `The body did not match its Content-Length (${e instanceof Error ? e.message : "upload failed"}).`);
   }
-  if (!object) throw new ApiError("conflict", "The upload was refused.");
+  // R2 checked the conditions again as it wrote: the file changed since it was read.
+  if (!object) return refused();
   const file = present(path, object);
   // The row follows what R2 holds after the put, not the put itself (src/db/workspace.ts).
   await settleFile(c.env, { team: t.team, sid: t.sid, tid: t.tid, path }, file.uploaded);
@@ -198,6 +206,11 @@ workspaceRoutes.delete(`${BASE}/*`, requireScope("agent"), async (c) => {
   const key = workspaceKey(t.team, t.sid, t.tid, path);
   const before = await c.env.BUCKET.head(key);
   if (!before) throw new ApiError("not_found", `No file ${path}.`);
+  // R2's delete takes no conditions, so they are checked on the version just read: a write
+  // landing between this read and the delete is not seen (PUT is checked by R2 itself).
+  if (!writePreconditionsHold(c.req.raw.headers, { etag: before.httpEtag, uploaded: before.uploaded })) {
+    return workspaceProblem(412, "A precondition (If-Match, If-None-Match or If-Unmodified-Since) does not hold for the current file; nothing was deleted.", c.get("requestId") ?? "");
+  }
   await c.env.BUCKET.delete(key);
   // The version seen before the delete is gone; the row follows what R2 holds now.
   await settleFile(c.env, { team: t.team, sid: t.sid, tid: t.tid, path }, before.uploaded.toISOString());
