@@ -176,7 +176,7 @@ describe("conditional PUT and DELETE (RFC 9110 §13.2.2): a precondition that fa
   it("PUT: If-Match with another or a weak tag, If-Match on a missing file, If-None-Match: * on an existing one, an old If-Unmodified-Since: 412", async () => {
     const path = url.replace("hello.txt", "cond.txt");
     const first = await json(await write(path, "v1"));
-    for (const headers of [{ "If-Match": '"nope"' }, { "If-Match": `W/${first.etag}` }, { "If-None-Match": "*" }, { "If-None-Match": `W/${first.etag}` }, { "If-Unmodified-Since": past }]) {
+    for (const headers of <Record<string, string>[]>[{ "If-Match": '"nope"' }, { "If-Match": `W/${first.etag}` }, { "If-None-Match": "*" }, { "If-None-Match": `W/${first.etag}` }, { "If-Unmodified-Since": past }]) {
       const res = await write(path, "changed", headers);
       expect(res.status, JSON.stringify(headers)).toBe(412);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
@@ -211,7 +211,7 @@ describe("conditional PUT and DELETE (RFC 9110 §13.2.2): a precondition that fa
   it("DELETE: a failed If-Match or If-None-Match is 412 and the file stays; the current tag deletes it", async () => {
     const path = url.replace("hello.txt", "cond3.txt");
     const { etag: current } = await json(await write(path, "keep"));
-    for (const headers of [{ "If-Match": '"nope"' }, { "If-None-Match": "*" }, { "If-None-Match": current }]) {
+    for (const headers of <Record<string, string>[]>[{ "If-Match": '"nope"' }, { "If-None-Match": "*" }, { "If-None-Match": current }]) {
       const res = await call(path, { method: "DELETE", key, headers });
       expect(res.status, JSON.stringify(headers)).toBe(412);
       await res.text();
