@@ -23,8 +23,8 @@ export interface StartAgentOptions {
   /** Written to the agent's stdin, then closed: `claude -p` reads its prompt there. */
   input: string;
   onLine: (stream: "stdout" | "stderr", line: string) => void;
-  /** The raw output, for the daemon's own terminal (tmux shows it). */
-  onChunk?: (stream: "stdout" | "stderr", chunk: Buffer) => void;
+  /** The output as it comes, decoded, for the daemon's own terminal (tmux shows it). */
+  onChunk?: (stream: "stdout" | "stderr", text: string) => void;
 }
 
 /** How much of each stream is kept for the result (the tail) and the JSON report. */
@@ -42,9 +42,8 @@ export function startAgent(o: StartAgentOptions): AgentRun {
   const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ["pipe", "pipe", "pipe"], detached: true });
   const kept = { stdout: "", stderr: "" };
   const pending = { stdout: "", stderr: "" };
-  const read = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
-    o.onChunk?.(stream, chunk);
-    const text = chunk.toString("utf8");
+  const read = (stream: "stdout" | "stderr") => (text: string) => {
+    o.onChunk?.(stream, text);
     kept[stream] += text;
     if (kept[stream].length > 2 * KEEP_CHARS) kept[stream] = kept[stream].slice(-KEEP_CHARS);
     const lines = (pending[stream] + text).split("\n");
@@ -55,6 +54,9 @@ export function startAgent(o: StartAgentOptions): AgentRun {
       pending[stream] = "";
     }
   };
+  // Decoded as streams: a character split across two reads must not become two U+FFFD.
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
   child.stdout.on("data", read("stdout"));
   child.stderr.on("data", read("stderr"));
   // An agent that never reads its stdin closes it early: EPIPE is not an error here.

@@ -161,7 +161,7 @@ class Daemon {
           env: this.agentEnv(task),
           input: renderPrompt(taskFile, answered),
           onLine: (_stream, line) => this.logs.push(task.id, line),
-          onChunk: (_stream, chunk) => this.print(chunk.toString("utf8")),
+          onChunk: (_stream, text) => this.print(text),
         });
         this.agent = run;
         if (o.stopNow?.aborted) this.kill("stop", o.killAfterMs ?? 10_000);
