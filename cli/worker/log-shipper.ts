@@ -3,6 +3,11 @@ import { ApiError } from "./api";
 /** The logs API's limits: 1–1,000 lines a batch, each at most 8 KiB. */
 export const MAX_BATCH_LINES = 1000;
 export const MAX_LINE_BYTES = 8 * 1024;
+/**
+ * A batch's lines as JSON stay under this, well inside the API's 1 MiB body limit: 1,000
+ * lines of 8 KiB would be 8 MiB, and a batch over the limit is refused whole (413).
+ */
+export const MAX_BATCH_JSON_BYTES = 900 * 1024;
 
 export interface LogShipperOptions {
   send: (body: { task_id?: string; lines: string[] }) => Promise<void>;
@@ -65,14 +70,21 @@ export class LogShipper {
     clearInterval(this.timer);
   }
 
-  /** One batch: the oldest lines of one task, at most 1,000. */
+  /** One batch: the oldest lines of one task, at most 1,000 and MAX_BATCH_JSON_BYTES of JSON. */
   private flushSome(): Promise<void> {
     if (this.inFlight) return this.inFlight;
     if (this.queue.length === 0 || Date.now() < this.pausedUntil) return Promise.resolve();
     const taskId = (this.queue[0] as Entry).taskId;
     const room = this.dropped > 0 ? MAX_BATCH_LINES - 1 : MAX_BATCH_LINES; // the drop notice takes one
     let n = 0;
-    while (n < this.queue.length && n < room && (this.queue[n] as Entry).taskId === taskId) n++;
+    let bytes = 0;
+    while (n < this.queue.length && n < room && (this.queue[n] as Entry).taskId === taskId) {
+      // As sent: JSON-escaped (a control character takes 6 bytes), plus the comma.
+      const size = Buffer.byteLength(JSON.stringify((this.queue[n] as Entry).text)) + 1;
+      if (n > 0 && bytes + size > MAX_BATCH_JSON_BYTES) break;
+      bytes += size;
+      n++;
+    }
     const lines = this.queue.splice(0, n).map((e) => e.text);
     if (this.dropped > 0) {
       lines.unshift(`[switchboard] ${this.dropped} log lines dropped while the logs API was unreachable`);

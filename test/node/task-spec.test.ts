@@ -206,6 +206,20 @@ describe("log shipping", () => {
     expect(sent[1]?.lines.at(-1)).toBe("line 1499");
   });
 
+  it("keeps each batch's JSON under the API's 1 MiB body limit, however long the lines", async () => {
+    const bodies: string[] = [];
+    const shipper = new LogShipper({ send: async (b) => void bodies.push(JSON.stringify(b)), flushMs: 60_000, batchLines: 10_000 });
+    for (let i = 0; i < 600; i++) shipper.push("t", `${i} ${"x".repeat(3000)}`);
+    // Control characters are escaped to 6 bytes each in JSON: the budget counts them so.
+    for (let i = 0; i < 300; i++) shipper.push("t", "\u0001".repeat(MAX_LINE_BYTES));
+    await shipper.close(20_000);
+    expect(bodies.length).toBeGreaterThan(1);
+    for (const body of bodies) expect(Buffer.byteLength(body)).toBeLessThan(1024 * 1024);
+    const lines = bodies.flatMap((b) => (JSON.parse(b) as { lines: string[] }).lines);
+    expect(lines).toHaveLength(900);
+    expect(lines.slice(0, 600).map((l) => Number(l.split(" ")[0]))).toEqual(Array.from({ length: 600 }, (_, i) => i));
+  });
+
   it("keeps a bounded backlog and says how many lines it dropped", async () => {
     const sent: string[][] = [];
     const shipper = new LogShipper({ send: async (b) => void sent.push(b.lines), flushMs: 60_000, batchLines: 10_000, maxBuffered: 5 });
