@@ -37,41 +37,71 @@ export function readUsageLine(usage: Usage, line: string): boolean {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   let used = false;
-  if (typeof v.turns === "number" && v.turns >= 0) {
-    usage.turns = Math.floor(v.turns);
+  const turns = count(v.turns);
+  if (turns !== undefined) {
+    usage.turns = turns;
     used = true;
   }
-  if (typeof v.cost_usd === "number" && v.cost_usd >= 0) {
-    usage.cost_usd = v.cost_usd;
+  const cost = amount(v.cost_usd);
+  if (cost !== undefined) {
+    usage.cost_usd = cost;
     used = true;
   }
   if (typeof v.tool === "string" && v.tool.length > 0) {
-    const t = usage.tools.get(v.tool) ?? { name: v.tool, calls: 0, duration_ms: 0, errors: 0 };
-    t.calls += 1;
-    t.duration_ms += typeof v.duration_ms === "number" && v.duration_ms >= 0 ? v.duration_ms : 0;
-    t.errors += v.error === true ? 1 : 0;
-    usage.tools.set(v.tool, t);
+    const name = toolName(v.tool);
+    const t = usage.tools.get(name);
+    // The server keeps at most MAX_TOOLS names a step: a new one past them is not counted.
+    if (t || usage.tools.size < MAX_TOOLS) {
+      const tool = t ?? { name, calls: 0, duration_ms: 0, errors: 0 };
+      tool.calls += 1;
+      tool.duration_ms += amount(v.duration_ms) ?? 0;
+      tool.errors += v.error === true ? 1 : 0;
+      usage.tools.set(name, tool);
+    }
     used = true;
   }
   return used;
+}
+
+/**
+ * The event schemas' bounds, so what an agent prints can never get `usage.reported` or the
+ * step's ending refused (which would leave the step running): a count is a safe whole
+ * number, an amount a finite one, a tool name at most 200 characters, at most 200 tools.
+ */
+const MAX_TOOLS = 200;
+const MAX_TOOL_NAME = 200;
+const MAX_AMOUNT = 1e12;
+
+function count(v: unknown): number | undefined {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) return undefined;
+  const n = Math.floor(v);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+function amount(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= MAX_AMOUNT ? v : undefined;
+}
+
+function toolName(name: string): string {
+  if (name.length <= MAX_TOOL_NAME) return name;
+  // Cut without leaving half of a surrogate pair (the API refuses one).
+  return name.slice(0, MAX_TOOL_NAME).replace(/[\uD800-\uDBFF]$/, "");
 }
 
 /** Applies a summary file's contents; malformed fields are ignored, not fatal. */
 export function applySummary(usage: Usage, summary: unknown): void {
   if (typeof summary !== "object" || summary === null) return;
   const s = summary as Record<string, unknown>;
-  if (typeof s.turns === "number" && s.turns >= 0) usage.turns = Math.floor(s.turns);
-  if (typeof s.cost_usd === "number" && s.cost_usd >= 0) usage.cost_usd = s.cost_usd;
+  usage.turns = count(s.turns) ?? usage.turns;
+  usage.cost_usd = amount(s.cost_usd) ?? usage.cost_usd;
   if (Array.isArray(s.tools)) {
     usage.tools = new Map();
     for (const t of s.tools) {
-      if (typeof t !== "object" || t === null || typeof (t as ToolTotals).name !== "string") continue;
+      if (typeof t !== "object" || t === null || typeof (t as ToolTotals).name !== "string" || (t as ToolTotals).name.length === 0) continue;
       const x = t as Partial<ToolTotals> & { name: string };
-      usage.tools.set(x.name, { name: x.name, calls: num(x.calls), duration_ms: num(x.duration_ms), errors: num(x.errors) });
+      const name = toolName(x.name);
+      if (!usage.tools.has(name) && usage.tools.size >= MAX_TOOLS) continue;
+      usage.tools.set(name, { name, calls: count(x.calls) ?? 0, duration_ms: amount(x.duration_ms) ?? 0, errors: count(x.errors) ?? 0 });
     }
   }
-}
-
-function num(v: unknown): number {
-  return typeof v === "number" && v >= 0 ? v : 0;
 }

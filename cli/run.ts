@@ -180,7 +180,13 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   await upload();
 
   const duration_ms = Date.now() - started;
-  await client.send(event("usage.reported", { step, tools: [...usage.tools.values()], turns: usage.turns, cost_usd: usage.cost_usd }));
+  try {
+    await client.send(event("usage.reported", { step, tools: [...usage.tools.values()], turns: usage.turns, cost_usd: usage.cost_usd }));
+  } catch (e) {
+    // A refused report must not keep the step from ending (it would show running for good).
+    if (!(e instanceof HttpError) || e.status >= 500) throw e;
+    out(`[switchboard] the step's usage was refused (${e.message}); reporting its end without it\n`);
+  }
   const base = { step, turns: usage.turns, max_turns: maxTurns, cost_usd: usage.cost_usd, duration_ms };
   if (!interrupted && exit.code === 0) {
     await client.send(event("step_completed", { step, turns: usage.turns, cost_usd: usage.cost_usd, duration_ms }));

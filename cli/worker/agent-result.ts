@@ -46,11 +46,11 @@ function parse(text: string): unknown {
 function reportOf(value: unknown): AgentReport | null {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
   const v = value as Record<string, unknown>;
-  const cost = nonNegative(v.total_cost_usd) ?? nonNegative(v.cost_usd);
+  const cost = within(nonNegative(v.total_cost_usd) ?? nonNegative(v.cost_usd), LIMITS.cost_usd);
   const usage = typeof v.usage === "object" && v.usage !== null ? (v.usage as Record<string, unknown>) : null;
   const tokenCounts = usage ? TOKEN_FIELDS.map((f) => nonNegative(usage[f])).filter((n): n is number => n !== undefined) : [];
-  const tokens = tokenCounts.length > 0 ? Math.round(tokenCounts.reduce((a, b) => a + b, 0)) : undefined;
-  const duration = nonNegative(v.duration_ms);
+  const tokens = tokenCounts.length > 0 ? within(Math.round(tokenCounts.reduce((a, b) => a + b, 0)), LIMITS.tokens) : undefined;
+  const duration = within(nonNegative(v.duration_ms), LIMITS.duration_ms);
   if (cost === undefined && tokens === undefined && duration === undefined && v.type !== "result") return null;
   return {
     ...(cost !== undefined ? { cost_usd: cost } : {}),
@@ -61,6 +61,15 @@ function reportOf(value: unknown): AgentReport | null {
   };
 }
 
+/**
+ * What the API takes of a report's figures (attemptReportSchema): a figure past them is no
+ * measurement (an agent printing 1e20 tokens), and sending it would get the whole completion
+ * refused, so it is left out instead of losing the task's result.
+ */
+const LIMITS = { cost_usd: 1_000_000, tokens: 1e12, duration_ms: 1e12 };
+
+const within = (n: number | undefined, max: number) => (n !== undefined && n <= max ? n : undefined);
+
 function nonNegative(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : undefined;
 }
@@ -70,9 +79,9 @@ export function addReports(a: AgentReport, b: AgentReport | null): AgentReport {
   if (!b) return a;
   const sum = (x?: number, y?: number) => (x === undefined ? y : y === undefined ? x : x + y);
   return {
-    cost_usd: sum(a.cost_usd, b.cost_usd),
-    tokens: sum(a.tokens, b.tokens),
-    duration_ms: sum(a.duration_ms, b.duration_ms),
+    cost_usd: within(sum(a.cost_usd, b.cost_usd), LIMITS.cost_usd),
+    tokens: within(sum(a.tokens, b.tokens), LIMITS.tokens),
+    duration_ms: within(sum(a.duration_ms, b.duration_ms), LIMITS.duration_ms),
     result: b.result ?? a.result,
     is_error: b.is_error ?? a.is_error,
   };

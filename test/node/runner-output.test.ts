@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevWorker, setUpTeam, startDevWorker } from "./dev-worker";
+import { type DevWorker, eventually, getJson, setUpTeam, startDevWorker } from "./dev-worker";
 import { nodeAgent, readWorkspace, sleep, startCli, startProxy } from "./runner-helpers";
 
 // The runner's handling of the agent's output: decoding, and the chat log in the workspace.
@@ -30,6 +30,26 @@ describe("switchboard run: the agent's output", () => {
     expect(log.status).toBe(200);
     expect(replacements(log.text)).toBe(0);
     expect(log.text === text).toBe(true);
+  }, 60_000);
+
+  it("figures no API would take (1e400 turns, 1e20, a 300-character tool, 250 tools) are left out, and the step still ends", async () => {
+    const team = await setUpTeam(worker, "odd-figures", "t1");
+    const script = [
+      `console.log('{"turns": 1e400}');`,
+      `console.log('{"turns": 99999999999999999999, "cost_usd": 1e400}');`,
+      `console.log(JSON.stringify({ tool: "t".repeat(300) }));`,
+      `for (let i = 0; i < 250; i++) console.log(JSON.stringify({ tool: "tool" + i }));`,
+      `console.log('{"turns": 3, "cost_usd": 0.5}');`,
+      `require("node:fs").writeFileSync(process.env.SWITCHBOARD_SUMMARY_FILE, JSON.stringify({ turns: 1e20 }));`,
+    ].join("\n");
+    const run = await startCli(["run", "--session", "odd-figures", "--topic", "t1", "explore", "--", ...nodeAgent(script)], envFor(team.api_key)).exited;
+    expect(run.stderr).not.toMatch(/error:/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/│ explore\s+│ completed │ 3\/50/);
+    const topic = await eventually(() => getJson(worker, "/v1/sessions/odd-figures/topics/t1", team.api_key), (t) => t.steps?.explore?.status === "completed");
+    expect(topic.steps.explore).toMatchObject({ turns: 3, cost_usd: 0.5 });
+    expect(topic.steps.explore.tools).toHaveLength(200);
+    expect(topic.steps.explore.tools.some((t: { name: string }) => t.name === "t".repeat(200))).toBe(true);
   }, 60_000);
 
   it("uploads the chat log as it goes, while the agent still runs", async () => {

@@ -146,6 +146,10 @@ describe("agent reports", () => {
     expect(readAgentReport(stream)).toEqual({ cost_usd: 0.1, result: "boom", is_error: true });
     expect(readAgentReport("just text\n{not json}\n")).toBeNull();
     expect(readAgentReport(JSON.stringify({ cost_usd: -1 }))).toBeNull();
+    // Figures past what the API takes are left out, so the completion is not refused and lost.
+    expect(readAgentReport(JSON.stringify({ type: "result", is_error: false, result: "ok", total_cost_usd: 0.1, usage: { input_tokens: 1e20, output_tokens: 5 } }))).toEqual({ cost_usd: 0.1, result: "ok", is_error: false });
+    expect(readAgentReport(JSON.stringify({ type: "result", total_cost_usd: 2e6, duration_ms: 1e13, result: "ok" }))).toEqual({ result: "ok" });
+    expect(addReports({ tokens: 9e11 }, { tokens: 9e11 })).toMatchObject({ tokens: undefined });
   });
   it("adds runs up", () => {
     expect(addReports({ cost_usd: 0.25, duration_ms: 10 }, { cost_usd: 0.5, tokens: 3, duration_ms: 5 })).toEqual({ cost_usd: 0.75, tokens: 3, duration_ms: 15, result: undefined, is_error: undefined });
