@@ -1,7 +1,7 @@
 import { AwsClient } from "aws4fetch";
 import { type AgentEvent, eventSchema } from "../src/domain/events";
 import { sentinelKey } from "../src/domain/sentinel";
-import { signPayload } from "../src/lib/standard-webhooks";
+import { secretKeyBytes, signPayload } from "../src/lib/standard-webhooks";
 import { UsageError } from "./errors";
 
 /** Where an agent writes events it could not deliver: R2's S3-compatible API. */
@@ -216,11 +216,19 @@ export function clientOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Clie
   return {
     baseUrl,
     apiKey,
-    signingSecret: env.SWITCHBOARD_SIGNING_SECRET,
+    signingSecret: signingSecretFrom(env),
     sentinel,
     retries: wholeNumber(env, "SWITCHBOARD_RETRIES", 0, 100),
     timeoutMs: wholeNumber(env, "SWITCHBOARD_TIMEOUT_MS", 1, 3_600_000),
   };
+}
+
+/** A secret that cannot sign would fail every try alike: bad usage (exit 2), not a reason to retry. */
+function signingSecretFrom(env: NodeJS.ProcessEnv): string | undefined {
+  const secret = env.SWITCHBOARD_SIGNING_SECRET;
+  if (secret === undefined || secret === "") return undefined;
+  if (secretKeyBytes(secret) === null) throw new UsageError("SWITCHBOARD_SIGNING_SECRET is not a usable Standard Webhooks secret", "it is whsec_ followed by the base64 of 24 to 64 random bytes: the team's signing_secret as PATCH /v1/team was given it");
+  return secret;
 }
 
 /** A setting that is not a number is a mistake to report (exit 2), not a reason to fall back quietly. */

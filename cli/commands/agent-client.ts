@@ -1,6 +1,7 @@
 import { type ClientOptions, clientOptionsFromEnv, HttpError } from "../client";
 import { loadConfig } from "../config";
-import { CliError } from "../errors";
+import { CliError, UsageError } from "../errors";
+import { z } from "zod";
 
 /**
  * The agents' client options: the URL and key as `loadConfig` resolves them (env vars over
@@ -16,6 +17,14 @@ export function agentClientOptions(env: NodeJS.ProcessEnv): ClientOptions {
  * and a hint naming the fix, as the people's commands do. Anything else is passed on.
  */
 export function agentFailure(error: unknown, env: NodeJS.ProcessEnv): unknown {
+  // Checked before anything was sent: the event the command line made is not valid (exit 2).
+  if (error instanceof z.ZodError) {
+    const issues = error.issues.map((i) => `${i.path.join(".") || "(event)"}: ${i.message}`);
+    const hint = error.issues.some((i) => i.path[0] === "topic_id")
+      ? "a topic-level event needs --topic ID"
+      : "--data must be a JSON object with the fields of that event type (see /openapi.json, POST /v1/callbacks)";
+    return new UsageError(`the event is not valid: ${issues.join("; ")}`, hint);
+  }
   if (!(error instanceof HttpError)) return error;
   return new CliError(error.message, 1, agentHint(error, env));
 }

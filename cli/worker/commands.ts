@@ -21,10 +21,23 @@ export const WORKER_USAGE = `  switchboard worker --role ROLE [--name NAME] [--d
   switchboard stop [--dir DIR] [--timeout S]
       stop the fleet started from DIR: SIGTERM, wait (default 45 s), then SIGKILL`;
 
+/**
+ * Each option's sensible range, in seconds: 0 would poll or heartbeat in a busy loop, and a
+ * lease heartbeat must come well inside the 15-minute lease it keeps.
+ */
+const RANGES: Record<string, [number, number]> = {
+  "poll-interval": [0.1, 3600],
+  "lease-heartbeat": [0.1, 300],
+  "question-poll": [0.1, 3600],
+  grace: [0, 3600],
+  timeout: [0, 3600],
+};
+
 const seconds = (name: string, v: string | undefined): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} takes a number of seconds`);
+  const [min, max] = RANGES[name] ?? [0, 3600];
+  if (v.trim() === "" || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} takes a number of seconds from ${min} to ${max} (not ${v})`);
   return Math.round(n * 1000);
 };
 

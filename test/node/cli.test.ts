@@ -182,6 +182,27 @@ describe("switchboard CLI", () => {
     expect(missing.stderr).toMatch(/^hint: the session does not exist in this key's team: create it first/m);
   });
 
+  it("bad usage is exit 2 with one readable line and a hint, before anything is sent: an invalid event, an unusable signing secret, a busy-loop interval", async () => {
+    const env = { SWITCHBOARD_URL: "http://127.0.0.1:9", SWITCHBOARD_API_KEY: "sb_unused", SWITCHBOARD_RETRIES: "0" };
+    const noTopic = await runCli(["emit", "--session", "s", "--type", "step_started", "--data", '{"step":"design"}'], env);
+    expect(noTopic.code).toBe(2);
+    expect(noTopic.stderr).toMatch(/^error: the event is not valid: topic_id: .*$/m);
+    expect(noTopic.stderr).toMatch(/^hint: a topic-level event needs --topic ID$/m);
+    const noFields = await runCli(["emit", "--session", "s", "--type", "update_status"], env);
+    expect(noFields.code).toBe(2);
+    expect(noFields.stderr).toMatch(/^error: the event is not valid: data\.status: /m);
+    expect(noFields.stderr).not.toContain('"code"');
+    const secret = await runCli(["emit", "--session", "s", "--type", "update_status", "--data", '{"status":"running"}'], { ...env, SWITCHBOARD_SIGNING_SECRET: "whsec_bad" });
+    expect(secret.code).toBe(2);
+    expect(secret.stderr).toMatch(/^error: SWITCHBOARD_SIGNING_SECRET is not a usable Standard Webhooks secret$/m);
+    expect(secret.stderr).not.toMatch(/retrying/);
+    for (const flag of [["--poll-interval", "0"], ["--lease-heartbeat", "0"], ["--lease-heartbeat", "5000"]]) {
+      const worker = await runCli(["worker", "--role", "executor", "--name", "w", ...flag, "--", "true"], env);
+      expect(worker.code, flag.join(" ")).toBe(2);
+      expect(worker.stderr).toMatch(new RegExp(`${flag[0]} takes a number of seconds from`));
+    }
+  });
+
   it("run all: reports each step, uploads chat logs, prints the timing summary", async () => {
     const team = await setUpTeam(worker, "runall", "t1");
     const { code, stdout } = await runCli(["run", "--session", "runall", "--topic", "t1", "all", "--", process.execPath, AGENT], { ...envFor(team.api_key), FAKE_SUMMARY: "1" });
