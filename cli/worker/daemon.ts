@@ -69,7 +69,7 @@ class Daemon {
   private currentTask: string | null = null;
   private agent: AgentRun | null = null;
   /** Why the current task's agent was killed, if it was. */
-  private killedFor: "stop" | "lease" | null = null;
+  private killedFor: "stop" | "now" | "lease" | null = null;
   private leaseLost: string | null = null;
   private graceTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | null = null;
@@ -164,7 +164,7 @@ class Daemon {
           onChunk: (_stream, text) => this.print(text),
         });
         this.agent = run;
-        if (o.stopNow?.aborted) this.kill("stop", o.killAfterMs ?? 10_000);
+        if (o.stopNow?.aborted) this.kill("now", 0);
         else if (this.stopping) this.armGrace();
         exit = await run.exited;
         this.agent = null;
@@ -174,6 +174,7 @@ class Daemon {
 
         if (this.leaseLost) return await this.lost(task, this.leaseLost);
         if (this.killedFor === "stop") return await this.release(task, report, `worker stopped: ${o.name} was stopped and the agent did not finish within the grace period`);
+        if (this.killedFor === "now") return await this.release(task, report, `worker stopped: ${o.name} was told twice to stop, and its agent was killed at once`);
         if (!existsSync(at(p.question))) {
           return exit.code === 0 && report.is_error !== true ? await this.complete(task, report, run) : await this.fail(task, report, failureText(exit, run.stderr(), report));
         }
@@ -348,7 +349,8 @@ class Daemon {
   }
 
   private onStopNow(): void {
-    if (this.agent) this.kill("stop", this.o.killAfterMs ?? 10_000);
+    // A second signal: the agent is killed at once (SIGKILL to its group), not given more time.
+    if (this.agent) this.kill("now", 0);
     this.wake?.();
   }
 
@@ -357,10 +359,11 @@ class Daemon {
     this.graceTimer = setTimeout(() => this.kill("stop", this.o.killAfterMs ?? 10_000), this.o.graceMs ?? 30_000);
   }
 
-  private kill(why: "stop" | "lease", killAfterMs: number): void {
+  private kill(why: "stop" | "now" | "lease", killAfterMs: number): void {
     if (!this.agent) return;
-    this.killedFor ??= why;
-    this.say(this.currentTask ?? undefined, `stopping the agent (${why === "stop" ? "worker stopped" : "lease lost"})`);
+    // A second signal during the grace replaces "did not finish in time" as the reason.
+    if (this.killedFor === null || (why === "now" && this.killedFor === "stop")) this.killedFor = why;
+    this.say(this.currentTask ?? undefined, `stopping the agent (${why === "stop" ? "worker stopped" : why === "now" ? "worker stopped at once: a second signal" : "lease lost"})`);
     this.agent.stop(killAfterMs);
   }
 

@@ -228,6 +228,29 @@ describe("switchboard worker", () => {
     expect(await call("GET", "/v1/workers/exec-alpha")).toMatchObject({ status: "idle", current_task: null });
   });
 
+  it("a second SIGTERM kills an agent that ignores SIGTERM at once, whatever grace is left, and releases its task", async () => {
+    const { key, call } = await newTeam();
+    const dir = tempDir();
+    const task = await call("POST", "/v1/tasks", { title: "stubborn", role: "executor" });
+    // Ignores SIGTERM, as an agent busy with something may.
+    const agent = join(dir, "..", `stubborn-${Date.now()}.sh`);
+    writeFileSync(agent, `trap 'echo got TERM, ignoring' TERM\necho "pid $$"\nwhile true; do sleep 0.1; done\n`);
+    const run = cli(["worker", "--role", "executor", "--name", "exec-stub", "--dir", dir, ...FAST, "--grace", "60", "--", "bash", agent], key);
+    await until(() => /pid \d+/.test(run.output())).catch((e) => { throw new Error(`${e.message}: ${run.output()}`); });
+    const pid = Number(/pid (\d+)/.exec(run.output())?.[1]);
+    run.child.kill("SIGTERM");
+    // The first lets the agent finish within the grace: it is not signalled yet.
+    await until(() => run.output().includes("stopping: the agent has 60 s to finish"));
+    const second = Date.now();
+    run.child.kill("SIGTERM");
+    expect((await run.done).code).toBe(0);
+    // Well under the 10 s a SIGTERM'd agent gets before SIGKILL, and the 60 s grace.
+    expect(Date.now() - second).toBeLessThan(5_000);
+    expect(alive(pid)).toBe(false);
+    expect(run.output()).toContain(`releasing ${task.id}: worker stopped: exec-stub was told twice to stop, and its agent was killed at once`);
+    expect(await call("GET", `/v1/tasks/${task.id}`)).toMatchObject({ status: "pending", attempts: 0 });
+  });
+
   it("on SIGTERM while waiting for an answer releases the task and its question is withdrawn; an answer file an earlier attempt left is set aside", async () => {
     const { key, call } = await newTeam();
     const dir = tempDir();
