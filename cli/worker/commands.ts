@@ -7,7 +7,7 @@ import { loadConfig } from "../config";
 import { CliError } from "../errors";
 import { WorkerApi } from "./api";
 import { runDaemon } from "./daemon";
-import { commandFor, exitedWorkers, loadFleetConfig, startFleet, stopFleet } from "./fleet";
+import { agentPidFileOf, commandFor, exitedWorkers, loadFleetConfig, startFleet, stopFleet } from "./fleet";
 
 /** `switchboard worker|start|stop`: argument parsing and signals; the work is in daemon.ts and fleet.ts. */
 
@@ -113,6 +113,7 @@ export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
       questionPollMs: seconds("question-poll", values["question-poll"]),
       stop: stop.signal,
       stopNow: stopNow.signal,
+      ...(pidFile ? { agentPidFile: agentPidFileOf(pidFile) } : {}),
     });
     return 0;
   } finally {

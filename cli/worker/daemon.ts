@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pickRotatedToken } from "../rotation";
 import { addReports, type AgentReport, failureText, head, wholeChars, readAgentReport, tail } from "./agent-result";
@@ -39,6 +39,12 @@ export interface DaemonOptions {
   /** Aborted on a second signal: kill the agent now. */
   stopNow?: AbortSignal;
   logs?: { flushMs?: number; batchLines?: number };
+  /**
+   * Where the running agent's pid (its process group) is kept while it runs: `switchboard
+   * stop` kills that group too when it has to SIGKILL this worker, since a worker killed so
+   * cannot stop its agent, which runs in a group of its own.
+   */
+  agentPidFile?: string;
 }
 
 export interface DaemonSummary {
@@ -164,10 +170,12 @@ class Daemon {
           onChunk: (_stream, text) => this.print(text),
         });
         this.agent = run;
+        if (o.agentPidFile && run.pid !== undefined) writeFileSync(o.agentPidFile, `${run.pid}\n`);
         if (o.stopNow?.aborted) this.kill("now", 0);
         else if (this.stopping) this.armGrace();
         exit = await run.exited;
         this.agent = null;
+        if (o.agentPidFile) rmSync(o.agentPidFile, { force: true });
         clearTimeout(this.graceTimer);
         const runReport = readAgentReport(run.stdout()) ?? {};
         report = addReports(report, { ...runReport, duration_ms: runReport.duration_ms ?? Date.now() - started });

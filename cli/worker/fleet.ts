@@ -216,11 +216,22 @@ export async function stopFleet(o: StopOptions): Promise<{ stopped: string[]; ki
       process.kill(pid, "SIGKILL");
       killed.push(name);
       out(`${name}: did not stop in time; SIGKILL to ${pid}`);
+      // Its agent runs in a group of its own, which the killed worker can no longer stop.
+      const agent = readAgentPid(agentPidFileOf(state.workers.find((w) => w.name === name)?.pid_file ?? ""));
+      if (agent !== null) {
+        try {
+          process.kill(-agent, "SIGKILL");
+          out(`${name}: SIGKILL to its agent's process group ${agent}`);
+        } catch {
+          // gone already
+        }
+      }
     }
   }
   for (const w of state.workers) {
     if (w.session && tmux(state.tmux_socket, ["has-session", "-t", `=${w.session}`], env).status === 0) tmux(state.tmux_socket, ["kill-session", "-t", `=${w.session}`], env);
     rmSync(w.pid_file, { force: true });
+    rmSync(agentPidFileOf(w.pid_file), { force: true });
   }
   rmSync(join(root, ".fleet", "env.json"), { force: true });
   rmSync(stateFile(root), { force: true });
@@ -232,6 +243,28 @@ function readState(root: string): FleetState | null {
     return JSON.parse(readFileSync(stateFile(root), "utf8")) as FleetState;
   } catch {
     return null;
+  }
+}
+
+/** Where a worker with `--pid-file FILE` keeps its running agent's pid. */
+export function agentPidFileOf(pidFile: string): string {
+  return `${pidFile}.agent`;
+}
+
+/** The agent's pid (its group's id), if the file names a live process group. */
+function readAgentPid(file: string): number | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(file, "utf8").trim());
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return null;
+  try {
+    process.kill(-pid, 0);
+    return pid;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM" ? pid : null;
   }
 }
 

@@ -326,6 +326,28 @@ describe("switchboard start / stop", () => {
     expect(log).toContain("worker exec-1 stopping: 1 task(s), 1 completed");
   });
 
+  it("stop kills the agent of a worker it had to SIGKILL, which would otherwise run on as an orphan", async () => {
+    const { key, call } = await newTeam();
+    const cwd = tempDir();
+    const pidOut = join(cwd, "agent.pid");
+    const stubborn = join(cwd, "stubborn.sh");
+    writeFileSync(stubborn, `trap '' TERM\necho $$ > '${pidOut}'\nwhile true; do sleep 0.2; done\n`);
+    writeFileSync(join(cwd, "switchboard.fleet.json"), JSON.stringify({ commands: { executor: `bash '${stubborn}'` }, default: ["bash", AGENT] }));
+    const env = { SWITCHBOARD_TMUX: "0" };
+    const started = cli(["start", "--executors", "1", "--no-planner", "--dir", "fleet", "--poll-interval", "0.2", "--grace", "60"], key, { cwd, env });
+    expect((await started.done).code, started.output()).toBe(0);
+    await call("POST", "/v1/tasks", { title: "never ends", role: "executor" });
+    await until(() => existsSync(pidOut), 20_000);
+    const agent = Number(readFileSync(pidOut, "utf8"));
+    expect(alive(agent)).toBe(true);
+    const stopped = cli(["stop", "--dir", "fleet", "--timeout", "1"], key, { cwd, env });
+    expect((await stopped.done).code).toBe(1);
+    expect(stopped.output()).toContain("exec-1: did not stop in time; SIGKILL to");
+    // The group of the command the worker started (here `sh -c`, the script's parent).
+    expect(stopped.output()).toMatch(/exec-1: SIGKILL to its agent's process group \d+/);
+    await until(() => !alive(agent), 5_000);
+  });
+
   it("start says which workers exit at once (here: a refused key)", async () => {
     const cwd = tempDir();
     fleetConfig(cwd);
