@@ -40,9 +40,24 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   return `${Math.floor(s / 86_400)}d ago`;
 }
 
-/** The first line of `text`, cut to `max` characters with an ellipsis. */
+/**
+ * `text` safe to print on a terminal: control characters (C0 but tab, DEL, C1) shown as
+ * `cat -v` shows them (`^[`, `^?`) or as `<U+009B>`, never sent. A task title can come from a
+ * GitHub issue and a log line from any agent: ESC sequences in them would retitle the
+ * terminal, clear the screen or worse.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000A-\u001F\u007F-\u009F]/g, (ch) => {
+    const code = ch.charCodeAt(0);
+    if (code === 0x7f) return "^?";
+    if (code < 0x20) return `^${String.fromCharCode(code + 64)}`;
+    return `<U+${code.toString(16).toUpperCase().padStart(4, "0")}>`;
+  });
+}
+
+/** The first line of `text`, cut to `max` characters with an ellipsis, printable. */
 export function oneLine(text: string, max: number): string {
-  const first = text.trim().split("\n")[0] ?? "";
+  const first = printable((text.trim().split("\n")[0] ?? "").replace(/\r$/, ""));
   const more = first.length > max || text.trim().includes("\n");
   return more ? `${first.slice(0, max - 1).trimEnd()}…` : first;
 }

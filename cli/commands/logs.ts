@@ -4,7 +4,7 @@ import { loadConfig } from "../config";
 import { action, type CliCommand, type Context, interruption, sleep } from "../context";
 import { UsageError } from "../errors";
 import { positiveInt } from "../options";
-import { printJsonLine } from "../output";
+import { printable, printJsonLine } from "../output";
 
 export const FOLLOW_INTERVAL_MS = 1000;
 /** The API's bound on one read (src/domain/logs.ts MAX_TAIL_LINES); a follow asks for that many, to keep up with a burst. */
@@ -21,7 +21,7 @@ function formatLine(ctx: Context, line: LogLine, byTask: boolean): string {
   const c = ctx.color;
   // A worker's log names the task of each line; a task's log names the worker.
   const who = byTask ? line.worker_id : (line.task_id ?? "-");
-  return `${c.dim(line.at)} ${c.cyan(who)} ${line.text}\n`;
+  return `${c.dim(line.at)} ${c.cyan(who)} ${printable(line.text)}\n`;
 }
 
 /**
