@@ -253,13 +253,8 @@ export function agentPidFileOf(pidFile: string): string {
 
 /** The agent's pid (its group's id), if the file names a live process group. */
 function readAgentPid(file: string): number | null {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(file, "utf8").trim());
-  } catch {
-    return null;
-  }
-  if (!Number.isInteger(pid) || pid <= 1) return null;
+  const pid = pidIn(file);
+  if (pid === null || pid <= 1) return null;
   try {
     process.kill(-pid, 0);
     return pid;
@@ -268,15 +263,20 @@ function readAgentPid(file: string): number | null {
   }
 }
 
-/** The pid in a worker's pid file, if that process is still that worker (pids get reused). */
-function readPid(file: string): number | null {
-  let pid: number;
+/** The positive whole number a pid file holds, or null (no file, or not a pid). */
+function pidIn(file: string): number | null {
   try {
-    pid = Number(readFileSync(file, "utf8").trim());
+    const pid = Number(readFileSync(file, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
     return null;
   }
-  if (!Number.isInteger(pid) || pid <= 0) return null;
+}
+
+/** The pid in a worker's pid file, if that process is still that worker (pids get reused). */
+function readPid(file: string): number | null {
+  const pid = pidIn(file);
+  if (pid === null) return null;
   try {
     // Linux: the worker was started with `--pid-file <file>`; another process is not ours.
     if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(file)) return null;
