@@ -31,8 +31,7 @@ export class TopicHub extends Hub<TopicState, TopicSummary> {
   async ensure(init: TopicInit): Promise<{ created: boolean; summary: TopicSummary; version: number }> {
     const created = this.state === null;
     if (created) {
-      const { created_at, ...rest } = init;
-      this.save(newTopic({ ...rest, now: created_at ?? new Date().toISOString() }));
+      this.save(initialTopic(init));
     } else if (init.hypothesis && this.state && this.state.hypothesis === null) {
       this.save({ ...this.state, hypothesis: init.hypothesis });
     }
@@ -49,9 +48,14 @@ export class TopicHub extends Hub<TopicState, TopicSummary> {
       await this.ensure(init);
       return { ...this.applyEvents(events), created: false, exists: true };
     }
-    const { created_at, ...rest } = init;
-    const report = this.applyEvents(events, newTopic({ ...rest, now: created_at ?? new Date().toISOString() }));
+    const report = this.applyEvents(events, initialTopic(init));
     const exists = this.state !== null;
     return { ...report, created: exists, exists };
   }
+}
+
+/** A new topic's state, created when its index row says (or now). */
+function initialTopic(init: TopicInit): TopicState {
+  const { created_at, ...rest } = init;
+  return newTopic({ ...rest, now: created_at ?? new Date().toISOString() });
 }
