@@ -10,49 +10,56 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
  */
 export const MAX_JSON_DEPTH = 32;
 
-/** The path at which `value` first nests deeper than `max` levels, or null. Iterative on purpose. */
+/** The path at which `value` first nests deeper than `max` levels, or null. */
 export function tooDeepAt(value: unknown, max = MAX_JSON_DEPTH): string | null {
-  const stack: [unknown, string[]][] = [[value, []]];
-  while (stack.length > 0) {
-    const [v, path] = stack.pop() as [unknown, string[]];
-    if (v === null || typeof v !== "object") continue;
-    if (path.length >= max) return path.join(".") || "(body)";
-    const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v);
-    for (const [k, x] of entries) if (x !== null && typeof x === "object") stack.push([x, [...path, k]]);
-  }
-  return null;
+  return walkJson(value, max, false)?.path ?? null;
 }
 
 /** A lone surrogate: with the `u` flag a proper pair is one code point and does not match. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+export interface UnfitJson {
+  rule: "depth" | "proto" | "unicode";
+  path: string;
+  message: string;
+}
 
 /**
  * Where a client's parsed JSON body first breaks a rule every request shares, and why, or
  * null: nested deeper than `max` levels; a `__proto__` key (JSON.parse makes it an own key,
  * but a record built from it drops it silently, so `{"max_running":{"__proto__":5}}` would
  * clear the limits instead of being refused); a string or key that is not valid Unicode (a
- * lone surrogate such as `"\ud800"`, which storage would turn into U+FFFD). Iterative on purpose.
+ * lone surrogate such as `"\ud800"`, which storage would turn into U+FFFD). Not `strict`:
+ * the depth only.
  */
-export function unfitJsonAt(value: unknown, max = MAX_JSON_DEPTH): { rule: "depth" | "proto" | "unicode"; path: string; message: string } | null {
-  const stack: [unknown, string[]][] = [[value, []]];
+export function unfitJsonAt(value: unknown, strict = true, max = MAX_JSON_DEPTH): UnfitJson | null {
+  return walkJson(value, max, strict);
+}
+
+/** One walk for both: iterative on purpose; `strict` adds the key and string rules. */
+function walkJson(value: unknown, max: number, strict: boolean): UnfitJson | null {
   const at = (path: string[]) => path.join(".") || "(body)";
+  if (strict && typeof value === "string" && LONE_SURROGATE.test(value)) return lone(at([]));
+  const stack: [unknown, string[]][] = [[value, []]];
   while (stack.length > 0) {
     const [v, path] = stack.pop() as [unknown, string[]];
-    if (typeof v === "string") {
-      if (LONE_SURROGATE.test(v)) return { rule: "unicode", path: at(path), message: "Not valid Unicode: a lone surrogate (\\ud800–\\udfff without its pair)" };
-      continue;
-    }
     if (v === null || typeof v !== "object") continue;
     if (path.length >= max) return { rule: "depth", path: at(path), message: `Nested deeper than ${max} levels` };
     const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v);
     for (const [k, x] of entries) {
-      if (k === "__proto__") return { rule: "proto", path: at([...path, k]), message: "__proto__ is no field of any request" };
-      if (LONE_SURROGATE.test(k)) return { rule: "unicode", path: at([...path, k]), message: "Not valid Unicode: a key with a lone surrogate" };
-      if (x !== null && (typeof x === "object" || typeof x === "string")) stack.push([x, [...path, k]]);
+      if (strict) {
+        if (k === "__proto__") return { rule: "proto", path: at([...path, k]), message: "__proto__ is no field of any request" };
+        if (LONE_SURROGATE.test(k)) return { rule: "unicode", path: at([...path, k]), message: "Not valid Unicode: a key with a lone surrogate" };
+        // Strings are checked here, not stacked: no path is built for a value that is fine.
+        if (typeof x === "string" && LONE_SURROGATE.test(x)) return lone(at([...path, k]));
+      }
+      if (x !== null && typeof x === "object") stack.push([x, [...path, k]]);
     }
   }
   return null;
 }
+
+const lone = (path: string): UnfitJson => ({ rule: "unicode", path, message: "Not valid Unicode: a lone surrogate (\\ud800–\\udfff without its pair)" });
 
 function isJson(value: unknown): boolean {
   const t = typeof value;

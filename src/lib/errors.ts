@@ -1,7 +1,7 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { MAX_JSON_DEPTH, tooDeepAt, unfitJsonAt } from "../domain/json";
+import { MAX_JSON_DEPTH, unfitJsonAt } from "../domain/json";
 
 /** The closed set of problems the API answers with, and their statuses. */
 export const PROBLEMS = {
@@ -64,16 +64,15 @@ export function problemResponse(code: ProblemCode, detail: string, requestId: st
   });
 }
 
-/** 400 naming where a client's JSON breaks a rule every request shares (domain/json.ts `unfitJsonAt`). */
-export function refuseUnfitJson(body: unknown): void {
-  const unfit = unfitJsonAt(body);
+/**
+ * 400 naming where a client's JSON breaks a rule every request shares (domain/json.ts
+ * `unfitJsonAt`); with `depthOnly`, only the depth (a body that is someone else's, as a
+ * GitHub delivery, is not refused for its strings).
+ */
+export function refuseUnfitJson(body: unknown, depthOnly = false): void {
+  const unfit = unfitJsonAt(body, !depthOnly);
   if (unfit === null) return;
-  const detail = unfit.rule === "depth" ? `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.` : `The JSON body is not fit for any request: ${unfit.message} at ${unfit.path}.`;
-  throw new ApiError("validation", detail, [{ path: unfit.path, message: unfit.message }]);
-}
-
-/** 400 naming where a client's JSON nests deeper than MAX_JSON_DEPTH. */
-export function refuseTooDeep(body: unknown): void {
-  const at = tooDeepAt(body);
-  if (at !== null) throw new ApiError("validation", `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`, [{ path: at, message: `Nested deeper than ${MAX_JSON_DEPTH} levels` }]);
+  const { path, message, rule } = unfit;
+  const detail = rule === "depth" ? `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.` : `The JSON body is not fit for any request: ${message} at ${path}.`;
+  throw new ApiError("validation", detail, [{ path, message }]);
 }

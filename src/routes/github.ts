@@ -8,7 +8,7 @@ import { publishTeamEvents } from "../lib/team-stream";
 import { DEFAULT_MAX_ATTEMPTS, PRIORITIES, type Priority, priorityRank } from "../domain/tasks";
 import { decryptSecret, newId } from "../lib/crypto";
 import { utf8 } from "../lib/encoding";
-import { ApiError, fieldErrors, refuseTooDeep } from "../lib/errors";
+import { ApiError, fieldErrors, refuseUnfitJson } from "../lib/errors";
 import { newRouter } from "../lib/openapi";
 
 export const githubRoutes = newRouter();
@@ -114,7 +114,7 @@ githubRoutes.post("/v1/webhooks/github/:team_id", async (c) => {
   } catch {
     throw new ApiError("validation", "The body is not valid JSON.");
   }
-  refuseTooDeep(payload);
+  refuseUnfitJson(payload, true);
 
   const event = c.req.header("X-GitHub-Event") ?? "";
   if (event === "ping") return c.json({ ok: true as const }, 200);
