@@ -1,3 +1,7 @@
+import { MAX_TOOL_NAME } from "../src/domain/events";
+import { MAX_TOOLS_PER_STEP } from "../src/domain/topic";
+import { wholeChars } from "./output";
+
 /**
  * How an agent reports what it used, documented in the README ("Agent protocol"):
  * - JSON lines on stdout: `{"turns": 7}` and `{"cost_usd": 0.42}` are running totals (the
@@ -50,8 +54,8 @@ export function readUsageLine(usage: Usage, line: string): boolean {
   if (typeof v.tool === "string" && v.tool.length > 0) {
     const name = toolName(v.tool);
     const t = usage.tools.get(name);
-    // The server keeps at most MAX_TOOLS names a step: a new one past them is not counted.
-    if (t || usage.tools.size < MAX_TOOLS) {
+    // The server keeps at most MAX_TOOLS_PER_STEP names a step: a new one past them is not counted.
+    if (t || usage.tools.size < MAX_TOOLS_PER_STEP) {
       const tool = t ?? { name, calls: 0, duration_ms: 0, errors: 0 };
       tool.calls += 1;
       tool.duration_ms += amount(v.duration_ms) ?? 0;
@@ -63,14 +67,12 @@ export function readUsageLine(usage: Usage, line: string): boolean {
   return used;
 }
 
-/**
+/*
  * The event schemas' bounds, so what an agent prints can never get `usage.reported` or the
  * step's ending refused (which would leave the step running): a count is a safe whole
- * number, an amount a finite one, a tool name at most 200 characters, at most 200 tools.
+ * number, an amount a finite one, a tool name at most MAX_TOOL_NAME characters, at most
+ * MAX_TOOLS_PER_STEP tools.
  */
-const MAX_TOOLS = 200;
-const MAX_TOOL_NAME = 200;
-const MAX_AMOUNT = 1e12;
 
 function count(v: unknown): number | undefined {
   if (typeof v !== "number" || !Number.isFinite(v) || v < 0) return undefined;
@@ -79,13 +81,11 @@ function count(v: unknown): number | undefined {
 }
 
 function amount(v: unknown): number | undefined {
-  return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= MAX_AMOUNT ? v : undefined;
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : undefined;
 }
 
 function toolName(name: string): string {
-  if (name.length <= MAX_TOOL_NAME) return name;
-  // Cut without leaving half of a surrogate pair (the API refuses one).
-  return name.slice(0, MAX_TOOL_NAME).replace(/[\uD800-\uDBFF]$/, "");
+  return name.length <= MAX_TOOL_NAME ? name : wholeChars(name.slice(0, MAX_TOOL_NAME));
 }
 
 /** Applies a summary file's contents; malformed fields are ignored, not fatal. */
@@ -100,7 +100,7 @@ export function applySummary(usage: Usage, summary: unknown): void {
       if (typeof t !== "object" || t === null || typeof (t as ToolTotals).name !== "string" || (t as ToolTotals).name.length === 0) continue;
       const x = t as Partial<ToolTotals> & { name: string };
       const name = toolName(x.name);
-      if (!usage.tools.has(name) && usage.tools.size >= MAX_TOOLS) continue;
+      if (!usage.tools.has(name) && usage.tools.size >= MAX_TOOLS_PER_STEP) continue;
       usage.tools.set(name, { name, calls: count(x.calls) ?? 0, duration_ms: amount(x.duration_ms) ?? 0, errors: count(x.errors) ?? 0 });
     }
   }

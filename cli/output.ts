@@ -41,6 +41,14 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
 }
 
 /**
+ * `text` without the half of a surrogate pair a cut by UTF-16 index may leave at either end:
+ * the API refuses strings that are not valid Unicode, so a cut emoji would lose the request.
+ */
+export function wholeChars(text: string): string {
+  return text.replace(/^[\uDC00-\uDFFF]/, "").replace(/[\uD800-\uDBFF]$/, "");
+}
+
+/**
  * `text` safe to print on a terminal: control characters (C0 but tab, DEL, C1) shown as
  * `cat -v` shows them (`^[`, `^?`) or as `<U+009B>`, never sent. A task title can come from a
  * GitHub issue and a log line from any agent: ESC sequences in them would retitle the

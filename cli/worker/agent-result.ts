@@ -1,3 +1,6 @@
+import { ATTEMPT_REPORT_MAX } from "../../src/domain/tasks";
+import { wholeChars } from "../output";
+
 /**
  * What an agent run reports about itself, read from its stdout the way `claude -p
  * --output-format json` (one JSON object) or `--output-format stream-json` (JSON lines, the
@@ -46,11 +49,11 @@ function parse(text: string): unknown {
 function reportOf(value: unknown): AgentReport | null {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
   const v = value as Record<string, unknown>;
-  const cost = within(nonNegative(v.total_cost_usd) ?? nonNegative(v.cost_usd), LIMITS.cost_usd);
+  const cost = within(nonNegative(v.total_cost_usd) ?? nonNegative(v.cost_usd), "cost_usd");
   const usage = typeof v.usage === "object" && v.usage !== null ? (v.usage as Record<string, unknown>) : null;
   const tokenCounts = usage ? TOKEN_FIELDS.map((f) => nonNegative(usage[f])).filter((n): n is number => n !== undefined) : [];
-  const tokens = tokenCounts.length > 0 ? within(Math.round(tokenCounts.reduce((a, b) => a + b, 0)), LIMITS.tokens) : undefined;
-  const duration = within(nonNegative(v.duration_ms), LIMITS.duration_ms);
+  const tokens = tokenCounts.length > 0 ? within(Math.round(tokenCounts.reduce((a, b) => a + b, 0)), "tokens") : undefined;
+  const duration = within(nonNegative(v.duration_ms), "duration_ms");
   if (cost === undefined && tokens === undefined && duration === undefined && v.type !== "result") return null;
   return {
     ...(cost !== undefined ? { cost_usd: cost } : {}),
@@ -62,13 +65,12 @@ function reportOf(value: unknown): AgentReport | null {
 }
 
 /**
- * What the API takes of a report's figures (attemptReportSchema): a figure past them is no
- * measurement (an agent printing 1e20 tokens), and sending it would get the whole completion
- * refused, so it is left out instead of losing the task's result.
+ * A figure within what the API takes (ATTEMPT_REPORT_MAX, the bounds of its own schema),
+ * else undefined: one past them is no measurement (an agent printing 1e20 tokens), and
+ * sending it would get the whole completion refused, so it is left out instead of losing the
+ * task's result.
  */
-const LIMITS = { cost_usd: 1_000_000, tokens: 1e12, duration_ms: 1e12 };
-
-const within = (n: number | undefined, max: number) => (n !== undefined && n <= max ? n : undefined);
+const within = (n: number | undefined, field: keyof typeof ATTEMPT_REPORT_MAX) => (n !== undefined && n <= ATTEMPT_REPORT_MAX[field] ? n : undefined);
 
 function nonNegative(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : undefined;
@@ -79,20 +81,12 @@ export function addReports(a: AgentReport, b: AgentReport | null): AgentReport {
   if (!b) return a;
   const sum = (x?: number, y?: number) => (x === undefined ? y : y === undefined ? x : x + y);
   return {
-    cost_usd: within(sum(a.cost_usd, b.cost_usd), LIMITS.cost_usd),
-    tokens: within(sum(a.tokens, b.tokens), LIMITS.tokens),
-    duration_ms: within(sum(a.duration_ms, b.duration_ms), LIMITS.duration_ms),
+    cost_usd: within(sum(a.cost_usd, b.cost_usd), "cost_usd"),
+    tokens: within(sum(a.tokens, b.tokens), "tokens"),
+    duration_ms: within(sum(a.duration_ms, b.duration_ms), "duration_ms"),
     result: b.result ?? a.result,
     is_error: b.is_error ?? a.is_error,
   };
-}
-
-/**
- * `text` without the half of a surrogate pair a cut by UTF-16 index may leave at either end:
- * the API refuses strings that are not valid Unicode, so a cut emoji would lose the request.
- */
-export function wholeChars(text: string): string {
-  return text.replace(/^[\uDC00-\uDFFF]/, "").replace(/[\uD800-\uDBFF]$/, "");
 }
 
 /** The last `max` characters, cut at a line start when one is near, marked when cut. */

@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pickRotatedToken } from "../rotation";
-import { addReports, type AgentReport, failureText, head, wholeChars, readAgentReport, tail } from "./agent-result";
+import { wholeChars } from "../output";
+import { addReports, type AgentReport, failureText, head, readAgentReport, tail } from "./agent-result";
 import { type AgentExit, type AgentRun, startAgent } from "./agent-process";
 import { ApiError, type LeasedTaskResponse, type WorkerApi } from "./api";
 import { LogShipper } from "./log-shipper";

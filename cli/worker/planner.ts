@@ -1,7 +1,7 @@
-import { wholeChars } from "./agent-result";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { wholeChars } from "../output";
 import { ApiError, type WorkerApi } from "./api";
 import { planSpecs, parseTaskSpec, type SpecFile } from "./task-spec";
 

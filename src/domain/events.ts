@@ -21,8 +21,11 @@ const stepName = z.string().min(1).max(64);
 const nonNegInt = z.number().int().nonnegative();
 const nonNeg = z.number().nonnegative();
 
+/** The longest tool name a step records. */
+export const MAX_TOOL_NAME = 200;
+
 export const toolUsageSchema = z.looseObject({
-  name: z.string().min(1).max(200),
+  name: z.string().min(1).max(MAX_TOOL_NAME),
   calls: nonNegInt,
   duration_ms: nonNeg.default(0),
   errors: nonNegInt.default(0),

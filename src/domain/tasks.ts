@@ -36,6 +36,9 @@ export type TaskSource = (typeof TASK_SOURCES)[number];
 export const ROLE_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
+
+/** The largest figures an attempt may report (the API's schema; the worker daemon leaves out larger ones). */
+export const ATTEMPT_REPORT_MAX = { cost_usd: 1_000_000, tokens: 1e12, duration_ms: 1e12 } as const;
 export const DEFAULT_LEASE_MS = 15 * 60 * 1000;
 /** Retry backoff: attempt 1 waits up to 30 s, 2 up to 1 min, … at most an hour (full jitter). */
 export const RETRY_BASE_SECONDS = 15;

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import type { TaskRow } from "../db/tasks";
-import { PRIORITIES, priorityName, ROLE_PATTERN, TASK_SOURCES, TASK_STATUSES, type TaskSource, type TaskStatus } from "../domain/tasks";
+import { ATTEMPT_REPORT_MAX, PRIORITIES, priorityName, ROLE_PATTERN, TASK_SOURCES, TASK_STATUSES, type TaskSource, type TaskStatus } from "../domain/tasks";
 import type { QuestionRow } from "../db/questions";
 import type { WorkerRow } from "../db/workers";
 import { WORKER_STATUSES, type WorkerStatus } from "../domain/workers";
@@ -88,9 +88,9 @@ export function toLeasedTask(row: TaskRow): LeasedTaskResponse {
 export const attemptReportSchema = z.object({
   lease_id: z.string().min(1).max(200),
   result: z.string().max(200_000).optional().describe("Markdown: what the agent produced, or why it failed"),
-  cost_usd: z.number().nonnegative().max(1_000_000).optional(),
-  tokens: z.number().int().nonnegative().max(1e12).optional(),
-  duration_ms: z.number().int().nonnegative().max(1e12).optional(),
+  cost_usd: z.number().nonnegative().max(ATTEMPT_REPORT_MAX.cost_usd).optional(),
+  tokens: z.number().int().nonnegative().max(ATTEMPT_REPORT_MAX.tokens).optional(),
+  duration_ms: z.number().int().nonnegative().max(ATTEMPT_REPORT_MAX.duration_ms).optional(),
 });
 
 // Questions

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { readAgentReport, addReports, head, tail, wholeChars } from "../../cli/worker/agent-result";
+import { readAgentReport, addReports, head, tail } from "../../cli/worker/agent-result";
+import { wholeChars } from "../../cli/output";
 import { ApiError } from "../../cli/worker/api";
 import { LogShipper, MAX_LINE_BYTES, truncateLine } from "../../cli/worker/log-shipper";
 import { parseTaskSpec, planSpecs, priorityOf, roleOf, type SpecFile, splitReferences } from "../../cli/worker/task-spec";
