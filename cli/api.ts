@@ -1,15 +1,5 @@
 import type { ResolvedConfig } from "./config";
-import { CliError } from "./errors";
-
-/** An API error body (application/problem+json). */
-export interface Problem {
-  type?: string;
-  title?: string;
-  status?: number;
-  detail?: string;
-  errors?: { path: string; message: string }[];
-  request_id?: string;
-}
+import { CliError, describeProblem, type Problem } from "./errors";
 
 /** The API refused: exit 1, with the problem in one line and a hint where one helps. */
 export class ApiFailure extends CliError {
@@ -122,15 +112,7 @@ function unreachable(baseUrl: string, error: unknown): CliError {
 
 /** `error: <title>: <detail>` from problem+json (with field errors), and a hint for the common fixes. */
 function failure(res: Response, text: string, config: Api["config"]): ApiFailure {
-  let problem: Problem | null = null;
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) problem = parsed as Problem;
-  } catch {
-    // not JSON: an HTML error page from a proxy, say
-  }
-  const fields = problem?.errors?.length ? ` (${problem.errors.map((e) => `${e.path}: ${e.message}`).join("; ")})` : "";
-  const message = problem?.title ? `${problem.title}: ${problem.detail ?? ""}${fields}`.replace(/: $/, "") : `HTTP ${res.status}: ${text.slice(0, 200).trim() || res.statusText}`;
+  const { problem, message } = describeProblem(res.status, text, res.statusText);
   return new ApiFailure(res.status, problem, message, hintFor(res, problem, config));
 }
 

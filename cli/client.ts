@@ -2,7 +2,7 @@ import { AwsClient } from "aws4fetch";
 import { type AgentEvent, eventSchema } from "../src/domain/events";
 import { sentinelKey } from "../src/domain/sentinel";
 import { secretKeyBytes, signPayload } from "../src/lib/standard-webhooks";
-import { UsageError } from "./errors";
+import { describeProblem, type Problem, UsageError } from "./errors";
 
 /** Where an agent writes events it could not deliver: R2's S3-compatible API. */
 export interface SentinelTarget {
@@ -43,25 +43,16 @@ export type SendResult = { delivered: "callback"; accepted: number } | { deliver
 
 /** A refusal or failure the server answered; `problem` when the body is problem+json. */
 export class HttpError extends Error {
-  readonly problem: { type?: string; title?: string; detail?: string } | null;
+  readonly problem: Problem | null;
   constructor(
     readonly status: number,
     readonly body: string,
     readonly retryAfterMs: number | null,
   ) {
-    const problem = problemOf(body);
-    // `<title>: <detail>` as the people's commands print it; the raw body only when it is no problem.
-    super(problem?.title ? `${problem.title}: ${problem.detail ?? ""}`.replace(/: $/, "") : `HTTP ${status}: ${body.slice(0, 500)}`);
+    // `<title>: <detail>` as the people's commands print it.
+    const { problem, message } = describeProblem(status, body);
+    super(message);
     this.problem = problem;
-  }
-}
-
-function problemOf(body: string): HttpError["problem"] {
-  try {
-    const parsed = JSON.parse(body) as unknown;
-    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as HttpError["problem"]) : null;
-  } catch {
-    return null;
   }
 }
 
