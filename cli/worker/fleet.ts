@@ -202,6 +202,7 @@ export async function stopFleet(o: StopOptions): Promise<{ stopped: string[]; ki
   const state = readState(root);
   if (!state) throw new Error(`no fleet was started in ${root}`);
   const pids = new Map(state.workers.map((w) => [w.name, readPid(w.pid_file)]));
+  const pidFiles = new Map(state.workers.map((w) => [w.name, w.pid_file]));
   for (const [name, pid] of pids) {
     if (pid !== null && alive(pid)) {
       process.kill(pid, "SIGTERM");
@@ -217,7 +218,8 @@ export async function stopFleet(o: StopOptions): Promise<{ stopped: string[]; ki
       killed.push(name);
       out(`${name}: did not stop in time; SIGKILL to ${pid}`);
       // Its agent runs in a group of its own, which the killed worker can no longer stop.
-      const agent = readAgentPid(agentPidFileOf(state.workers.find((w) => w.name === name)?.pid_file ?? ""));
+      const pidFile = pidFiles.get(name);
+      const agent = pidFile ? readAgentPid(agentPidFileOf(pidFile)) : null;
       if (agent !== null) {
         try {
           process.kill(-agent, "SIGKILL");
