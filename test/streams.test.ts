@@ -118,6 +118,19 @@ describe("replay with Last-Event-ID", () => {
       expect(snap).toMatchObject({ event: "snapshot", id: "25" });
       await sse.close();
     }
+    // Bytes no header can carry (NUL, CR LF) are an invalid id too, on every kind of stream, not a 500.
+    for (const path of [`/v1/sessions/${sid}/topics/${tid}/stream`, `/v1/sessions/${sid}/stream`, `/alpha/discovery/${sid}/${tid}/stream`, "/v1/stream"]) {
+      for (const raw of ["%00", "1%0D%0Aevil:%201"]) {
+        const res = await call(`${path}?last_event_id=${raw}`, { key: team.api_key });
+        expect(res.status, `${path} ${raw}`).toBe(200);
+        const sse = new SseReader(res);
+        await sse.next();
+        const reset = await sse.nextEvent();
+        expect(reset.event).toBe("reset");
+        expect(JSON.parse(reset.data)).toMatchObject({ reason: "invalid", last_event_id: null });
+        await sse.close();
+      }
+    }
     // The oldest kept event is 6, so an id of 5 can still be served without a gap.
     const sse = await openTopic(team.api_key, sid, tid, { "Last-Event-ID": "5" });
     await sse.next();

@@ -6,6 +6,7 @@ import { ApiError } from "../lib/errors";
 import { sessionHub, topicHub } from "../lib/hubs";
 import { teamHub } from "../lib/team-stream";
 import { clientId } from "../lib/ids";
+import { parseLastEventId } from "../lib/sse";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 
 export const streamRoutes = newRouter();
@@ -27,8 +28,9 @@ async function openStream(c: Context<AppEnv>, stub: { fetch(request: Request): P
   const url = new URL(c.req.url);
   const headers = new Headers();
   if (teamId) headers.set("X-Team-Id", teamId);
-  const lastId = c.req.header("Last-Event-ID") ?? url.searchParams.get("last_event_id");
-  if (lastId !== null && lastId !== undefined) headers.set("Last-Event-ID", lastId);
+  // Read here, not copied through: a raw value may hold bytes no header can carry (NUL, CR, LF).
+  const lastId = parseLastEventId(c.req.header("Last-Event-ID") ?? url.searchParams.get("last_event_id"));
+  if (lastId !== null) headers.set("Last-Event-ID", String(lastId));
   const response = await stub.fetch(new Request("https://hub/stream", { headers, signal: c.req.raw.signal }));
   if (response.status === 404) {
     await response.body?.cancel();
