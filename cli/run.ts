@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentEvent } from "../src/domain/events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step } from "../src/domain/steps";
+import { agentExit, signalGroup } from "./agent-exit";
 import { applySummary, emptyUsage, readUsageLine } from "./agent-output";
 import { HttpError, type SwitchboardClient } from "./client";
 import { pickRotatedToken } from "./rotation";
@@ -145,11 +146,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   const timer = setInterval(() => void upload(), o.logUploadMs ?? 5000);
   let interrupted = false;
   let escalation: NodeJS.Timeout | undefined;
-  const killGroup = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-(child.pid as number), signal);
-    } catch {} // gone already, or never started
-  };
+  const killGroup = (signal: NodeJS.Signals) => child.pid !== undefined && signalGroup(child.pid, signal);
   const onInterrupt = () => {
     interrupted = true;
     killGroup("SIGTERM");
@@ -161,10 +158,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   o.forceKill?.addEventListener("abort", onForce, { once: true });
   if (o.interrupt?.aborted) onInterrupt();
 
-  const exit = await new Promise<{ code: number | null; signal?: NodeJS.Signals | null; error?: string }>((resolve) => {
-    child.on("error", (e) => resolve({ code: null, error: e.message }));
-    child.on("close", (code, signal) => resolve({ code, signal }));
-  });
+  const exit = await agentExit(child);
   clearInterval(timer);
   clearTimeout(escalation);
   o.interrupt?.removeEventListener("abort", onInterrupt);

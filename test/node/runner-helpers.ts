@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -38,13 +39,20 @@ export function startCli(args: string[], env: Record<string, string>): RunningCl
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Whether a process is still alive (signal 0 only checks). */
+/**
+ * Whether a process is still alive (signal 0 only checks). A zombie is not: an orphan's is
+ * reaped by init, which a container's first process may never do.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true; // no /proc (macOS): signal 0 is all there is
   }
 }
 

@@ -8,7 +8,8 @@ import { type DevWorker, eventually, getJson, setUpTeam, startDevWorker } from "
 import { alive, nodeAgent, sleep, startCli } from "./runner-helpers";
 
 // Stopping the runner: Ctrl-C between steps, an agent that ignores SIGTERM, a second Ctrl-C,
-// an agent killed by a signal, and the steps that never ran.
+// an agent killed by a signal, and the steps that never ran; and a step's end when the agent
+// leaves a child behind.
 
 let worker: DevWorker;
 const leftovers: number[] = [];
@@ -118,5 +119,22 @@ describe("switchboard run: stopping", () => {
     const topic = await eventually(() => getJson(worker, "/v1/sessions/killed/topics/t1", team.api_key), (t) => t.steps?.design?.status === "failed");
     expect(topic.steps.design.error).toBe("killed by SIGTERM");
     expect(topic.steps.prep.status).toBe("pending");
+  }, 60_000);
+
+  it("the step ends when the agent exits: the children it left (holding its output or not, ignoring SIGTERM or not) are stopped, not waited for", async () => {
+    const team = await setUpTeam(worker, "leftover", "t1");
+    // One child holds the agent's stdout; the other ignores SIGTERM and writes nowhere.
+    const agent = ["sh", "-c", `sleep 30 & a=$!; (trap "" TERM; exec sleep 30) >/dev/null 2>&1 & echo "children $a $!"; exit 0`];
+    const started = Date.now();
+    const run = await startCli(["run", "--session", "leftover", "--topic", "t1", "design", "--", ...agent], envFor(team.api_key)).exited;
+    const elapsed = Date.now() - started;
+    const children = (/children (\d+) (\d+)/.exec(run.stdout) ?? []).slice(1).map(Number);
+    leftovers.push(...children);
+    expect(run.code).toBe(0);
+    expect(children).toHaveLength(2);
+    expect(elapsed).toBeLessThan(10_000);
+    for (const pid of children) expect(alive(pid), `child ${pid}`).toBe(false);
+    const topic = await eventually(() => getJson(worker, "/v1/sessions/leftover/topics/t1", team.api_key), (t) => t.steps?.design?.status === "completed");
+    expect(topic.steps.design.duration_ms).toBeLessThan(5_000);
   }, 60_000);
 });
