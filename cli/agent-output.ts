@@ -67,6 +67,49 @@ export function readUsageLine(usage: Usage, line: string): boolean {
   return used;
 }
 
+/** The longest line read as a report: a usage line is far shorter; a longer one is chat. */
+export const MAX_PROTOCOL_LINE = 64 * 1024;
+
+/**
+ * Cuts stdout into lines for `readUsageLine` as it arrives. Only each new chunk is searched
+ * for line ends (searching the whole unterminated line again on every chunk made one 20 MB
+ * line cost 20 s of CPU), and of a line past MAX_PROTOCOL_LINE nothing more is kept.
+ */
+export class UsageLines {
+  private partial = "";
+  private overlong = false;
+  constructor(private readonly usage: Usage) {}
+
+  push(text: string): void {
+    let start = 0;
+    for (let end = text.indexOf("\n"); end >= 0; end = text.indexOf("\n", start)) {
+      this.keep(text.slice(start, end));
+      this.endLine();
+      start = end + 1;
+    }
+    this.keep(text.slice(start));
+  }
+
+  /** The output ended: a last line without a newline still counts. */
+  end(): void {
+    if (this.partial || this.overlong) this.endLine();
+  }
+
+  private keep(piece: string): void {
+    if (this.overlong) return;
+    if (this.partial.length + piece.length > MAX_PROTOCOL_LINE) {
+      this.overlong = true;
+      this.partial = "";
+    } else this.partial += piece;
+  }
+
+  private endLine(): void {
+    if (!this.overlong) readUsageLine(this.usage, this.partial);
+    this.partial = "";
+    this.overlong = false;
+  }
+}
+
 /*
  * The event schemas' bounds, so what an agent prints can never get `usage.reported` or the
  * step's ending refused (which would leave the step running): a count is a safe whole

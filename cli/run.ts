@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { AgentEvent } from "../src/domain/events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step } from "../src/domain/steps";
 import { agentExit, signalGroup } from "./agent-exit";
-import { applySummary, emptyUsage, readUsageLine } from "./agent-output";
+import { applySummary, emptyUsage, UsageLines } from "./agent-output";
 import { HttpError, type SwitchboardClient } from "./client";
 import { pickRotatedToken } from "./rotation";
 import type { StepOutcome } from "./summary-table";
@@ -130,14 +130,11 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   // Decoded as streams: a character split across two chunks must not become U+FFFD.
   child.stdout?.setEncoding("utf8");
   child.stderr?.setEncoding("utf8");
-  let pending = "";
+  const lines = new UsageLines(usage);
   child.stdout?.on("data", (text: string) => {
     out(text);
     log += text;
-    pending += text;
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) readUsageLine(usage, line);
+    lines.push(text);
   });
   child.stderr?.on("data", (text: string) => {
     out(text);
@@ -163,7 +160,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   clearTimeout(escalation);
   o.interrupt?.removeEventListener("abort", onInterrupt);
   o.forceKill?.removeEventListener("abort", onForce);
-  if (pending) readUsageLine(usage, pending);
+  lines.end();
   try {
     applySummary(usage, JSON.parse(readFileSync(summaryFile, "utf8")));
   } catch {
