@@ -175,11 +175,35 @@ export class SwitchboardClient {
   /** Stores a workspace file (the runner's chat logs). */
   async putWorkspaceFile(sessionId: string, topicId: string, path: string, body: string | Uint8Array<ArrayBuffer>, contentType = "text/plain; charset=utf-8"): Promise<void> {
     const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
-    const url = new URL(`/v1/sessions/${encodeURIComponent(sessionId)}/topics/${encodeURIComponent(topicId)}/workspace/${path.split("/").map(encodeURIComponent).join("/")}`, this.options.baseUrl);
+    const url = this.workspaceUrl(sessionId, topicId, path);
     const init = { method: "PUT", headers: { Authorization: `Bearer ${this.options.apiKey}`, "Content-Type": contentType, "Content-Length": String(bytes.byteLength) }, body: bytes };
     // A long log needs time to send: the limit grows by 1 ms a KB (1 MB/s).
     const timeoutMs = (this.options.timeoutMs ?? 10_000) + Math.ceil(bytes.byteLength / 1000);
     await this.withRetries("workspace upload", this.options.retries ?? 3, () => this.request(url, init, undefined, timeoutMs));
+  }
+
+  /** Removes a workspace file; one already gone is not an error. */
+  async deleteWorkspaceFile(sessionId: string, topicId: string, path: string): Promise<void> {
+    const init = { method: "DELETE", headers: { Authorization: `Bearer ${this.options.apiKey}` } };
+    try {
+      await this.withRetries("workspace delete", this.options.retries ?? 3, () => this.request(this.workspaceUrl(sessionId, topicId, path), init));
+    } catch (error) {
+      if (!(error instanceof HttpError && error.status === 404)) throw error;
+    }
+  }
+
+  /** The paths of a topic's workspace files under `prefix` (the first 1,000). */
+  async listWorkspace(sessionId: string, topicId: string, prefix: string): Promise<string[]> {
+    const url = this.workspaceUrl(sessionId, topicId, "");
+    url.search = new URLSearchParams({ prefix, limit: "1000" }).toString();
+    const init = { headers: { Authorization: `Bearer ${this.options.apiKey}`, Accept: "application/json" } };
+    const text = await this.withRetries("workspace list", this.options.retries ?? 3, () => this.request(url, init));
+    return (JSON.parse(text) as { items: { path: string }[] }).items.map((i) => i.path);
+  }
+
+  private workspaceUrl(sessionId: string, topicId: string, path: string): URL {
+    const base = `/v1/sessions/${encodeURIComponent(sessionId)}/topics/${encodeURIComponent(topicId)}/workspace`;
+    return new URL(path ? `${base}/${path.split("/").map(encodeURIComponent).join("/")}` : base, this.options.baseUrl);
   }
 }
 

@@ -6,6 +6,7 @@ import type { AgentEvent } from "../src/domain/events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step } from "../src/domain/steps";
 import { agentExit, signalGroup } from "./agent-exit";
 import { applySummary, emptyUsage, UsageLines } from "./agent-output";
+import { ChatLog } from "./chat-log";
 import { HttpError, type SwitchboardClient } from "./client";
 import { pickRotatedToken } from "./rotation";
 import type { StepOutcome } from "./summary-table";
@@ -20,6 +21,9 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** How often the chat log is uploaded while a step runs (default 5 s; SWITCHBOARD_LOG_UPLOAD_MS). */
   logUploadMs?: number;
+  /** The chat log's part size and what the workspace keeps of it (ChatLog; tests make them small). */
+  logPartBytes?: number;
+  logMaxBytes?: number;
   out?: (text: string) => void;
   /** Tests pass a signal; the CLI wires SIGINT/SIGTERM to it. It stops the agent with SIGTERM. */
   interrupt?: AbortSignal;
@@ -91,25 +95,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   const dir = mkdtempSync(join(tmpdir(), "switchboard-step-"));
   const summaryFile = join(dir, "summary.json");
   const usage = emptyUsage();
-  const logPath = `logs/${step}.log`;
-  let log = "";
-  let uploaded = 0;
-  // One upload at a time: each PUT replaces the whole file, so a slow one finishing after a
-  // newer one would leave a stale log. A tick that finds one in flight skips.
-  let inFlight: Promise<void> | null = null;
-  const upload = (): Promise<void> => {
-    if (inFlight) return inFlight;
-    if (log.length === uploaded) return Promise.resolve();
-    const snapshot = log;
-    inFlight = client
-      .putWorkspaceFile(o.sessionId, o.topicId, logPath, snapshot)
-      .then(
-        () => void (uploaded = snapshot.length),
-        (e: unknown) => out(`[switchboard] chat log upload failed: ${e instanceof Error ? e.message : String(e)}\n`),
-      )
-      .finally(() => (inFlight = null));
-    return inFlight;
-  };
+  const log = new ChatLog({ client, sessionId: o.sessionId, topicId: o.topicId, step, note: out, partBytes: o.logPartBytes, maxBytes: o.logMaxBytes });
 
   const rotated = pickRotatedToken(o.env ?? process.env);
   const started = Date.now();
@@ -133,14 +119,14 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   const lines = new UsageLines(usage);
   child.stdout?.on("data", (text: string) => {
     out(text);
-    log += text;
+    log.append(text);
     lines.push(text);
   });
   child.stderr?.on("data", (text: string) => {
     out(text);
-    log += text;
+    log.append(text);
   });
-  const timer = setInterval(() => void upload(), o.logUploadMs ?? 5000);
+  const timer = setInterval(() => void log.sync(), o.logUploadMs ?? 5000);
   let interrupted = false;
   let escalation: NodeJS.Timeout | undefined;
   const killGroup = (signal: NodeJS.Signals) => child.pid !== undefined && signalGroup(child.pid, signal);
@@ -167,8 +153,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     // No summary file: the JSON lines are the report.
   }
   rmSync(dir, { recursive: true, force: true });
-  await inFlight; // the last periodic upload, then the whole log
-  await upload();
+  await log.finish();
 
   const duration_ms = Date.now() - started;
   try {

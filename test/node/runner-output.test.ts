@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SwitchboardClient } from "../../cli/client";
+import { runSteps } from "../../cli/run";
 import { type DevWorker, eventually, getJson, setUpTeam, startDevWorker } from "./dev-worker";
 import { nodeAgent, readWorkspace, sleep, startCli, startProxy } from "./runner-helpers";
 
@@ -93,4 +95,64 @@ describe("switchboard run: the agent's output", () => {
       await proxy.close();
     }
   }, 60_000);
+
+  describe("a long chat log", () => {
+    // 30 lines of 200 bytes, 30 ms apart, with parts of 1,000 bytes: each pipe read is a line or two.
+    const lines = Array.from({ length: 30 }, (_, i) => `line ${String(i).padStart(2, "0")} ${"x".repeat(191)}`);
+    const agent = nodeAgent(`const lines = ${JSON.stringify(lines)}; let i = 0; const t = setInterval(() => { console.log(lines[i++]); if (i === lines.length) clearInterval(t); }, 30)`);
+    const printed = lines.map((l) => `${l}\n`).join("");
+
+    /** A client that records the size of each chat log upload. */
+    const recording = (key: string, puts: number[]) =>
+      new SwitchboardClient({
+        baseUrl: worker.url,
+        apiKey: key,
+        fetch: (input, init) => {
+          if (init?.method === "PUT" && init.body instanceof Uint8Array) puts.push(init.body.byteLength);
+          return fetch(input, init);
+        },
+      });
+    const listed = async (key: string, sid: string) => {
+      const res = await fetch(`${worker.url}/v1/sessions/${sid}/topics/t1/workspace?prefix=logs/`, { headers: { Authorization: `Bearer ${key}` } });
+      return ((await res.json()) as { items: { path: string }[] }).items.map((i) => i.path).sort();
+    };
+
+    it("is stored in parts, and a tick uploads only the part that changed, never the whole log again", async () => {
+      const team = await setUpTeam(worker, "parts", "t1");
+      const puts: number[] = [];
+      const outcomes = await runSteps(recording(team.api_key, puts), { sessionId: "parts", topicId: "t1", steps: ["design"], command: agent, logUploadMs: 50, logPartBytes: 1000, out: () => {} });
+      expect(outcomes[0]?.status).toBe("completed");
+      const paths = await listed(team.api_key, "parts");
+      expect(paths.length).toBeGreaterThanOrEqual(6);
+      expect(paths).toContain("logs/design.log");
+      let joined = "";
+      for (let n = 1; n <= paths.length; n++) {
+        const part = await readWorkspace(worker.url, team.api_key, "parts", "t1", n === 1 ? "logs/design.log" : `logs/design.${n}.log`);
+        expect(part.status, `part ${n}`).toBe(200);
+        joined += part.text;
+      }
+      expect(joined).toBe(printed);
+      expect(Math.max(...puts)).toBeLessThanOrEqual(1000 + 2 * 201);
+    }, 60_000);
+
+    it("past what the workspace keeps, holds the first part and the latest; a later run's log replaces all of the earlier one's", async () => {
+      const team = await setUpTeam(worker, "runaway", "t1");
+      const notes: string[] = [];
+      const options = { sessionId: "runaway", topicId: "t1", steps: ["design" as const], logUploadMs: 50, logPartBytes: 1000, logMaxBytes: 3000, out: (t: string) => void notes.push(t) };
+      await runSteps(recording(team.api_key, []), { ...options, command: agent });
+      const paths = await listed(team.api_key, "runaway");
+      expect(paths).toHaveLength(3);
+      expect(paths).toContain("logs/design.log");
+      expect(paths).not.toContain("logs/design.2.log");
+      const first = await readWorkspace(worker.url, team.api_key, "runaway", "t1", "logs/design.log");
+      expect(first.text.startsWith(`${lines[0]}\n`)).toBe(true);
+      const last = paths.filter((p) => p !== "logs/design.log").sort((a, b) => Number(a.split(".")[1]) - Number(b.split(".")[1])).at(-1) as string;
+      expect((await readWorkspace(worker.url, team.api_key, "runaway", "t1", last)).text.endsWith(`${lines.at(-1)}\n`)).toBe(true);
+      expect(notes.join("")).toMatch(/chat log: past 3 parts, the parts after the first are removed oldest first \(from logs\/design\.2\.log\)/);
+
+      await runSteps(recording(team.api_key, []), { ...options, command: nodeAgent(`console.log("short")`) });
+      expect(await listed(team.api_key, "runaway")).toEqual(["logs/design.log"]);
+      expect((await readWorkspace(worker.url, team.api_key, "runaway", "t1", "logs/design.log")).text).toBe("short\n");
+    }, 60_000);
+  });
 });
