@@ -1,3 +1,4 @@
+import { constants } from "node:os";
 import type { Command } from "commander";
 import { type Colors, colorsFor } from "./output";
 
@@ -61,31 +62,38 @@ export function action<A extends unknown[]>(ctx: Context, fn: (...args: A) => Pr
   };
 }
 
+/** The signals that stop a command: Ctrl-C, a request to stop, and a closed terminal or dropped SSH session. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 /**
- * `signal` aborts when the user presses Ctrl-C (or the process is told to stop); `dispose`
- * removes the handlers. By default a second Ctrl-C gets Node's default (the process ends).
- * With `repeat` (the runner, whose agent runs in its own process group and would outlive it)
- * the handlers stay: the second aborts `again`, a third exits 130 at once.
+ * `signal` aborts when the user presses Ctrl-C (or the process is told to stop, or its terminal
+ * goes away); `dispose` removes the handlers; `exitCode` is 128 + the first signal's number (130
+ * for Ctrl-C, 129 for SIGHUP, 143 for SIGTERM), as a shell reports a process that signal ended.
+ * By default a second signal gets Node's default (the process ends). With `repeat` (the
+ * runner, whose agent runs in its own process group and would outlive it) the handlers stay:
+ * the second aborts `again`, a third exits at once.
  */
-export function interruption(options: { repeat?: boolean } = {}): { signal: AbortSignal; again: AbortSignal; dispose(): void } {
+export function interruption(options: { repeat?: boolean } = {}): { signal: AbortSignal; again: AbortSignal; exitCode(): number; dispose(): void } {
   const first = new AbortController();
   const second = new AbortController();
   let count = 0;
-  const stop = () => {
+  let exitCode = 130;
+  const stop = (name: NodeJS.Signals) => {
     count += 1;
-    if (count === 1) first.abort();
-    else if (count === 2) second.abort();
-    else process.exit(130);
+    if (count === 1) {
+      exitCode = 128 + (constants.signals[name] ?? 2);
+      first.abort();
+    } else if (count === 2) second.abort();
+    else process.exit(exitCode);
   };
   const listen = options.repeat ? process.on.bind(process) : process.once.bind(process);
-  listen("SIGINT", stop);
-  listen("SIGTERM", stop);
+  for (const name of STOP_SIGNALS) listen(name, stop);
   return {
     signal: first.signal,
     again: second.signal,
+    exitCode: () => exitCode,
     dispose() {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
+      for (const name of STOP_SIGNALS) process.off(name, stop);
     },
   };
 }

@@ -25,7 +25,7 @@ export interface RunOptions {
   logPartBytes?: number;
   logMaxBytes?: number;
   out?: (text: string) => void;
-  /** Tests pass a signal; the CLI wires SIGINT/SIGTERM to it. It stops the agent with SIGTERM. */
+  /** Tests pass a signal; the CLI wires SIGINT, SIGTERM and SIGHUP to it. It stops the agent with SIGTERM. */
   interrupt?: AbortSignal;
   /** After `interrupt`, how long an agent may take to exit before SIGKILL (default 10 s; SWITCHBOARD_KILL_GRACE_MS). */
   killGraceMs?: number;

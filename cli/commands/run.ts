@@ -34,7 +34,7 @@ export const runCommand: CliCommand = {
           try {
             const outcomes = await runSteps(client, { sessionId: opts.session, topicId: opts.topic, steps, maxTurns: opts.turns, command, env: ctx.env, logUploadMs, interrupt: stop.signal, killGraceMs, forceKill: stop.again, out: ctx.out });
             ctx.out(`\n${renderSummary(outcomes)}\n`);
-            if (stop.signal.aborted) return 130;
+            if (stop.signal.aborted) return stop.exitCode();
             return outcomes.every((o) => o.status === "completed") ? 0 : 1;
           } catch (error) {
             throw agentFailure(error, ctx.env);

@@ -110,6 +110,19 @@ describe("switchboard run: stopping", () => {
     expect(topic.steps.design.error).toBe("interrupted");
   }, 60_000);
 
+  it("a closed terminal (SIGHUP) stops the agent as a Ctrl-C does: its group told to stop, step_failed, exit 129", async () => {
+    const team = await setUpTeam(worker, "hangup", "t1");
+    const run = startCli(["run", "--session", "hangup", "--topic", "t1", "design", "--", ...nodeAgent(`console.log("pid " + process.pid); setInterval(() => {}, 1000)`)], envFor(team.api_key));
+    await run.waitFor((o) => o.includes("pid "), 15_000, "the agent's pid");
+    const pid = agentPid(run.out.stdout);
+    run.child.kill("SIGHUP");
+    const end = await within(run.exited, 15_000);
+    expect(end).toMatchObject({ code: 129 });
+    expect(alive(pid)).toBe(false);
+    const topic = await eventually(() => getJson(worker, "/v1/sessions/hangup/topics/t1", team.api_key), (t) => t.steps?.design?.status === "failed");
+    expect(topic.steps.design.error).toBe("interrupted");
+  }, 60_000);
+
   it("an agent killed by a signal is reported so, and the steps after it are skipped", async () => {
     const team = await setUpTeam(worker, "killed", "t1");
     const run = await startCli(["run", "--session", "killed", "--topic", "t1", "all", "--", ...nodeAgent(`process.kill(process.pid, "SIGTERM"); setTimeout(() => {}, 5000)`)], envFor(team.api_key)).exited;
