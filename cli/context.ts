@@ -38,6 +38,11 @@ export interface CliCommand {
 export function createContext(env: NodeJS.ProcessEnv, io: Partial<Io> = {}): Context {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
+  // A reader that went away (`| head -1`: EPIPE; a closed terminal: EIO) ends the printing, not
+  // the command: unhandled, the error would end the process mid-run, an agent's step unreported.
+  let stdoutGone = false;
+  stdout.on("error", () => void (stdoutGone = true));
+  stderr.on("error", () => {});
   const tty = "isTTY" in stdout && stdout.isTTY === true;
   const errTty = "isTTY" in stderr && stderr.isTTY === true;
   return {
@@ -50,7 +55,7 @@ export function createContext(env: NodeJS.ProcessEnv, io: Partial<Io> = {}): Con
     errColor: colorsFor(errTty, env),
     agentCommand: null,
     exitCode: 0,
-    out: (text) => void stdout.write(text),
+    out: (text) => void (stdoutGone || stdout.write(text)),
     err: (text) => void stderr.write(text),
   };
 }

@@ -96,6 +96,20 @@ describe("switchboard run: the agent's output", () => {
     }
   }, 60_000);
 
+  it("a reader that goes away (`| head -1`) ends the printing, not the run: the step is reported and its whole log stored", async () => {
+    const team = await setUpTeam(worker, "epipe", "t1");
+    const run = startCli(["run", "--session", "epipe", "--topic", "t1", "design", "--", ...nodeAgent(`let i = 0; const t = setInterval(() => { console.log("line " + i++); if (i === 30) clearInterval(t); }, 50)`)], envFor(team.api_key));
+    await run.waitFor((o) => o.includes("line 0"), 15_000, "the first line");
+    run.child.stdout?.destroy(); // as head does once it has its line
+    const end = await run.exited;
+    expect(end.stderr).not.toMatch(/EPIPE|error/);
+    expect(end.code).toBe(0);
+    const topic = await eventually(() => getJson(worker, "/v1/sessions/epipe/topics/t1", team.api_key), (t) => t.steps?.design?.status === "completed");
+    expect(topic.steps.design.status).toBe("completed");
+    const log = await readWorkspace(worker.url, team.api_key, "epipe", "t1", "logs/design.log");
+    expect(log.text).toBe(Array.from({ length: 30 }, (_, i) => `line ${i}\n`).join(""));
+  }, 60_000);
+
   describe("a long chat log", () => {
     // 30 lines of 200 bytes, 30 ms apart, with parts of 1,000 bytes: each pipe read is a line or two.
     const lines = Array.from({ length: 30 }, (_, i) => `line ${String(i).padStart(2, "0")} ${"x".repeat(191)}`);
