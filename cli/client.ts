@@ -56,6 +56,31 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * The sentinel store (an S3 API: R2's) refused a sentinel or could not be reached, after the
+ * callbacks could not be: its settings (SWITCHBOARD_SENTINEL_*) are at fault, not the API key
+ * or the session. `status` and `code` are S3's answer (403 and `SignatureDoesNotMatch`, say);
+ * null when there was none.
+ */
+export class SentinelStoreError extends Error {
+  constructor(
+    readonly status: number | null,
+    readonly code: string | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The store's own error (S3's `<Error><Code>…</Code><Message>…</Message>`) as one, with the callbacks' failure before it. */
+function sentinelStoreError(error: unknown, callbacks: string): SentinelStoreError {
+  const because = `callbacks unreachable (${callbacks}), and the sentinel store`;
+  if (!(error instanceof HttpError)) return new SentinelStoreError(null, null, `${because} could not be reached: ${error instanceof Error ? error.message : String(error)}`);
+  const code = /<Code>([^<]*)<\/Code>/.exec(error.body)?.[1] ?? null;
+  const detail = /<Message>([^<]*)<\/Message>/.exec(error.body)?.[1] ?? error.body.slice(0, 200).trim();
+  return new SentinelStoreError(error.status, code, `${because} refused the event: HTTP ${error.status}${code ? ` ${code}` : ""}${detail ? `: ${detail}` : ""}`);
+}
+
 /** An attempt that got no answer in time; retried like a 503. */
 class TimeoutError extends Error {}
 
@@ -87,7 +112,7 @@ export class SwitchboardClient {
         // A refusal (400, 401, 404 …) is final: a sentinel would be refused by the sweep too.
         if (error instanceof HttpError && !RETRYABLE.has(error.status)) throw error;
         if (!this.options.sentinel) throw error;
-        const keys = await this.writeSentinels(list.slice(i));
+        const keys = await this.writeSentinels(list.slice(i), message);
         this.options.log?.(`callbacks unreachable (${message}); wrote ${keys.length} sentinel(s)`);
         return { delivered: "sentinel", keys, error: message };
       }
@@ -145,7 +170,7 @@ export class SwitchboardClient {
   }
 
   /** Writes each event to `callback-sentinels/alpha/{team}/{session}/{topic|-}/{event}.json`, signed like a callback. */
-  private async writeSentinels(events: AgentEvent[]): Promise<string[]> {
+  private async writeSentinels(events: AgentEvent[], callbacks: string): Promise<string[]> {
     const target = this.options.sentinel as SentinelTarget;
     const s3 = new AwsClient({ accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey, service: "s3", region: target.region ?? "auto", retries: 0 }); // our retries, not its own 10 more per try
     const keys: string[] = [];
@@ -159,7 +184,11 @@ export class SwitchboardClient {
         Object.assign(headers, { "x-amz-meta-webhook-id": id, "x-amz-meta-webhook-timestamp": String(ts), "x-amz-meta-webhook-signature": await signPayload(this.options.signingSecret, id, ts, body) });
       }
       const url = `${target.endpoint.replace(/\/$/, "")}/${target.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
-      await this.withRetries("sentinel PUT", 3, () => this.request(url, { method: "PUT", headers, body }, undefined, undefined, s3.fetch.bind(s3) as typeof fetch), 200);
+      try {
+        await this.withRetries("sentinel PUT", 3, () => this.request(url, { method: "PUT", headers, body }, undefined, undefined, s3.fetch.bind(s3) as typeof fetch), 200);
+      } catch (error) {
+        throw sentinelStoreError(error, callbacks);
+      }
       keys.push(key);
     }
     return keys;

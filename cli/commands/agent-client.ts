@@ -1,4 +1,4 @@
-import { type ClientOptions, clientOptionsFromEnv, HttpError } from "../client";
+import { type ClientOptions, clientOptionsFromEnv, HttpError, SentinelStoreError } from "../client";
 import { loadConfig } from "../config";
 import { CliError, UsageError } from "../errors";
 import { z } from "zod";
@@ -13,7 +13,7 @@ export function agentClientOptions(env: NodeJS.ProcessEnv): ClientOptions {
 }
 
 /**
- * What `emit` and `run` print when the server refused an event: `error: <title>: <detail>`
+ * What `emit` and `run` print when the server (or the sentinel store) refused an event: `error: <title>: <detail>`
  * and a hint naming the fix, as the people's commands do. Anything else is passed on.
  */
 export function agentFailure(error: unknown, env: NodeJS.ProcessEnv): unknown {
@@ -25,6 +25,7 @@ export function agentFailure(error: unknown, env: NodeJS.ProcessEnv): unknown {
       : "--data must be a JSON object with the fields of that event type (see /openapi.json, POST /v1/callbacks)";
     return new UsageError(`the event is not valid: ${issues.join("; ")}`, hint);
   }
+  if (error instanceof SentinelStoreError) return new CliError(error.message, 1, sentinelHint(error, env));
   if (!(error instanceof HttpError)) return error;
   return new CliError(error.message, 1, agentHint(error, env));
 }
@@ -40,4 +41,13 @@ function agentHint(error: HttpError, env: NodeJS.ProcessEnv): string | undefined
   if (error.status === 403) return "the key lacks the agent scope: agents need a key with it (POST /v1/keys {\"name\":\"…\",\"scopes\":[\"agent\"]})";
   if (error.status === 404) return "the session does not exist in this key's team: create it first (POST /v1/sessions {\"id\":\"…\"})";
   return undefined;
+}
+
+/** The sentinel store's answer is about its settings, not the API's key or sessions. */
+function sentinelHint(error: SentinelStoreError, env: NodeJS.ProcessEnv): string {
+  const unreachable = "the API was unreachable too: check SWITCHBOARD_URL";
+  if (error.status === null) return `could not reach SWITCHBOARD_SENTINEL_ENDPOINT (${env.SWITCHBOARD_SENTINEL_ENDPOINT ?? "unset"}): check it; ${unreachable}`;
+  if (error.status === 404 || error.code === "NoSuchBucket") return `no bucket ${env.SWITCHBOARD_SENTINEL_BUCKET ?? ""} at SWITCHBOARD_SENTINEL_ENDPOINT (${env.SWITCHBOARD_SENTINEL_ENDPOINT ?? "unset"}): check SWITCHBOARD_SENTINEL_BUCKET and the endpoint's account; ${unreachable}`;
+  if (error.status === 401 || error.status === 403) return `the sentinel store refused the credentials: check SWITCHBOARD_SENTINEL_ACCESS_KEY_ID and SWITCHBOARD_SENTINEL_SECRET_ACCESS_KEY (an R2 API token that may write to the bucket); ${unreachable}`;
+  return `check the SWITCHBOARD_SENTINEL_* settings (endpoint, bucket, keys, SWITCHBOARD_SENTINEL_REGION); ${unreachable}`;
 }
