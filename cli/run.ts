@@ -25,6 +25,8 @@ export interface RunOptions {
   logPartBytes?: number;
   logMaxBytes?: number;
   out?: (text: string) => void;
+  /** Where a failed step's reason is said as it fails (default stderr). */
+  err?: (text: string) => void;
   /** Tests pass a signal; the CLI wires SIGINT, SIGTERM and SIGHUP to it. It stops the agent with SIGTERM. */
   interrupt?: AbortSignal;
   /** After `interrupt`, how long an agent may take to exit before SIGKILL (default 10 s; SWITCHBOARD_KILL_GRACE_MS). */
@@ -169,6 +171,8 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     return { ...base, status: "completed" };
   }
   const error = interrupted ? "interrupted" : exit.error ? `could not start: ${exit.error}` : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+  // Said at once, on stderr: the summary comes only after the run, and stdout may be piped away.
+  if (!interrupted) (o.err ?? ((t: string) => process.stderr.write(t)))(`[switchboard] ${step} failed: ${error}\n`);
   await client.send(event("step_failed", { step, error, turns: usage.turns, duration_ms }));
   return { ...base, status: interrupted ? "interrupted" : "failed", detail: error };
 }

@@ -7,10 +7,11 @@ export interface StepOutcome {
   max_turns: number;
   cost_usd: number;
   duration_ms: number;
+  /** Why the step did not complete ("exit code 3", "killed by SIGKILL", "could not start: …"). */
   detail?: string;
 }
 
-/** The seed's timing summary: step, status, turns/budget, cost, duration, and a total row. */
+/** The seed's timing summary: step, status, turns/budget, cost, duration, and a total row; below it, why each step that failed did. */
 export function renderSummary(outcomes: StepOutcome[]): string {
   const table = new Table({ head: ["step", "status", "turns/budget", "cost", "duration"], style: { head: [], border: [] } });
   for (const o of outcomes) table.push([o.step, o.status, `${o.turns}/${o.max_turns}`, `$${o.cost_usd.toFixed(4)}`, formatDuration(o.duration_ms)]);
@@ -20,7 +21,9 @@ export function renderSummary(outcomes: StepOutcome[]): string {
     { turns: 0, budget: 0, cost: 0, ms: 0 },
   );
   table.push(["total", "", `${total.turns}/${total.budget}`, `$${total.cost.toFixed(4)}`, formatDuration(total.ms)]);
-  return table.toString();
+  // Why a step failed, under the table: a reason can be long (a path, a spawn error), a column would wrap.
+  const reasons = outcomes.filter((o) => o.detail && o.detail !== o.status).map((o) => `${o.step} ${o.status}: ${o.detail}`);
+  return [table.toString(), ...reasons].join("\n");
 }
 
 export function formatDuration(ms: number): string {

@@ -32,7 +32,7 @@ export const runCommand: CliCommand = {
           const killGraceMs = envMs(ctx.env, "SWITCHBOARD_KILL_GRACE_MS");
           const stop = interruption({ repeat: true });
           try {
-            const outcomes = await runSteps(client, { sessionId: opts.session, topicId: opts.topic, steps, maxTurns: opts.turns, command, env: ctx.env, logUploadMs, interrupt: stop.signal, killGraceMs, forceKill: stop.again, out: ctx.out });
+            const outcomes = await runSteps(client, { sessionId: opts.session, topicId: opts.topic, steps, maxTurns: opts.turns, command, env: ctx.env, logUploadMs, interrupt: stop.signal, killGraceMs, forceKill: stop.again, out: ctx.out, err: ctx.err });
             ctx.out(`\n${renderSummary(outcomes)}\n`);
             if (stop.signal.aborted) return stop.exitCode();
             return outcomes.every((o) => o.status === "completed") ? 0 : 1;

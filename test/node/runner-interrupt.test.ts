@@ -128,10 +128,20 @@ describe("switchboard run: stopping", () => {
     const run = await startCli(["run", "--session", "killed", "--topic", "t1", "all", "--", ...nodeAgent(`process.kill(process.pid, "SIGTERM"); setTimeout(() => {}, 5000)`)], envFor(team.api_key)).exited;
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/│ design\s+│ failed\s+│ 0\/15 /);
+    expect(run.stdout).toMatch(/└[─┴]+┘\ndesign failed: killed by SIGTERM\n/);
+    expect(run.stderr).toContain("[switchboard] design failed: killed by SIGTERM\n");
     for (const step of ["prep", "explore", "review", "implement", "evaluate"]) expect(run.stdout).toMatch(new RegExp(`│ ${step}\\s+│ skipped\\s+│ 0/\\d+ `));
     const topic = await eventually(() => getJson(worker, "/v1/sessions/killed/topics/t1", team.api_key), (t) => t.steps?.design?.status === "failed");
     expect(topic.steps.design.error).toBe("killed by SIGTERM");
     expect(topic.steps.prep.status).toBe("pending");
+  }, 60_000);
+
+  it("an agent that cannot start: the reason is printed, not only sent", async () => {
+    const team = await setUpTeam(worker, "nostart", "t1");
+    const run = await startCli(["run", "--session", "nostart", "--topic", "t1", "design", "--", "/nonexistent/cmd"], envFor(team.api_key)).exited;
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("[switchboard] design failed: could not start: spawn /nonexistent/cmd ENOENT\n");
+    expect(run.stdout).toContain("\ndesign failed: could not start: spawn /nonexistent/cmd ENOENT\n");
   }, 60_000);
 
   it("the step ends when the agent exits: the children it left (holding its output or not, ignoring SIGTERM or not) are stopped, not waited for", async () => {
