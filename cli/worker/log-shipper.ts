@@ -33,6 +33,9 @@ interface Entry {
 export class LogShipper {
   private queue: Entry[] = [];
   private dropped = 0;
+  /** Lines pushed, and lines taken off the queue (sent, failed or dropped): what `flush` counts. */
+  private pushed = 0;
+  private removed = 0;
   private inFlight: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
   private pausedUntil = 0;
@@ -45,24 +48,29 @@ export class LogShipper {
 
   push(taskId: string | undefined, line: string): void {
     this.queue.push({ taskId, text: truncateLine(line) });
+    this.pushed += 1;
     const max = this.options.maxBuffered ?? 20_000;
     if (this.queue.length > max) {
       const over = this.queue.length - max;
       this.queue.splice(0, over);
       this.dropped += over;
+      this.removed += over;
     }
     if (this.queue.length >= (this.options.batchLines ?? 500)) void this.flushSome();
   }
 
-  /** Sends what waits now, batch after batch, giving up after `timeoutMs` (the rest stays queued). */
+  /**
+   * Sends every line queued when it is called, batch after batch (after the batch already in
+   * flight, if any), giving up after `timeoutMs` or while sending is paused (the rest stays
+   * queued). Each batch leaves the queue as it is sent, and a failed one is dropped, so a
+   * failing API cannot keep it going, and lines pushed meanwhile cannot either.
+   */
   async flush(timeoutMs = 5000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (this.queue.length > 0 && Date.now() < until && Date.now() >= this.pausedUntil) {
-      const before = this.queue.length;
-      await this.flushSome();
-      if (this.queue.length >= before && this.inFlight === null) break;
+    const deadline = Date.now() + timeoutMs;
+    const target = this.pushed;
+    while (this.removed < target && Date.now() < deadline && Date.now() >= this.pausedUntil) {
+      await beforeDeadline(this.inFlight ?? this.flushSome(), deadline);
     }
-    if (this.inFlight) await Promise.race([this.inFlight, new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())))]);
   }
 
   async close(timeoutMs = 5000): Promise<void> {
@@ -86,6 +94,7 @@ export class LogShipper {
       n++;
     }
     const lines = this.queue.splice(0, n).map((e) => e.text);
+    this.removed += n;
     if (this.dropped > 0) {
       lines.unshift(`[switchboard] ${this.dropped} log lines dropped while the logs API was unreachable`);
       this.dropped = 0;
@@ -104,6 +113,19 @@ export class LogShipper {
         this.inFlight = null;
       });
     return this.inFlight;
+  }
+}
+
+/** `work`, or `deadline` (epoch ms) if that comes first; the timer never outlives it. */
+async function beforeDeadline(work: Promise<void>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+  });
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

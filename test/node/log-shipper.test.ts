@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import { ApiError } from "../../cli/worker/api";
+import { LogShipper, MAX_LINE_BYTES, truncateLine } from "../../cli/worker/log-shipper";
+
+describe("log shipping", () => {
+  it("cuts lines over 8 KiB on a character boundary", () => {
+    expect(truncateLine("short")).toBe("short");
+    const long = "é".repeat(6000); // 12,000 bytes
+    const cut = truncateLine(long);
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    expect(cut).toMatch(/^é+ …\[line truncated\]$/);
+  });
+
+  it("batches by task, at most 1,000 lines, and drops a failed batch without throwing", async () => {
+    const sent: Array<{ task_id?: string; lines: string[] }> = [];
+    let fail = true;
+    const warnings: string[] = [];
+    const shipper = new LogShipper({
+      send: async (body) => {
+        if (fail) {
+          fail = false;
+          throw new ApiError(503, "busy", null);
+        }
+        sent.push(body);
+      },
+      flushMs: 60_000,
+      batchLines: 10_000,
+      warn: (l) => warnings.push(l),
+    });
+    shipper.push("t1", "lost with the first batch");
+    await shipper.flush();
+    expect(warnings[0]).toMatch(/could not send 1 log lines .*503/);
+    for (let i = 0; i < 1500; i++) shipper.push("t1", `line ${i}`);
+    shipper.push("t2", "other task");
+    shipper.push(undefined, "worker line");
+    await shipper.close();
+    expect(sent.map((b) => [b.task_id, b.lines.length])).toEqual([
+      ["t1", 1000],
+      ["t1", 500],
+      ["t2", 1],
+      [undefined, 1],
+    ]);
+    expect(sent[1]?.lines.at(-1)).toBe("line 1499");
+  });
+
+  it("keeps each batch's JSON under the API's 1 MiB body limit, however long the lines", async () => {
+    const bodies: string[] = [];
+    const shipper = new LogShipper({ send: async (b) => void bodies.push(JSON.stringify(b)), flushMs: 60_000, batchLines: 10_000 });
+    for (let i = 0; i < 600; i++) shipper.push("t", `${i} ${"x".repeat(3000)}`);
+    // Control characters are escaped to 6 bytes each in JSON: the budget counts them so.
+    for (let i = 0; i < 300; i++) shipper.push("t", "\u0001".repeat(MAX_LINE_BYTES));
+    await shipper.close(20_000);
+    expect(bodies.length).toBeGreaterThan(1);
+    for (const body of bodies) expect(Buffer.byteLength(body)).toBeLessThan(1024 * 1024);
+    const lines = bodies.flatMap((b) => (JSON.parse(b) as { lines: string[] }).lines);
+    expect(lines).toHaveLength(900);
+    expect(lines.slice(0, 600).map((l) => Number(l.split(" ")[0]))).toEqual(Array.from({ length: 600 }, (_, i) => i));
+  });
+
+  it("keeps a bounded backlog and says how many lines it dropped", async () => {
+    const sent: string[][] = [];
+    const shipper = new LogShipper({ send: async (b) => void sent.push(b.lines), flushMs: 60_000, batchLines: 10_000, maxBuffered: 5 });
+    for (let i = 0; i < 8; i++) shipper.push("t", `l${i}`);
+    await shipper.close();
+    expect(sent).toEqual([["[switchboard] 3 log lines dropped while the logs API was unreachable", "l3", "l4", "l5", "l6", "l7"]]);
+  });
+
+  it("flush() sends every queued line, after a batch already in flight, before it returns", async () => {
+    const sent: string[] = [];
+    const shipper = new LogShipper({
+      send: async (b) => {
+        await new Promise((r) => setTimeout(r, 60));
+        sent.push(...b.lines);
+      },
+      flushMs: 60_000,
+    });
+    // The 500th line starts a batch; flush() starts while it is in flight.
+    for (let i = 0; i < 600; i++) shipper.push("t", `line ${i}`);
+    await shipper.flush();
+    expect(sent).toHaveLength(600);
+    expect(sent.at(-1)).toBe("line 599");
+    for (let i = 0; i < 100; i++) shipper.push("t", `last ${i}`);
+    await shipper.close();
+    expect(sent).toHaveLength(700);
+  });
+
+  it("flush() sends the whole backlog at the cap, batch after batch", async () => {
+    const batches: string[][] = [];
+    const send = async (b: { lines: string[] }) => {
+      await new Promise((r) => setTimeout(r, 5));
+      batches.push(b.lines);
+    };
+    const shipper = new LogShipper({ send, flushMs: 60_000, maxBuffered: 5000 });
+    for (let i = 0; i < 20_000; i++) shipper.push("t", `line ${i}`);
+    await shipper.flush();
+    const lines = batches.flat();
+    // The first batch (500 lines, started by the 500th) and the 5,000 newest: the rest were dropped at the cap.
+    expect(lines.filter((l) => l.startsWith("line "))).toHaveLength(5500);
+    expect(lines.at(-1)).toBe("line 19999");
+    await shipper.close();
+  });
+
+  it("flush() ends when every batch fails, and when a send never answers, by its deadline", async () => {
+    const warnings: string[] = [];
+    const failing = new LogShipper({ send: async () => Promise.reject(new ApiError(503, "down", null)), flushMs: 60_000, batchLines: 100_000, warn: (l) => warnings.push(l) });
+    for (let i = 0; i < 3000; i++) failing.push("t", `line ${i}`);
+    await failing.close();
+    expect(warnings).toHaveLength(1); // one warning per 30 s, not one per batch
+
+    const hanging = new LogShipper({ send: () => new Promise<void>(() => {}), flushMs: 60_000 });
+    for (let i = 0; i < 10; i++) hanging.push("t", `line ${i}`);
+    const started = Date.now();
+    await hanging.close(300);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});
