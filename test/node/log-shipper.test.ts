@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../cli/worker/api";
+import { LineQueue } from "../../cli/worker/line-queue";
 import { LogShipper, MAX_LINE_BYTES, truncateLine } from "../../cli/worker/log-shipper";
 
 describe("log shipping", () => {
@@ -62,7 +63,30 @@ describe("log shipping", () => {
     const shipper = new LogShipper({ send: async (b) => void sent.push(b.lines), flushMs: 60_000, batchLines: 10_000, maxBuffered: 5 });
     for (let i = 0; i < 8; i++) shipper.push("t", `l${i}`);
     await shipper.close();
-    expect(sent).toEqual([["[switchboard] 3 log lines dropped while the logs API was unreachable", "l3", "l4", "l5", "l6", "l7"]]);
+    expect(sent).toEqual([["[switchboard] 3 log lines dropped: more than 5 were waiting to be sent", "l3", "l4", "l5", "l6", "l7"]]);
+  });
+
+  it("drops the oldest line at the cap in constant time: 200,000 lines while the API stalls", () => {
+    const warnings: string[] = [];
+    const shipper = new LogShipper({ send: () => new Promise<void>(() => {}), flushMs: 60_000, warn: (l) => warnings.push(l) });
+    const started = performance.now();
+    for (let i = 0; i < 200_000; i++) shipper.push("t", `y ${i}`);
+    // Splicing the 20,000-line backlog on every line took over 15 s.
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(warnings).toEqual(["more than 20000 log lines are waiting to be sent; dropping the oldest (the task's log will say how many)"]);
+    void shipper.close(0);
+  });
+
+  it("tells each task how many of its lines were dropped, in that task's log", async () => {
+    const sent: Array<{ task_id?: string; lines: string[] }> = [];
+    const shipper = new LogShipper({ send: async (b) => void sent.push(b), flushMs: 60_000, batchLines: 10_000, maxBuffered: 4 });
+    for (const line of ["a1", "a2", "a3"]) shipper.push("a", line);
+    for (const line of ["b1", "b2", "b3", "b4", "b5"]) shipper.push("b", line);
+    await shipper.close();
+    expect(sent).toEqual([
+      { task_id: "a", lines: ["[switchboard] 3 log lines dropped: more than 4 were waiting to be sent"] },
+      { task_id: "b", lines: ["[switchboard] 1 log line dropped: more than 4 were waiting to be sent", "b2", "b3", "b4", "b5"] },
+    ]);
   });
 
   it("flush() sends every queued line, after a batch already in flight, before it returns", async () => {
@@ -112,5 +136,19 @@ describe("log shipping", () => {
     const started = Date.now();
     await hanging.close(300);
     expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it("LineQueue keeps order across its compactions", () => {
+    const q = new LineQueue<number>();
+    let next = 0;
+    let expected = 0;
+    for (let round = 0; round < 50; round++) {
+      for (let i = 0; i < 997; i++) q.push(next++);
+      for (const n of q.take(round % 2 ? 1500 : 400)) expect(n).toBe(expected++);
+      expect(q.at(0)).toBe(q.length > 0 ? expected : undefined);
+      expect(q.length).toBe(next - expected);
+    }
+    expect(q.take(q.length + 5)).toHaveLength(next - expected);
+    expect(q.length).toBe(0);
   });
 });
