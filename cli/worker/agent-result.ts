@@ -102,6 +102,26 @@ export function head(text: string, max: number): string {
   return text.length <= max ? text : `${wholeChars(text.slice(0, max - 60))}\n\n[… ${text.length - max + 60} characters cut]`;
 }
 
+/**
+ * `text`, cut and marked if need be, so that as a JSON string it takes at most `maxBytes`. The
+ * API refuses a body over 1 MiB whole (413), and a control character is 6 bytes in JSON
+ * (`\u0000`): 200,000 NULs, within a result's 200,000 characters, made a 1.2 MB body.
+ */
+export function fitJson(text: string, maxBytes: number): string {
+  const bytes = (t: string) => Buffer.byteLength(JSON.stringify(t));
+  if (bytes(text) <= maxBytes) return text;
+  const cut = (n: number) => `${wholeChars(text.slice(0, n))}\n\n[… ${text.length - n} characters cut to fit the API's body limit]`;
+  // The longest start that fits with its mark: JSON bytes only grow with the length.
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (bytes(cut(mid)) <= maxBytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return cut(lo);
+}
+
 /** Why an attempt failed, for the task's result: how the agent ended and the end of its stderr. */
 export function failureText(exit: { code: number | null; signal: string | null; error?: string }, stderr: string, report: AgentReport): string {
   const why = exit.error

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pickRotatedToken } from "../rotation";
-import { wholeChars } from "../output";
-import { addReports, type AgentReport, failureText, head, readAgentReport, tail } from "./agent-result";
+import { addReports, type AgentReport, failureText, fitJson, head, readAgentReport, tail } from "./agent-result";
 import { type AgentExit, type AgentRun, startAgent } from "./agent-process";
 import { ApiError, type LeasedTaskResponse, type WorkerApi } from "./api";
+import { readFileHead } from "./file-head";
 import { LogShipper } from "./log-shipper";
 import { createPlannedTasks, describePlannedTasks, setAsideStaleSpecs, specFiles } from "./planner";
 import { renderPrompt, renderTaskFile, taskPaths } from "./task-file";
@@ -61,7 +61,11 @@ export interface DaemonSummary {
 type Outcome = "completed" | "failed" | "lost" | "released";
 type WorkerStatus = "idle" | "working" | "waiting";
 
+/** The API's limits: a result (task-schemas.ts) and a question's text (routes/questions.ts). */
 const RESULT_CHARS = 200_000;
+const QUESTION_CHARS = 20_000;
+/** A result's share of the API's 1 MiB body (the rest of the report is a few figures). */
+const RESULT_JSON_BYTES = 900 * 1024;
 const STDOUT_TAIL = 20_000;
 
 /** `switchboard worker`: claim a task of the role, run the agent on it, report, repeat. */
@@ -187,10 +191,15 @@ class Daemon {
         if (!existsSync(at(p.question))) {
           return exit.code === 0 && report.is_error !== true ? await this.complete(task, report, run) : await this.fail(task, report, failureText(exit, run.stderr(), report));
         }
-        const question = readFileSync(at(p.question), "utf8").trim();
+        let question: string;
+        try {
+          question = readFileHead(at(p.question), QUESTION_CHARS).trim();
+        } catch (e) {
+          return await this.fail(task, report, `could not read the agent's question, ${p.question}: ${message(e)}`);
+        }
         if (!question) return await this.fail(task, report, `the agent wrote an empty ${p.question}`);
         if (this.stopping) return await this.release(task, report, `worker stopped: ${o.name} was stopped while the agent had a question`);
-        const asked = await this.ask(task, wholeChars(question.slice(0, 20_000)));
+        const asked = await this.ask(task, question);
         if (this.leaseLost) return await this.lost(task, this.leaseLost);
         if (asked.kind === "error") return await this.fail(task, report, asked.reason);
         if (asked.kind === "stopped") return await this.release(task, report, `worker stopped: ${o.name} was stopped while waiting for an answer`);
@@ -216,7 +225,12 @@ class Daemon {
   private async complete(task: LeasedTaskResponse, report: AgentReport, run: AgentRun): Promise<Outcome> {
     const p = taskPaths(task.id);
     const resultFile = join(this.o.dir, p.result);
-    let result = existsSync(resultFile) ? readFileSync(resultFile, "utf8") : (report.result ?? tail(run.stdout(), STDOUT_TAIL));
+    let result: string;
+    try {
+      result = existsSync(resultFile) ? readFileHead(resultFile, RESULT_CHARS) : (report.result ?? tail(run.stdout(), STDOUT_TAIL));
+    } catch (e) {
+      return this.fail(task, report, `could not read the agent's result, ${p.result}: ${message(e)}`);
+    }
     if (specFiles(join(this.o.dir, p.specs)).length > 0) {
       try {
         const planned = await createPlannedTasks(this.o.api, join(this.o.dir, p.specs), task.id);
@@ -237,7 +251,7 @@ class Daemon {
   private async finish(task: LeasedTaskResponse, how: "complete" | "fail", report: AgentReport, result: string): Promise<Outcome> {
     this.say(task.id, how === "complete" ? `completing ${task.id}` : `failing ${task.id}: ${result.split("\n")[0]}`);
     await this.logs.flush();
-    const body = { lease_id: task.lease.id, result: head(result, RESULT_CHARS), ...usage(report) };
+    const body = { lease_id: task.lease.id, result: fitJson(head(result, RESULT_CHARS), RESULT_JSON_BYTES), ...usage(report) };
     try {
       const ended = how === "complete" ? await this.o.api.complete(task.id, body) : await this.o.api.fail(task.id, body);
       this.say(task.id, `${task.id} is ${ended.status}`);

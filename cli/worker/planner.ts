@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { wholeChars } from "../output";
 import { ApiError, type WorkerApi } from "./api";
+import { readFileHead } from "./file-head";
 import { planSpecs, parseTaskSpec, type SpecFile } from "./task-spec";
 
 export interface PlannedTasks {
@@ -46,7 +47,8 @@ export async function createPlannedTasks(api: WorkerApi, specsDir: string, paren
   const out: PlannedTasks = { created: [], rejected: [] };
   const parsed: SpecFile[] = [];
   for (const file of specFiles(specsDir)) {
-    const r = parseTaskSpec(readFileSync(join(specsDir, file), "utf8"));
+    // More than a description may hold (100,000 characters, cut below), never the whole of a huge file.
+    const r = parseTaskSpec(readFileHead(join(specsDir, file), 200_000));
     if (r.ok) parsed.push({ file, spec: r.spec });
     else out.rejected.push({ file, reason: r.error });
   }

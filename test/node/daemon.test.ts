@@ -202,6 +202,31 @@ describe("switchboard worker", () => {
     expect(Date.parse((lines.at(-2) as { at: string }).at)).toBeLessThanOrEqual(Date.parse(done.updated_at));
   });
 
+  it("reads at most what the API takes of a huge result or question file, says it was cut, and fails an unreadable one", async () => {
+    const { key, call } = await newTeam();
+    const huge = await call("POST", "/v1/tasks", { title: "huge-result", role: "executor", priority: "critical" });
+    const unreadable = await call("POST", "/v1/tasks", { title: "unreadable result", role: "executor", priority: "high", max_attempts: 1 });
+    const asking = await call("POST", "/v1/tasks", { title: "huge-question", role: "executor" });
+    const run = daemon(key, tempDir(), ["--max-tasks", "3"]);
+    const open = await eventually(() => call("GET", "/v1/questions?status=open"), (l) => l.items.length === 1, 20_000);
+    const text: string = open.items[0].text;
+    expect(text.length).toBeLessThanOrEqual(20_000);
+    expect(text).toMatch(/^Which of these\?\nqqq/);
+    expect(text).toMatch(/\[… cut at 20,000 characters: the file is 629,145,600 bytes\]$/);
+    await call("POST", `/v1/questions/${open.items[0].id}/answer`, { text: "the first" });
+    expect((await run.done).code, run.output().slice(-2000)).toBe(0);
+
+    const done = await call("GET", `/v1/tasks/${huge.id}`);
+    expect(done.status, run.output().slice(-3000)).toBe("completed");
+    expect(done.result.length).toBeLessThanOrEqual(200_000);
+    // The rest of the file is NULs (truncate -s): 6 bytes each in JSON, so cut again to fit the 1 MiB body.
+    expect(done.result).toMatch(/^the start of a huge result\n\0+\n\n\[… \d+ characters cut to fit the API's body limit\]$/);
+    const failed = await call("GET", `/v1/tasks/${unreadable.id}`);
+    expect(failed.status).toBe("failed");
+    expect(failed.result).toMatch(/^could not read the agent's result, outputs\/task_\w+_result\.md: .* is not a regular file/);
+    expect(await call("GET", `/v1/tasks/${asking.id}`)).toMatchObject({ status: "completed", result: "answered: the first\n" });
+  });
+
   it("stops after --max-tasks", async () => {
     const { key, call } = await newTeam();
     for (const n of [1, 2, 3]) await call("POST", "/v1/tasks", { title: `complete number ${n}`, role: "executor" });
