@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from "./config";
-import { CliError, describeProblem, type Problem } from "./errors";
+import { bodyExcerpt, CliError, describeProblem, type Problem } from "./errors";
 
 /** The API refused: exit 1, with the problem in one line and a hint where one helps. */
 export class ApiFailure extends CliError {
@@ -98,7 +98,8 @@ export class Api {
     try {
       return { status: res.status, body: (text === "" ? null : JSON.parse(text)) as T };
     } catch {
-      throw new CliError(`${method} ${url.pathname} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`, 1, `is ${this.config.baseUrl} a Switchboard Worker?`);
+      const type = res.headers.get("Content-Type")?.split(";")[0]?.trim();
+      throw new CliError(`${method} ${url.pathname} answered ${res.status}${type ? ` (${type})` : ""} with something that is not JSON: ${bodyExcerpt(text)}`, 1, notSwitchboard(this.config.baseUrl));
     }
   }
 }
@@ -112,11 +113,17 @@ function unreachable(baseUrl: string, error: unknown): CliError {
 
 /** `error: <title>: <detail>` from problem+json (with field errors), and a hint for the common fixes. */
 function failure(res: Response, text: string, config: Api["config"]): ApiFailure {
-  const { problem, message } = describeProblem(res.status, text, res.statusText);
+  const { problem, message } = describeProblem(res.status, text, res.statusText, res.headers.get("Content-Type"));
   return new ApiFailure(res.status, problem, message, hintFor(res, problem, config));
 }
 
+/** Every refusal of a Switchboard API is problem+json: an answer without it came from something else. */
+function notSwitchboard(baseUrl: string): string {
+  return `${baseUrl} may not be a Switchboard API (its errors are problem+json): check SWITCHBOARD_URL or \`switchboard login --url URL --key KEY\``;
+}
+
 function hintFor(res: Response, problem: Problem | null, config: Api["config"]): string | undefined {
+  if (!problem?.title) return notSwitchboard(config.baseUrl);
   const keyFrom = config.source.apiKey === "env" ? "SWITCHBOARD_API_KEY" : config.path;
   if (res.status === 401) return `the key from ${keyFrom} was refused by ${config.baseUrl}: run \`switchboard login --url URL --key KEY\` with a valid key${config.source.apiKey === "env" ? ", or fix or unset SWITCHBOARD_API_KEY" : ""}`;
   if (res.status === 403) {

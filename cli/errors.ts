@@ -1,3 +1,5 @@
+import { printable, wholeChars } from "./output";
+
 /**
  * What a command failed with, and the exit code it means: 1 for a failure (the API refused,
  * the network), 2 for bad usage (a missing flag, no key configured). `hint` names the fix.
@@ -31,9 +33,10 @@ export interface Problem {
 
 /**
  * An API error as one line, `<title>: <detail> (field: message; …)` from its problem+json,
- * else `HTTP <status>: <body>` (an HTML page from a proxy, say); with the problem, if any.
+ * else `HTTP <status> <status text> (<content type>): <excerpt>` (an HTML page from a proxy,
+ * or a server that is not Switchboard's); with the problem, if any.
  */
-export function describeProblem(status: number, text: string, statusText = ""): { problem: Problem | null; message: string } {
+export function describeProblem(status: number, text: string, statusText = "", contentType: string | null = null): { problem: Problem | null; message: string } {
   let problem: Problem | null = null;
   try {
     const parsed = JSON.parse(text) as unknown;
@@ -41,7 +44,22 @@ export function describeProblem(status: number, text: string, statusText = ""): 
   } catch {
     // not JSON
   }
-  const fields = problem?.errors?.length ? ` (${problem.errors.map((e) => `${e.path}: ${e.message}`).join("; ")})` : "";
-  const message = problem?.title ? `${problem.title}: ${problem.detail ?? ""}${fields}`.replace(/: $/, "") : `HTTP ${status}: ${text.slice(0, 200).trim() || statusText}`;
-  return { problem, message };
+  if (problem?.title) {
+    const fields = problem.errors?.length ? ` (${problem.errors.map((e) => `${e.path}: ${e.message}`).join("; ")})` : "";
+    return { problem, message: `${problem.title}: ${problem.detail ?? ""}${fields}`.replace(/: $/, "") };
+  }
+  const type = contentType?.split(";")[0]?.trim();
+  const excerpt = bodyExcerpt(text);
+  return { problem, message: `HTTP ${status}${statusText ? ` ${statusText}` : ""}${type ? ` (${type})` : ""}${excerpt ? `: ${excerpt}` : ""}` };
+}
+
+/**
+ * At most `max` characters of a body that is not problem+json, on one line and safe to print:
+ * an HTML page's text without its tags. The whole page would bury the one line an error is.
+ */
+export function bodyExcerpt(text: string, max = 100): string {
+  const start = text.slice(0, 10_000);
+  const plain = /^\s*</.test(start) ? start.replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, " ").replace(/<[^>]*>?/g, " ") : start;
+  const flat = plain.replace(/\s+/g, " ").trim();
+  return printable(flat.length > max ? `${wholeChars(flat.slice(0, max - 1)).trimEnd()}…` : flat);
 }
