@@ -39,6 +39,8 @@ export const addTaskCommand: CliCommand = {
       .option("--json", "print the task as JSON")
       .action(
         action(ctx, async (title: string, opts: AddTaskOptions) => {
+          // The API refuses a blank title too, but that would be exit 1 after a request: it is bad usage.
+          if (title.trim() === "") throw new UsageError("the title is empty", 'say what to do in a line: switchboard add-task "Fix the login bug" --role executor');
           if (!ROLE_PATTERN.test(opts.role)) throw new UsageError(`--role ${opts.role} is not a role name`, "roles are lowercase: a letter, then letters, digits, '_' or '-' (e.g. executor)");
           if (opts.description !== undefined && opts.descriptionFile !== undefined) throw new UsageError("give --description or --description-file, not both");
           let description: string | undefined;

@@ -2,7 +2,7 @@ import { apiFor } from "../api";
 import type { Question } from "../api-types";
 import { loadConfig } from "../config";
 import { action, type CliCommand } from "../context";
-import { CliError } from "../errors";
+import { CliError, UsageError } from "../errors";
 import { textOrStdin } from "../options";
 import { oneLine, printJson } from "../output";
 
@@ -26,6 +26,9 @@ export const respondCommand: CliCommand = {
       .option("--json", "print the answered question as JSON")
       .action(
         action(ctx, async (target: string, answerArg: string, opts: { json?: boolean }) => {
+          if (target.trim() === "") throw new UsageError("the question id or worker id is empty", "`switchboard status` lists the open questions and who asked them");
+          // Blank is refused by the API too, but after the requests: it is bad usage, exit 2.
+          if (answerArg.trim() === "") throw new UsageError("the answer is empty", 'give it as text, or - to read it from stdin: switchboard respond q_… "SQLite, on D1."');
           const answer = await textOrStdin(ctx, answerArg, "the answer");
           const api = apiFor(loadConfig(ctx.env));
           let questionId = target;

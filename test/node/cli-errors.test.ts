@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bodyExcerpt, describeProblem } from "../../cli/errors";
 import { runCli } from "./cli-process";
 
-/** The people's CLI against a URL that is not a Switchboard API (a static file server). */
+/** The people's CLI against a URL that is not a Switchboard API (a static file server), and blank text. */
 
 const PAGE = `<!DOCTYPE HTML>
 <html lang="en">
@@ -65,6 +65,24 @@ describe("a URL that is not a Switchboard API", () => {
     expect(loginLines[0]).toMatch(/^error: GET \/v1\/team answered 200 \(text\/html\) with something that is not JSON: Error response/);
     expect((loginLines[0] as string).length).toBeLessThan(200);
     expect(loginLines[1]).toContain("may not be a Switchboard API");
+  });
+});
+
+describe("blank required text", () => {
+  it("is bad usage (exit 2) before any request", async () => {
+    const before = requests.length;
+    for (const args of [
+      ["add-task", "", "--role", "executor"],
+      ["add-task", "  ", "--role", "executor"],
+      ["respond", "q_1", ""],
+      ["respond", "exec-alpha", " \n"],
+      ["respond", "", "the answer"],
+    ]) {
+      const run = await runCli(home, args, env());
+      expect(run.code, `switchboard ${JSON.stringify(args)}: ${run.stderr}`).toBe(2);
+      expect(run.stderr).toMatch(/^error: the (title|answer|question id or worker id) is empty\nhint: /);
+    }
+    expect(requests.length).toBe(before);
   });
 });
 
