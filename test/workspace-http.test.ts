@@ -208,6 +208,22 @@ describe("conditional PUT and DELETE (RFC 9110 §13.2.2): a precondition that fa
     expect(e2).not.toBe(v1.etag);
   });
 
+  it("PUT: If-Unmodified-Since at the file's own Last-Modified (whole seconds) holds; an empty If-None-Match list names nothing", async () => {
+    const path = url.replace("hello.txt", "cond-ius.txt");
+    await (await write(path, "fresh")).text();
+    const fresh = await call(path, { key });
+    // The upload time has milliseconds the date has not: that same second is "not modified since".
+    const freshModified = fresh.headers.get("last-modified") as string;
+    await fresh.body?.cancel();
+    const held = await write(path, "held", { "If-Unmodified-Since": freshModified });
+    expect(held.status).toBe(200);
+    await held.text();
+    const empty = await write(path, "empty-list", { "If-None-Match": "," });
+    expect(empty.status).toBe(200);
+    await empty.text();
+    expect(await read(path)).toBe("empty-list");
+  });
+
   it("DELETE: a failed If-Match or If-None-Match is 412 and the file stays; the current tag deletes it", async () => {
     const path = url.replace("hello.txt", "cond3.txt");
     const { etag: current } = await json(await write(path, "keep"));
@@ -236,5 +252,26 @@ describe("writeConditions: what R2 checks again as it writes", () => {
     const bare = (current?.httpEtag ?? "").replaceAll('"', "");
     expect(await env.BUCKET.put(k, "v4", { onlyIf: writeConditions(new Headers({ "If-Match": `"x", ${bare}` })) })).not.toBeNull();
     expect(writeConditions(new Headers({ "If-Modified-Since": "Wed, 21 Oct 2015 07:28:00 GMT" }))).toBeUndefined();
+  });
+});
+
+describe("a stored file stays inert in a browser", () => {
+  it("HTML an agent uploads (even with an inline disposition) comes back as an attachment, unsniffed and sandboxed, whole or ranged", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const path = `/v1/sessions/${sid}/topics/${tid}/workspace/out/report (final).html`;
+    const html = "<script>fetch('/v1/keys',{method:'POST'})</script>";
+    const res = await call(path, { method: "PUT", key: team.api_key, headers: { "Content-Type": "text/html", "Content-Disposition": "inline", "Content-Length": String(html.length) }, body: html });
+    expect(res.status).toBe(201);
+    await res.body?.cancel();
+    for (const headers of <Record<string, string>[]>[{}, { Range: "bytes=0-7" }, { "If-None-Match": '"other"' }]) {
+      const got = await call(path, { key: team.api_key, headers });
+      expect(got.status).toBeLessThan(300);
+      expect(got.headers.get("content-type")).toBe("text/html"); // kept, so a download opens with the right program
+      expect(got.headers.get("content-disposition")).toBe("attachment; filename*=UTF-8''report%20%28final%29.html");
+      expect(got.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(got.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
+      await got.body?.cancel();
+    }
   });
 });

@@ -214,14 +214,16 @@ async function sweepOne(state: SweepState, key: string): Promise<void> {
       return;
     }
     // Count the try in the object itself: the same bytes, the same metadata (its signature
-    // included) plus the count, when to try next and why. Only if no other sweep changed
-    // or removed it since it was read (then that sweep's outcome stands).
+    // included) plus the count, when to try next and why. Only while the object still holds
+    // the body read (etagMatches): a sentinel another sweep applied or rejected (removed) is
+    // never brought back, and one the agent replaced is never overwritten. Another sweep's
+    // rewrite of the same body is not told apart (the etag is the body's MD5, and R2, as HTTP,
+    // ignores an upload-time condition next to a matching etag), so two sweeps failing on it
+    // at once may both write the same count: at most one try more than MAX_ATTEMPTS.
     const rewritten = await env.BUCKET.put(key, bytes, {
       httpMetadata: object.httpMetadata,
       customMetadata: { ...meta, [ATTEMPTS_META]: String(attempts), [NEXT_ATTEMPT_META]: new Date(now + retryDelayMs(attempts)).toISOString(), [LAST_ERROR_META]: message },
-      // The etag is the body's MD5, the same after a rewrite: the upload time tells a rewrite
-      // by another sweep, so a sweep that read it before never writes an older count over it.
-      onlyIf: { etagMatches: object.etag, uploadedBefore: new Date(object.uploaded.getTime() + 1) },
+      onlyIf: { etagMatches: object.etag },
     });
     log("warn", "sentinel not applied; will retry", { key, attempts, error: message });
     if (rewritten) report.retrying += 1;

@@ -127,10 +127,16 @@ export function writeConditions(headers: Headers): Headers | undefined {
     const value = headers.get(name);
     if (value === null) continue;
     const tags = entityTags(value);
+    // An empty list (`If-None-Match: ,`) names no tag: nothing for R2 to check (it would refuse it).
+    if (tags !== "*" && tags.length === 0) continue;
     out.set(name, tags === "*" ? "*" : tags.map((t) => `${t.weak ? "W/" : ""}"${t.opaque}"`).join(", "));
   }
+  // An HTTP date has whole seconds and the file's upload time has milliseconds: "not modified
+  // since 12:00:05" holds for an upload at 12:00:05.964. R2 checks `uploaded < date` (strictly,
+  // at either granularity), so it is asked about the next second.
   const ius = headers.get("If-Unmodified-Since");
-  if (ius !== null && headers.get("If-Match") === null && httpDate(ius) !== null) out.set("If-Unmodified-Since", ius);
+  const iusDate = ius === null ? null : httpDate(ius);
+  if (iusDate !== null && headers.get("If-Match") === null) out.set("If-Unmodified-Since", new Date((iusDate + 1) * 1000).toUTCString());
   return [...out.keys()].length > 0 ? out : undefined;
 }
 
@@ -204,4 +210,22 @@ export function workspaceProblem(status: 412 | 416, detail: string, requestId: s
     status,
     headers: { "Content-Type": "application/problem+json", ...(requestId ? { "X-Request-Id": requestId } : {}), ...headers },
   });
+}
+
+/**
+ * Headers that keep a stored file inert in a browser. Anyone with an agent key can upload any
+ * content type, and the API's origin is where an operator's sign-in cookie lives: served as
+ * uploaded, an HTML file would run its scripts with that cookie. So every file is a download
+ * (`attachment`, whatever disposition the uploader gave), never sniffed into something else,
+ * and sandboxed with nothing allowed should a browser render it anyway.
+ */
+export function inertFileHeaders(path: string): Record<string, string> {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  // RFC 8187 ext-value: percent-encode everything outside attr-char (encodeURIComponent keeps ' ( ) *).
+  const encoded = encodeURIComponent(name).replace(/['()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);
+  return {
+    "Content-Disposition": `attachment; filename*=UTF-8''${encoded}`,
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+  };
 }

@@ -12,7 +12,7 @@ import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { topicHub } from "../lib/hubs";
 import { clientId } from "../lib/ids";
-import { evaluatePreconditions, ifRangeHolds, parseRange, resolveRange, workspaceProblem, writeConditions, writePreconditionsHold } from "../lib/workspace-http";
+import { evaluatePreconditions, ifRangeHolds, inertFileHeaders, parseRange, resolveRange, workspaceProblem, writeConditions, writePreconditionsHold } from "../lib/workspace-http";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 
 /**
@@ -184,17 +184,23 @@ workspaceRoutes.get(`${BASE}/*`, requireScope("read"), async (c) => {
     if (!object) throw new ApiError("not_found", `No file ${path}.`);
     if (!("body" in object)) continue; // replaced since the head
     if (!range) return whole(object);
-    const out = validators(object);
-    object.writeHttpMetadata(out);
+    const out = contentHeaders(object);
     out.set("Content-Range", `bytes ${range.offset}-${range.offset + range.length - 1}/${object.size}`);
     out.set("Content-Length", String(range.length));
     return new Response(object.body, { status: 206, headers: out });
   }
   throw new ApiError("unavailable", `The file ${path} kept changing while it was read; try again.`, [], { "Retry-After": "1" });
 
-  function whole(object: R2ObjectBody) {
+  /** The validators, the uploader's metadata, then what keeps the file inert (after, so it wins). */
+  function contentHeaders(object: R2ObjectBody) {
     const out = validators(object);
     object.writeHttpMetadata(out);
+    for (const [name, value] of Object.entries(inertFileHeaders(path))) out.set(name, value);
+    return out;
+  }
+
+  function whole(object: R2ObjectBody) {
+    const out = contentHeaders(object);
     out.set("Content-Length", String(object.size));
     return new Response(object.body, { status: 200, headers: out });
   }
