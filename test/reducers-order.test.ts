@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { AgentEvent } from "../src/domain/events";
+import { type AgentEvent, stampAccepted } from "../src/domain/events";
 import { applySessionEvent, newSession, type SessionState } from "../src/domain/session";
 import { applyTopicEvent, currentStep, newTopic, type TopicState, topicStatus, topicSummary } from "../src/domain/topic";
 
@@ -119,6 +119,30 @@ describe("topic reducer: the same events give the same topic, whatever order the
       [[ev("step_failed", { step: "prep", error: "x" }, 2), ev("step_started", { step: "prep" }, 3), ev("step_completed", { step: "prep", turns: 1 }, 1)], "running"],
     ];
     for (const [events, status] of cases) expect(sameInEveryOrder(events, runTopic).steps.prep.status, JSON.stringify(events)).toBe(status);
+  });
+
+  it("one request's events at one instant keep the order given, in every arrival order; across requests the old tie rules stand", () => {
+    // As POST /v1/callbacks stamps them: one accepted_at, positions 0, 1, 2; ids out of order on purpose.
+    const request = (acceptedAt: string, events: AgentEvent[]) => stampAccepted(events.map((e) => ({ ...e, occurred_at: undefined })), new Date(acceptedAt));
+    const t0 = "2026-11-22T10:00:00.000Z";
+    const rerun = request(t0, [
+      ev("step_started", { step: "design" }, 0, "o-2"),
+      ev("step_failed", { step: "design", error: "boom" }, 0, "o-3"),
+      ev("step_started", { step: "design" }, 0, "o-1"),
+    ]);
+    expect(sameInEveryOrder(rerun, runTopic).steps.design).toMatchObject({ status: "running", error: null });
+    const twoEndings = request(t0, [
+      ev("step_started", { step: "prep" }, 0, "p-b"),
+      ev("step_completed", { step: "prep", turns: 5 }, 0, "p-c"),
+      ev("step_completed", { step: "prep", turns: 9 }, 0, "p-a"),
+    ]);
+    expect(sameInEveryOrder(twoEndings, runTopic).steps.prep).toMatchObject({ status: "completed", turns: 9 });
+    const failThenComplete = request(t0, [ev("step_failed", { step: "review", error: "x" }, 0, "r-b"), ev("step_completed", { step: "review", turns: 1 }, 0, "r-a")]);
+    expect(sameInEveryOrder(failThenComplete, runTopic).steps.review.status).toBe("completed");
+    // Two requests whose events claim one instant: the position in each says nothing across them.
+    const [failed] = stampAccepted([ev("step_failed", { step: "evaluate", error: "x" }, 5)], new Date("2026-11-22T10:00:01.000Z"));
+    const [completed] = stampAccepted([ev("step_completed", { step: "evaluate", turns: 1 }, 5)], new Date("2026-11-22T10:00:02.000Z"));
+    expect(sameInEveryOrder([failed as AgentEvent, completed as AgentEvent], runTopic).steps.evaluate.status).toBe("failed");
   });
 
   it("alphas: the earliest registration, the latest name and evaluation, in every order", () => {

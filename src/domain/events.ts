@@ -131,10 +131,11 @@ export const eventSchema = envelopeBase.superRefine((event, ctx) => {
 });
 
 /**
- * An event as the platform handles it. `accepted_at` is set by the platform when it accepts
- * the event (never by a client: the schema drops it), see `stampAccepted`.
+ * An event as the platform handles it. `accepted_at` and `accepted_index` are set by the
+ * platform when it accepts the event (never by a client: the schema drops them), see
+ * `stampAccepted`.
  */
-export type AgentEvent = z.infer<typeof envelopeBase> & { accepted_at?: string };
+export type AgentEvent = z.infer<typeof envelopeBase> & { accepted_at?: string; accepted_index?: number };
 
 /** What is stored in a hub's log and sent over SSE: the event as received, plus when it was applied. */
 export interface LoggedEvent extends AgentEvent {
@@ -162,11 +163,23 @@ export function parseCallbackBody(body: unknown) {
  * upload). Queues keep no order between requests: an event without `occurred_at` is ordered
  * by this time instead of by when a hub happened to apply it, so the reducers order it
  * against other requests' events whatever order they arrive in. The events of one request
- * share the instant and keep the order given (the hub applies them in that order).
+ * share the instant and keep the order given: the hub applies them in that order, and
+ * `accepted_index` (the position in the request) lets the reducers tell, at one instant,
+ * which came later (`acceptanceOrder`).
  */
 export function stampAccepted(events: AgentEvent[], acceptedAt: Date): AgentEvent[] {
   const accepted_at = acceptedAt.toISOString();
-  return events.map((event) => ({ ...event, accepted_at }));
+  return events.map((event, accepted_index) => ({ ...event, accepted_at, accepted_index }));
+}
+
+/**
+ * An event's place in the order the platform accepted events: its request's instant, then its
+ * position in the request, as one string that sorts that way (toISOString has one fixed width,
+ * the position is zero-padded). Undefined for an event stamped before positions were.
+ */
+export function acceptanceOrder(event: AgentEvent): string | undefined {
+  if (event.accepted_at === undefined || event.accepted_index === undefined) return undefined;
+  return `${event.accepted_at}#${String(event.accepted_index).padStart(4, "0")}`;
 }
 
 /** When an event is taken to have occurred: as its sender said, else as the platform accepted it, else `now` (applied). */

@@ -1,4 +1,4 @@
-import { type AgentEvent, dataOf, eventTime, instant, invalidData, ownEntry } from "./events";
+import { type AgentEvent, acceptanceOrder, dataOf, eventTime, instant, invalidData, ownEntry } from "./events";
 import { DEFAULT_MAX_TURNS, STEPS, type Step, isStep } from "./steps";
 
 export type StepStatus = "pending" | "running" | "completed" | "failed";
@@ -31,10 +31,14 @@ export interface StepRecord {
   clock?: StepClock;
 }
 
-/** When an event occurred, and its id to order two at the same instant. */
+/**
+ * When an event occurred, and what orders two at the same instant: for two of one request,
+ * the order given (`ord`, see acceptanceOrder), else the event id.
+ */
 export interface Stamp {
   at: string;
   id: string;
+  ord?: string;
 }
 
 export interface StepClock {
@@ -175,7 +179,8 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
 function applyTopicEventData(state: TopicState, event: AgentEvent, now: string): TopicOutcome {
   // One canonical form, compared as instants: a queued event or a stored state may hold
   // another form of the same time (an offset, fewer fraction digits).
-  const stamp: Stamp = { at: eventTime(event, now), id: event.id };
+  const ord = acceptanceOrder(event);
+  const stamp: Stamp = { at: eventTime(event, now), id: event.id, ...(ord !== undefined ? { ord } : {}) };
   const at = stamp.at;
   const withStep = (step: Step, clock: (c: StepClock) => StepClock, tools?: (t: ToolUsage[]) => ToolUsage[]): TopicOutcome => {
     const r = state.steps[step];
@@ -270,7 +275,7 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
  */
 function derive(r: StepRecord, clock: StepClock): StepRecord {
   const { start, end, usage } = clock;
-  const rerun = end !== null && end.status === "failed" && start !== null && instant(start.at) > instant(end.at);
+  const rerun = end !== null && end.status === "failed" && start !== null && happenedAfter(start, end);
   const status: StepStatus = end !== null && !rerun ? end.status : start !== null ? "running" : "pending";
   const ended = status === "completed" || status === "failed" ? end : null;
   return {
@@ -310,10 +315,30 @@ function alphaClock(a: Alpha): NonNullable<Alpha["clock"]> {
   };
 }
 
-/** Orders stamps by instant, then by event id: a total order, so no arrival order decides. */
-function compareStamps(a: Stamp, b: Stamp): number {
+/**
+ * By instant, then, for two events of one request, by their order in it; 0 when neither
+ * tells. (Across requests the order accepted says nothing of when events occurred: a retried
+ * request is accepted late.)
+ */
+function compareOccurrence(a: Stamp, b: Stamp): number {
   const d = instant(a.at) - instant(b.at);
   if (d !== 0 && !Number.isNaN(d)) return d;
+  if (a.ord === undefined || b.ord === undefined || a.ord === b.ord) return 0;
+  const [aRequest, aIndex] = a.ord.split("#");
+  const [bRequest, bIndex] = b.ord.split("#");
+  if (aRequest !== bRequest) return 0;
+  return (aIndex ?? "") < (bIndex ?? "") ? -1 : 1;
+}
+
+/** Whether `a` is known to have come after `b` (a later instant, or later in the order accepted). */
+function happenedAfter(a: Stamp, b: Stamp): boolean {
+  return compareOccurrence(a, b) > 0;
+}
+
+/** Orders stamps by instant, then as accepted, then by event id: a total order, so no arrival order decides. */
+function compareStamps(a: Stamp, b: Stamp): number {
+  const d = compareOccurrence(a, b);
+  if (d !== 0) return d;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
@@ -325,11 +350,15 @@ function latest<T extends Stamp>(current: T | null, next: T): T {
   return current === null || isLater(next, current) ? next : current;
 }
 
-/** The later ending; at one instant a failure wins over a completion (never hidden by it), then the event id decides. */
+/**
+ * The later ending. At one instant the order accepted decides (one request's endings keep
+ * the order given); where it cannot, a failure wins over a completion (never hidden by it),
+ * then the event id decides.
+ */
 function latestEnd(current: StepClock["end"], next: NonNullable<StepClock["end"]>): NonNullable<StepClock["end"]> {
   if (!current) return next;
-  const d = instant(next.at) - instant(current.at);
-  if (d !== 0 && !Number.isNaN(d)) return d > 0 ? next : current;
+  const d = compareOccurrence(next, current);
+  if (d !== 0) return d > 0 ? next : current;
   if (next.status !== current.status) return next.status === "failed" ? next : current;
   return compareStamps(next, current) > 0 ? next : current;
 }
