@@ -9,7 +9,11 @@ export const APPLIED_TTL_MS = 14 * 24 * 3600 * 1000;
 /** How long a client waits before it reconnects (the stream's `retry:`). */
 const RETRY_MS = 2000;
 
-export type ApplyResult = { event_id: string; status: "applied"; seq: number } | { event_id: string; status: "duplicate" } | { event_id: string; status: "rejected"; reason: string };
+export type ApplyResult =
+  | { event_id: string; status: "applied"; seq: number }
+  | { event_id: string; status: "duplicate" }
+  | { event_id: string; status: "unchanged" }
+  | { event_id: string; status: "rejected"; reason: string };
 
 export interface ApplyReport<Summary> {
   results: ApplyResult[];
@@ -18,7 +22,8 @@ export interface ApplyReport<Summary> {
   version: number;
 }
 
-type Outcome<S> = { accepted: true; state: S } | { accepted: false; state: S; reason: string };
+/** A reducer's answer (src/domain/session.ts's Outcome: `unchanged` is accepted, not news). */
+type Outcome<S> = { accepted: true; state: S; unchanged?: true } | { accepted: false; state: S; reason: string };
 
 /** What a hub logs: an id (applied once) and a type (the SSE event name); the rest is the body. */
 export interface HubEvent {
@@ -122,6 +127,11 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
         version += 1;
         if (!outcome.accepted) {
           results.push({ event_id: event.id, status: "rejected", reason: outcome.reason });
+          continue;
+        }
+        // Accepted, but nothing to tell (a repeat, or late history): not logged, not sent.
+        if (outcome.unchanged) {
+          results.push({ event_id: event.id, status: "unchanged" });
           continue;
         }
         lastSeq += 1;

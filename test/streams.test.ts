@@ -256,6 +256,37 @@ describe("exactly once", () => {
     expect(counts.last_seq).toBe(2); // topic_added and the completion; the refused event is not logged
   });
 
+  it("a status report that changes nothing (late history, a repeat) is accepted but neither logged nor broadcast", async () => {
+    const team = await createTeam();
+    const { sid } = await sessionWithTopic(team.api_key);
+    const status = (id: string, minute: number, data: Record<string, unknown>) => ({ id: uid(id), type: "update_status", session_id: sid, occurred_at: `2026-12-01T10:${String(minute).padStart(2, "0")}:00Z`, data });
+    const running = status("run", 10, { status: "running" });
+    const completed = status("done", 12, { status: "completed" });
+    // One request each, in this arrival order: a running that occurred before the end, then the end again.
+    for (const e of [running, completed, status("late", 9, { status: "running" }), status("again", 13, { status: "completed", reason: "again" })]) {
+      expect((await postEvents(team.api_key, [e])).status).toBe(202);
+    }
+    await eventually(() => sessionHub(env, team.team_id, sid).storageCounts(), (c) => c.applied >= 5);
+    const s = await summary(team.api_key, sid);
+    expect(s).toMatchObject({ status: "completed", rejected_events: [] });
+    expect(s.status_reason ?? null).toBeNull(); // the repeat's reason was not taken
+    const sse = new SseReader(await call(`/v1/sessions/${sid}/stream?last_event_id=0`, { key: team.api_key }));
+    await sse.next();
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) seen.push(JSON.parse((await sse.nextEvent()).data).id);
+    expect(seen.slice(1)).toEqual([running.id, completed.id]);
+    expect((await sse.next(1500)).comment).toBe("heartbeat");
+    await sse.close();
+    // The same holds for an operator's repeat: PATCH running on a running session is no news either.
+    const other = await sessionWithTopic(team.api_key);
+    await (await postEvents(team.api_key, [{ id: uid("go"), type: "update_status", session_id: other.sid, data: { status: "running" } }])).json();
+    const before = await eventually(() => sessionHub(env, team.team_id, other.sid).storageCounts(), (c) => c.last_seq === 2);
+    const patched = await call(`/v1/sessions/${other.sid}`, { method: "PATCH", key: team.api_key, json: { status: "running" } });
+    expect(patched.status).toBe(200);
+    await patched.json();
+    expect((await sessionHub(env, team.team_id, other.sid).storageCounts()).last_seq).toBe(before.last_seq);
+  });
+
   it("a refused event for a topic that does not exist creates nothing; a later accepted one creates it", async () => {
     const team = await createTeam();
     const { sid } = await sessionWithTopic(team.api_key);

@@ -42,7 +42,12 @@ export interface SessionState {
 
 export const REJECTED_KEEP = 100;
 
-export type Outcome<S> = { accepted: true; state: S } | { accepted: false; state: S; reason: string };
+/**
+ * What applying an event did. `unchanged`: accepted (its id is spent) but nothing anyone sees
+ * changed — a repeat, or history that arrived late — so the hub neither logs nor broadcasts
+ * it: a watcher applying events in order must not see a finished session running again.
+ */
+export type Outcome<S> = { accepted: true; state: S; unchanged?: true } | { accepted: false; state: S; reason: string };
 
 /** How far along the state machine a status is. */
 const STATUS_RANK: Record<SessionStatus, number> = { created: 0, running: 1, completed: 2, failed: 2 };
@@ -94,7 +99,7 @@ function applySessionEventData(state: SessionState, event: AgentEvent, now: stri
       const data = dataOf({ ...event, type: "update_status" });
       const at = eventTime(event, now);
       // Ending an ended session the same way again changes nothing, its reason included.
-      if (isTerminal(state.status) && data.status === state.status) return { accepted: true, state };
+      if (isTerminal(state.status) && data.status === state.status) return { accepted: true, state, unchanged: true };
       // Queues keep no order: a `running` that occurred before the session ended (or a
       // `created` before it ran) may arrive after it. That is history, not a forbidden change:
       // accepted, and it changes nothing. Only a report that occurred later is refused. A
@@ -103,7 +108,7 @@ function applySessionEventData(state: SessionState, event: AgentEvent, now: stri
       // (One queued before acceptance was stamped has neither: it occurred when applied.)
       const sinceStatus = state.status_at === undefined ? Number.POSITIVE_INFINITY : instant(at) - instant(state.status_at);
       const stale = event.occurred_at !== undefined ? sinceStatus <= 0 : event.accepted_at !== undefined && sinceStatus < 0;
-      if (stale && STATUS_RANK[data.status] < STATUS_RANK[state.status]) return { accepted: true, state };
+      if (stale && STATUS_RANK[data.status] < STATUS_RANK[state.status]) return { accepted: true, state, unchanged: true };
       const t = transitionSession(state.status, data.status);
       if (!t.ok) return reject(state, event, t.reason, now);
       const latest = state.status_at === undefined || instant(at) >= instant(state.status_at);
@@ -112,7 +117,10 @@ function applySessionEventData(state: SessionState, event: AgentEvent, now: stri
       // none); a repeat of the current one updates it only if it is the latest report.
       const { status_reason: _prior, ...rest } = touched;
       const status_reason = data.status !== state.status ? data.reason : latest ? (data.reason ?? state.status_reason) : state.status_reason;
-      return { accepted: true, state: { ...rest, status: data.status, ...(status_reason !== undefined ? { status_reason } : {}), status_at } };
+      const next = { ...rest, status: data.status, ...(status_reason !== undefined ? { status_reason } : {}), status_at };
+      // The same status again, with the reason shown unchanged: kept (status_at), not news.
+      if (data.status === state.status && status_reason === state.status_reason) return { accepted: true, state: next, unchanged: true };
+      return { accepted: true, state: next };
     }
     case "topic_added": {
       // The topic itself is created by the queue consumer (TopicHub + index row); the
