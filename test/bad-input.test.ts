@@ -1,5 +1,6 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { sessionHub } from "../src/lib/hubs";
 import type { SessionResponse, TopicResponse } from "../src/routes/schemas";
 import type { Team } from "../src/routes/team";
 import { call, createSession, createTeam, errorPaths, eventually, expectProblem, json, postEvents, sessionWithTopic, stepEvent, summary, uid } from "./helpers";
@@ -191,6 +192,28 @@ describe("bad input: 400 with field errors, and nothing changes", () => {
     expect(after.status).toBe("created");
     expect(after.topics[0]?.steps.design?.tools).toEqual([{ name: "bash", calls: 100, duration_ms: 0, errors: 0 }]);
     expect(after.topics[0]?.steps.design?.status).toBe(before.topics[0]?.steps.design?.status);
+  });
+
+  it("refuses a request naming one event id twice (naming both), and agents' ids in the platform's own prefixes; nothing is applied", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const started = stepEvent(sid, tid, "step_started", { step: "prep" });
+    const twice = await expectProblem(await postEvents(team.api_key, [started, { ...stepEvent(sid, tid, "step_failed", { step: "prep", error: "x" }), id: started.id }]), 400);
+    expect(errorPaths(twice)).toEqual(["events.1.id"]);
+    expect(JSON.stringify(twice.errors)).toContain("events.0");
+    for (const reserved of [`api:topic_added:t9`, `operator:${uid("x")}`, `workspace:${uid("x")}`]) {
+      const single = await expectProblem(await postEvents(team.api_key, [{ id: reserved, type: "insight_started", session_id: sid, data: { insight_id: "i" } }]), 400);
+      expect(errorPaths(single), reserved).toEqual(["events.0.id"]);
+    }
+    // The API's own announcement of a topic still reaches the session stream.
+    const before = await sessionHub(env, team.team_id, sid).storageCounts();
+    const added = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t9" } });
+    expect(added.status).toBe(201);
+    await added.json();
+    const after = await settle(team.api_key, sid);
+    expect(after.topics.find((t: { id: string }) => t.id === tid)?.steps.prep?.status).toBe("pending");
+    // settle() adds a marker event; the refused ones added nothing, the announcement one.
+    expect(await sessionHub(env, team.team_id, sid).storageCounts()).toMatchObject({ applied: before.applied + 2, last_seq: before.last_seq + 2 });
   });
 
   it("answers malformed JSON with 400 on every JSON route", async () => {

@@ -26,7 +26,9 @@ describe("event ids that name sessions, topics and alphas follow the routes' id 
     }
     for (const v of GOOD) expect(parseCallbackBody({ events: events(v) }).success, v).toBe(true);
     // Event ids are idempotency keys, not names a route reaches: they keep the loose rule.
-    expect(parseCallbackBody({ id: "operator:1 2/3", type: "insight_started", session_id: "s", data: { insight_id: "any thing" } }).success).toBe(true);
+    expect(parseCallbackBody({ id: "agent:1 2/3", type: "insight_started", session_id: "s", data: { insight_id: "any thing" } }).success).toBe(true);
+    // Except the platform's own prefixes (src/domain/events.ts, PLATFORM_EVENT_ID_PREFIXES).
+    expect(parseCallbackBody({ id: "operator:1 2/3", type: "insight_started", session_id: "s", data: { insight_id: "any thing" } }).success).toBe(false);
   });
 
   it("POST /v1/callbacks answers 400 for a topic no route could reach, naming the field", async () => {

@@ -108,8 +108,20 @@ export function canonicalTime(at: string): string {
   return Number.isNaN(ms) ? at : new Date(ms).toISOString();
 }
 
+/**
+ * Prefixes of the ids the platform gives the events it makes itself (a topic added through the
+ * API, an operator's status, a workspace write). `api:topic_added:<topic>` is the same for
+ * every retry of the request, so an agent's event must not be able to take it first and
+ * silence the announcement: agents' event ids may not start with these.
+ */
+export const PLATFORM_EVENT_ID_PREFIXES = ["api:", "operator:", "workspace:"] as const;
+
+const agentEventId = id.refine((v) => !PLATFORM_EVENT_ID_PREFIXES.some((p) => v.startsWith(p)), {
+  message: `ids starting with ${PLATFORM_EVENT_ID_PREFIXES.join(", ")} are the platform's own`,
+});
+
 const envelopeBase = z.object({
-  id: id.describe("client-chosen, unique per team; the idempotency key"),
+  id: agentEventId.describe("client-chosen, unique per team; the idempotency key (not starting with api:, operator: or workspace:)"),
   type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
   session_id: clientId,
   topic_id: clientId.optional(),
@@ -143,7 +155,24 @@ export interface LoggedEvent extends AgentEvent {
 }
 
 /** `POST /v1/callbacks` takes one event or `{events: [...]}` with at most 100. */
-export const callbackBatchSchema = z.object({ events: z.array(eventSchema).min(1).max(100) });
+/**
+ * A batch names each event once: two with one id would be applied as one (the id is the
+ * idempotency key) while the answer counted both, so a repeated id is refused, naming both.
+ */
+export const callbackBatchSchema = z.object({
+  events: z
+    .array(eventSchema)
+    .min(1)
+    .max(100)
+    .superRefine((events, ctx) => {
+      const first = new Map<string, number>();
+      events.forEach((event, i) => {
+        const earlier = first.get(event.id);
+        if (earlier === undefined) first.set(event.id, i);
+        else ctx.addIssue({ code: "custom", message: `the id ${JSON.stringify(event.id)} is already events.${earlier}'s: each event in a request needs its own id`, path: [i, "id"] });
+      });
+    }),
+});
 export const callbackBodySchema = z.union([callbackBatchSchema, eventSchema]);
 
 /**
