@@ -312,4 +312,21 @@ describe("exactly once", () => {
     const s = await eventually(() => summary(team.api_key, sid), (x) => x.topics.some((t: any) => t.id === "t9" && t.hypothesis === "late"));
     expect(s.topics.find((t: any) => t.id === "t9")).toMatchObject({ status: "running", current_step: "explore" });
   });
+
+  it("announces a topic created by its first event on the session stream, once, as the API announces one", async () => {
+    const team = await createTeam();
+    const { sid } = await sessionWithTopic(team.api_key);
+    const sse = new SseReader(await call(`/v1/sessions/${sid}/stream`, { key: team.api_key }));
+    await sse.next();
+    await sse.nextEvent(); // snapshot
+    await (await postEvents(team.api_key, [stepEvent(sid, "t7", "step_started", { step: "explore" })])).json();
+    const announced = await sse.nextEvent();
+    expect(announced.event).toBe("topic_added");
+    expect(JSON.parse(announced.data)).toMatchObject({ id: "api:topic_added:t7", session_id: sid, data: { topic_id: "t7" } });
+    // Later events of the topic announce nothing more.
+    await (await postEvents(team.api_key, [stepEvent(sid, "t7", "step_completed", { step: "explore", turns: 3 })])).json();
+    await eventually(() => topicHub(env, team.team_id, sid, "t7").storageCounts(), (c) => c.last_seq === 2);
+    expect((await sse.next(1500)).comment).toBe("heartbeat");
+    await sse.close();
+  });
 });

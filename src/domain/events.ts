@@ -116,6 +116,15 @@ export function canonicalTime(at: string): string {
  */
 export const PLATFORM_EVENT_ID_PREFIXES = ["api:", "operator:", "workspace:"] as const;
 
+/**
+ * The platform's announcement that a topic was added, on the session stream: made when the API
+ * creates a topic, and when a topic is created by its first event (an agent's own
+ * `topic_added` may never come). One id per topic, so it is applied once however it came.
+ */
+export function platformTopicAdded(sessionId: string, topicId: string, occurredAt: string, hypothesis?: string | null): AgentEvent {
+  return { id: `api:topic_added:${topicId}`, type: "topic_added", session_id: sessionId, occurred_at: occurredAt, data: { topic_id: topicId, ...(hypothesis ? { hypothesis } : {}) } };
+}
+
 const agentEventId = id.refine((v) => !PLATFORM_EVENT_ID_PREFIXES.some((p) => v.startsWith(p)), {
   message: `ids starting with ${PLATFORM_EVENT_ID_PREFIXES.join(", ")} are the platform's own`,
 });

@@ -3,7 +3,7 @@ import type { ApplyReport } from "../../durable-objects/hub";
 import type { BatchItem } from "drizzle-orm/batch";
 import { dbOf } from "../db/client";
 import { upsertAlphaRows, upsertSessionRow, upsertTopicRow } from "../db/index-rows";
-import { type AgentEvent, eventDataSchemas, isSessionLevel } from "../domain/events";
+import { type AgentEvent, eventDataSchemas, isSessionLevel, platformTopicAdded } from "../domain/events";
 import type { TopicSummary } from "../domain/topic";
 import { sessionHub, topicHub } from "../lib/hubs";
 import type { CallbackMessage } from "./messages";
@@ -104,7 +104,7 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
     [...topics.values()].map(async (g) => {
       try {
         const init = { id: g.topic as string, session_id: g.session, team_id: g.team };
-        const report: ApplyReport<TopicSummary> & { exists: boolean } = await topicHub(env, g.team, g.session, g.topic as string).apply(init, g.events);
+        const report: ApplyReport<TopicSummary> & { created: boolean; exists: boolean } = await topicHub(env, g.team, g.session, g.topic as string).apply(init, g.events);
         // Duplicates too: a redelivery after a failed index write must write their alphas again.
         // And every ALPHA_REFRESH changes of the topic, all of them: a row whose write failed
         // for good (its message dead-lettered) is written again from the hub's state.
@@ -112,6 +112,10 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
         const named = refresh ? new Set(report.summary.alphas.map((a) => a.id)) : alphaIdsOf(g.events);
         // Every event refused by a topic that did not exist: it still does not, so no index row.
         if (report.exists) writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, alphas: named, from: g.from });
+        // Created by its first event: announced on the session stream as the API announces one.
+        // (Should this call fail, the redelivery finds the topic existing and does not announce
+        // it again: the topic is in the session's summary either way, only that event is lost.)
+        if (report.created) await sessionHub(env, g.team, g.session).apply([platformTopicAdded(g.session, g.topic as string, report.summary.created_at)]);
         const byId = new Map(g.events.map((e) => [e.id, e.type]));
         const rejected = report.results.flatMap((r) => (r.status === "rejected" ? [{ event_id: r.event_id, type: byId.get(r.event_id) ?? "unknown", reason: r.reason }] : []));
         if (rejected.length > 0) await sessionHub(env, g.team, g.session).recordRejected(rejected);

@@ -4,6 +4,7 @@ import type { SessionSummary } from "../../durable-objects/session-hub";
 import { dbOf } from "../db/client";
 import { indexTopic, upsertSessionRow } from "../db/index-rows";
 import { alphas, sessions, topics } from "../db/schema";
+import { platformTopicAdded } from "../domain/events";
 import { jsonSchema } from "../domain/json";
 import { SESSION_STATUSES } from "../domain/session";
 import { STEPS } from "../domain/steps";
@@ -192,9 +193,7 @@ sessionRoutes.openapi(
     if (claimed.length === 0) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
     const created = await topicHub(c.env, team, sessionId, id).ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns, created_at: now });
     await indexTopic(db, team, sessionId, created.summary, created.version);
-    await sessionHub(c.env, team, sessionId).apply([
-      { id: `api:topic_added:${id}`, type: "topic_added", session_id: sessionId, occurred_at: now, data: { topic_id: id, ...(body.hypothesis ? { hypothesis: body.hypothesis } : {}) } },
-    ]);
+    await sessionHub(c.env, team, sessionId).apply([platformTopicAdded(sessionId, id, now, body.hypothesis)]);
     return c.json(created.summary, 201);
   },
 );
