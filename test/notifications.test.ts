@@ -138,10 +138,11 @@ describe("notifications: deliveries", () => {
     await addChannel(operator, { url: hook("not-q"), format: "slack", events: ["budget.reached"] });
     const task = await createTask(agent);
     const held = await claim(agent, "executor", "exec-alpha");
-    const asked = await json(await call("/v1/questions", { method: "POST", key: agent, json: { worker_id: "exec-alpha", task_id: task.id, text: "Postgres or SQLite?" } }));
+    // Agents' text may hold Slack markup: it is shown as written, it pings and links nothing.
+    const asked = await json(await call("/v1/questions", { method: "POST", key: agent, json: { worker_id: "exec-alpha", task_id: task.id, text: "Postgres or SQLite? <!channel> & <https://evil.example|invoice>" } }));
     const [slack] = await eventually(() => received("slack-q"), (r) => r.length === 1);
     const [discord] = await eventually(() => received("discord-q"), (r) => r.length === 1);
-    expect(JSON.parse(slack?.body ?? "")).toEqual({ text: `❓ exec-alpha asks about task ${task.id}:\nPostgres or SQLite?\nAnswer with: switchboard respond ${asked.id} "…"` });
+    expect(JSON.parse(slack?.body ?? "")).toEqual({ text: `❓ exec-alpha asks about task ${task.id}:\nPostgres or SQLite? &lt;!channel&gt; &amp; &lt;https://evil.example|invoice&gt;\nAnswer with: switchboard respond ${asked.id} "…"` });
     expect(JSON.parse(discord?.body ?? "")).toEqual({ content: expect.stringContaining("Postgres or SQLite?"), allowed_mentions: { parse: [] } });
     expect(held).not.toBeNull();
     // The third channel wants only the budget: a later event still finds nothing sent to it.

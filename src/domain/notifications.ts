@@ -98,9 +98,19 @@ export function messageText(event: { type: string; data: Record<string, unknown>
   return `${event.type}`;
 }
 
+/**
+ * Slack reads `<…>` in `text` as markup — `<!channel>` pings everyone, `<https://x|invoice>`
+ * shows a disguised link — and task titles and questions come from GitHub issues and agents.
+ * Escaped as Slack asks (&amp; &lt; &gt;, https://api.slack.com/reference/surfaces/formatting),
+ * they are shown as written and do nothing.
+ */
+export function slackEscape(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 /** The body a channel receives: Slack's `text`, Discord's `content`, or the event itself. */
 export function renderBody(format: Format, event: NotifiedEvent, teamId: string): Record<string, unknown> {
-  if (format === "slack") return { text: messageText(event) };
+  if (format === "slack") return { text: slackEscape(messageText(event)) };
   if (format === "discord") return { content: clip(messageText(event), DISCORD_LIMIT), allowed_mentions: { parse: [] } };
   return { id: event.id, type: event.type, at: event.at, team_id: teamId, text: messageText(event), data: event.data };
 }
