@@ -103,6 +103,27 @@ describe("workers: the cron marks them lost", () => {
     expect((await getWorker(k, "recent")).status).toBe("idle");
     expect(await workerHeartbeat(k, "silent", { role: "executor", status: "working" })).toMatchObject({ status: "working" });
   });
+
+  it("a worker that only heartbeats its task's lease (the curl flow) is seen alive, and one marked lost works again", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const task = await createTask(k);
+    const held = await claim(k, "executor", "curl-worker");
+    const longAgo = new Date(Date.now() - 35 * MINUTE).toISOString();
+    await rewrite("workers", "last_seen_at", longAgo, { id: "curl-worker" });
+    const beat = await leaseCall(k, task.id, "heartbeat", { lease_id: held?.lease.id });
+    expect(beat.status).toBe(200);
+    await beat.json();
+    expect((await getWorker(k, "curl-worker")).last_seen_at > longAgo).toBe(true);
+    await runCron();
+    expect((await getWorker(k, "curl-worker")).status).toBe("working");
+    // Marked lost while its lease lives on (its heartbeats stopped for a while): the next lease heartbeat revives it.
+    await rewrite("workers", "status", "lost", { id: "curl-worker" });
+    const again = await leaseCall(k, task.id, "heartbeat", { lease_id: held?.lease.id });
+    expect(again.status).toBe(200);
+    await again.json();
+    expect(await getWorker(k, "curl-worker")).toMatchObject({ status: "working", current_task: task.id });
+  });
 });
 
 describe("workers: refused", () => {

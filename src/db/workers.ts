@@ -66,6 +66,22 @@ export function endAttemptOfWorker(db: Db, teamId: string, taskId: string, lease
     .returning();
 }
 
+/**
+ * A lease heartbeat is a sign of life from the worker holding the lease, whether or not it
+ * also heartbeats as a worker (a client following the curl flow may not): seen now, and one
+ * the cron had marked lost is working on this task again. Two statements under the task's
+ * guard, in this order: the first touches a worker not lost, the second revives a lost one
+ * and returns it only then (a change to announce).
+ */
+export function seenUnderLease(db: Db, teamId: string, taskId: string, leaseId: string, now: string) {
+  const holder = db.select({ workerId: tasks.workerId }).from(tasks).where(underLease(teamId, taskId, leaseId, now));
+  const theHolder = and(eq(workers.teamId, teamId), sql`${workers.id} = (${holder})`);
+  return [
+    db.update(workers).set({ lastSeenAt: now }).where(and(theHolder, ne(workers.status, "lost"))),
+    db.update(workers).set({ lastSeenAt: now, status: "working", currentTask: taskId }).where(and(theHolder, eq(workers.status, "lost"))).returning(),
+  ] as const;
+}
+
 /** Marks lost the workers whose leases the cron just expired (by team) and, in all teams, those not seen since `seenBefore`. */
 /** Returns the workers it marked lost. */
 export async function markWorkersLost(db: Db, expired: { teamId: string; workerId: string | null }[], seenBefore: string): Promise<WorkerRow[]> {

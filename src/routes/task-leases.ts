@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { tasks } from "../db/schema";
 import { type Db, dbOf } from "../db/client";
 import { addUsage, blockDependents, claimLimits, claimNextTask, failUnderLease, findTask, heldUnder, LEASE_CLEARED, toClaimLimits, updateUnderLease } from "../db/tasks";
-import { countCompletion, endAttemptOfWorker, recordClaim } from "../db/workers";
+import { countCompletion, endAttemptOfWorker, recordClaim, seenUnderLease } from "../db/workers";
 import { withdrawQuestions } from "../db/questions";
 import { recordAttemptCost } from "../db/costs";
 import { checkLease, leaseExpiry, retryWaits, type TaskStatus } from "../domain/tasks";
@@ -123,13 +123,17 @@ taskLeaseRoutes.openapi(
     // and the one that did says whether it just started: the first extends a task already
     // running (or waiting for an answer); the second, a claimed one, which it marks running.
     // Swapped, the first would mark it running and the second would then match it too.
-    const [[extended], [started]] = await db.batch([
+    const [touch, revive] = seenUnderLease(db, team, id, lease_id, at);
+    const [, revived, [extended], [started]] = await db.batch([
+      touch,
+      revive,
       updateUnderLease(db, team, id, lease_id, at, { leaseExpiresAt }, ["running", "waiting_input"]),
       updateUnderLease(db, team, id, lease_id, at, { leaseExpiresAt, status: "running" }, ["claimed"]),
     ]);
     const updated = started ?? extended;
     if (!updated) return lostLease(db, team, id, lease_id, at);
-    if (started) await publishTeamEvents(c.env, team, [taskEvent("task.running", started)]);
+    const news = [...(started ? [taskEvent("task.running", started)] : []), ...revived.map((w) => workerEvent(w, at))];
+    if (news.length > 0) await publishTeamEvents(c.env, team, news);
     return c.json(toLeasedTask(updated), 200);
   },
 );
