@@ -257,8 +257,12 @@ describe("questions: refused", () => {
     expect((await expectProblem(await post("/v1/questions", agent, { worker_id: "w1", task_id: pending.id, text: "?" }), 409)).detail).toContain("pending");
     await expectProblem(await post("/v1/questions", agent, { worker_id: "w1", task_id: "task_nope", text: "?" }), 404);
 
-    await ask(agent, { worker_id: "w1", task_id: task.id, text: "first" });
+    const first = await ask(agent, { worker_id: "w1", task_id: task.id, text: "first" });
     expect((await expectProblem(await post("/v1/questions", agent, { worker_id: "w1", task_id: task.id, text: "second" }), 409)).detail).toContain("waiting_input");
+    // The same ask again (a retry whose first answer was lost) is that question, not a conflict.
+    const retried = await post("/v1/questions", agent, { worker_id: "w1", task_id: task.id, text: "first" });
+    expect(retried.status).toBe(200);
+    expect(await json<QuestionResponse>(retried)).toEqual(first);
 
     // An expired lease cannot ask, even before the cron takes the task back.
     await setTimes(task.id, { lease_expires_at: past() });

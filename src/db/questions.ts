@@ -13,6 +13,16 @@ export async function findQuestion(db: Db, teamId: string, id: string): Promise<
   return (await selectQuestion(db, teamId, id))[0];
 }
 
+/** The open question a worker asked about a task (a task has at most one open at a time). */
+export async function findOpenQuestion(db: Db, teamId: string, taskId: string, workerId: string): Promise<QuestionRow | undefined> {
+  const rows = await db
+    .select()
+    .from(questions)
+    .where(and(eq(questions.teamId, teamId), eq(questions.taskId, taskId), eq(questions.workerId, workerId), eq(questions.status, "open")))
+    .limit(1);
+  return rows[0];
+}
+
 /**
  * Asks a question about a task the worker holds: the question is inserted only while the task
  * is claimed or running under `workerId` with an unexpired lease (checked in the insert

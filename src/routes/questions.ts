@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { dbOf } from "../db/client";
-import { answerQuestion, askQuestion, findQuestion, listQuestions, type QuestionRow } from "../db/questions";
+import { answerQuestion, askQuestion, findOpenQuestion, findQuestion, listQuestions, type QuestionRow } from "../db/questions";
 import { findTask } from "../db/tasks";
 import { checkAsk, type TaskStatus } from "../domain/tasks";
 import { authenticate, requireScope } from "../lib/auth";
@@ -42,6 +42,7 @@ questionRoutes.openapi(
     request: { body: { required: true, ...json(askSchema) } },
     responses: {
       201: { description: "Asked", ...json(questionSchema) },
+      200: { description: "Already asked: the same worker's open question with the same text (a retried request)", ...json(questionSchema) },
       409: { description: "The task is not claimed or running, not held by this worker, or its lease expired" },
       ...problemResponses,
     },
@@ -54,7 +55,17 @@ questionRoutes.openapi(
     const task = await findTask(db, teamId, body.task_id);
     if (!task) throw new ApiError("not_found", `No task ${body.task_id}.`);
     const verdict = checkAsk({ status: task.status as TaskStatus, worker_id: task.workerId, lease_expires_at: task.leaseExpiresAt }, body.worker_id, now);
-    if (!verdict.ok) throw new ApiError("conflict", verdict.reason);
+    if (!verdict.ok) {
+      // A retried ask (its first answer lost on the way) finds its own question open: the same
+      // worker, the same text, the task waiting on it under a live lease. That is the question
+      // asked, answered again (200), not a second one refused: the asker would take a 409 for a
+      // lost lease and walk away from a task that waits for it.
+      if (task.status === "waiting_input" && task.workerId === body.worker_id && task.leaseExpiresAt !== null && task.leaseExpiresAt > now) {
+        const open = await findOpenQuestion(db, teamId, body.task_id, body.worker_id);
+        if (open && open.text === body.text) return c.json(toQuestion(open), 200);
+      }
+      throw new ApiError("conflict", verdict.reason);
+    }
     const asked = await askQuestion(db, { teamId, id: newId("q"), taskId: body.task_id, workerId: body.worker_id, text: body.text, now });
     if (!asked) throw new ApiError("conflict", `The task changed while the question was asked; it is ${(await findTask(db, teamId, body.task_id))?.status}.`);
     await publishTeamEvents(c.env, teamId, [
