@@ -1,7 +1,12 @@
 import type { AgentEvent } from "../src/domain/events";
 import type { Json } from "../src/domain/json";
 import { type RejectedEvent, type SessionState, type SessionStatus, applySessionEvent, isTerminal, newSession, reject, transitionSession } from "../src/domain/session";
+import { dbOf } from "../src/db/client";
+import { countSessionTopics, sessionTopicRows, topicListItem } from "../src/db/index-rows";
 import { type ApplyReport, Hub } from "./hub";
+
+/** Topics a session stream's snapshot lists (GET /v1/sessions/:sid/topics pages through all). */
+const SNAPSHOT_TOPICS = 100;
 
 export type SessionSummary = Omit<SessionState, "team_id" | "insight_bytes">;
 
@@ -23,6 +28,18 @@ export class SessionHub extends Hub<SessionState, SessionSummary> {
     const { created_at, ...rest } = init;
     if (created) this.save(newSession({ ...rest, now: created_at ?? new Date().toISOString() }));
     return { created, summary: this.summarize(this.state as SessionState), version: this.version };
+  }
+
+  /**
+   * A stream's snapshot: the session, plus its topics as the index lists them (the first
+   * SNAPSHOT_TOPICS, and how many there are), so a watcher starts knowing every topic and
+   * learns new ones from `topic_added`. A topic's progress streams on its own stream.
+   */
+  protected override async readSnapshot(): Promise<unknown> {
+    const state = this.state as SessionState;
+    const db = dbOf(this.env);
+    const [rows, [count]] = await db.batch([sessionTopicRows(db, state.team_id, state.id, SNAPSHOT_TOPICS, null), countSessionTopics(db, state.team_id, state.id)]);
+    return { ...this.summarize(state), topics: rows.map(topicListItem), topics_total: count?.n ?? rows.length };
   }
 
   async apply(events: AgentEvent[]): Promise<ApplyReport<SessionSummary>> {

@@ -167,6 +167,8 @@ describe("subscribers", () => {
     const snap = await sessionSse.nextEvent();
     expect(snap.event).toBe("snapshot");
     expect(snap.id).toBe("1"); // the topic_added announced when the topic was created
+    // The session, and its topics as the index lists them: a watcher starts knowing every topic.
+    expect(JSON.parse(snap.data)).toMatchObject({ id: sid, status: "created", topics: [{ id: tid, status: "created", current_step: null }], topics_total: 1 });
     await topicSse.next();
     await topicSse.nextEvent();
 

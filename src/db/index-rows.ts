@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, or, sql } from "drizzle-orm";
 import type { SessionSummary } from "../../durable-objects/session-hub";
 import type { TopicSummary } from "../domain/topic";
 import type { Db } from "./client";
@@ -60,4 +60,24 @@ export async function existingSessionIds(db: Db, teamId: string, ids: string[]):
     for (const r of rows) found.add(r.id);
   }
   return found;
+}
+
+/** A topic as its index row has it: what GET /v1/sessions/:sid/topics lists. */
+export function topicListItem(t: typeof topics.$inferSelect) {
+  return { id: t.id, status: t.status, current_step: t.currentStep, hypothesis: t.hypothesis, created_at: t.createdAt, updated_at: t.updatedAt };
+}
+
+/** A session's topics from the index, oldest first, after `after` ([created_at, id]); `limit` rows. */
+export function sessionTopicRows(db: Db, teamId: string, sessionId: string, limit: number, after: [string, string] | null) {
+  return db
+    .select()
+    .from(topics)
+    .where(and(eq(topics.teamId, teamId), eq(topics.sessionId, sessionId), after ? or(gt(topics.createdAt, after[0]), and(eq(topics.createdAt, after[0]), gt(topics.id, after[1]))) : undefined))
+    .orderBy(asc(topics.createdAt), asc(topics.id))
+    .limit(limit);
+}
+
+/** How many topics the index has for a session. */
+export function countSessionTopics(db: Db, teamId: string, sessionId: string) {
+  return db.select({ n: sql<number>`count(*)` }).from(topics).where(and(eq(topics.teamId, teamId), eq(topics.sessionId, sessionId)));
 }

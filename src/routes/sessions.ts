@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gt, lt, or, sql } from "drizzle-orm";
 import type { SessionSummary } from "../../durable-objects/session-hub";
 import { dbOf } from "../db/client";
-import { indexTopic, upsertSessionRow } from "../db/index-rows";
+import { indexTopic, sessionTopicRows, topicListItem, upsertSessionRow } from "../db/index-rows";
 import { alphas, sessions, topics } from "../db/schema";
 import { platformTopicAdded } from "../domain/events";
 import { jsonSchema } from "../domain/json";
@@ -216,14 +216,8 @@ sessionRoutes.openapi(
     const db = dbOf(c.env);
     await requireIndexedSession(db, team, sessionId);
     const after = decodeCursor(cursor, 2) as [string, string] | null;
-    const rows = await db
-      .select()
-      .from(topics)
-      .where(and(eq(topics.teamId, team), eq(topics.sessionId, sessionId), after ? or(gt(topics.createdAt, after[0]), and(eq(topics.createdAt, after[0]), gt(topics.id, after[1]))) : undefined))
-      .orderBy(asc(topics.createdAt), asc(topics.id))
-      .limit(limit + 1)
-      .all();
-    const items = rows.map((t) => ({ id: t.id, status: t.status, current_step: t.currentStep, hypothesis: t.hypothesis, created_at: t.createdAt, updated_at: t.updatedAt }));
+    const rows = await sessionTopicRows(db, team, sessionId, limit + 1, after).all();
+    const items = rows.map(topicListItem);
     return c.json(page(items, limit, (t) => [t.created_at, t.id]), 200);
   },
 );
