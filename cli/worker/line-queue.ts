@@ -7,6 +7,8 @@ export class LineQueue<T> {
   private items: T[] = [];
   /** The oldest item's index in `items`; the slots before it are spent. */
   private head = 0;
+  /** Items copied by compactions so far: the cost of dropping, which stays O(1) per item. */
+  moved = 0;
 
   get length(): number {
     return this.items.length - this.head;
@@ -31,6 +33,7 @@ export class LineQueue<T> {
       this.items = [];
       this.head = 0;
     } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.moved += this.items.length - this.head;
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
