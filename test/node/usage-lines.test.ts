@@ -19,15 +19,14 @@ describe("the runner's reading of usage lines", () => {
     expect(usage.tools.get("bash")?.calls).toBe(1);
   });
 
-  it("one 40 MB line costs linear time, and the reports after it still count", () => {
+  it("one 40 MB line is read chunk by chunk (only new chunks searched), and the reports after it still count", () => {
+    // Searching the whole pending line again on each chunk took minutes for this (past the
+    // test's timeout); how fast it is belongs in bench/, not here.
     const usage = emptyUsage();
     const lines = new UsageLines(usage);
-    const started = performance.now();
     feed(lines, "x".repeat(40 * 1024 * 1024));
     feed(lines, '\n{"turns": 4}\n');
     lines.end();
-    // Searching the whole pending line again on each chunk took minutes for this.
-    expect(performance.now() - started).toBeLessThan(2000);
     expect(usage.turns).toBe(4);
   });
 
