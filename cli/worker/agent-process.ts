@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { agentExit } from "../agent-exit";
 
 export interface AgentExit {
   code: number | null;
@@ -9,6 +10,10 @@ export interface AgentExit {
 
 export interface AgentRun {
   readonly pid: number | undefined;
+  /**
+   * When the agent exits, not when its pipes close (a child it left running may hold them):
+   * what it left in its process group is stopped first, and what it wrote is read.
+   */
   readonly exited: Promise<AgentExit>;
   /** SIGTERM to the agent's process group, then SIGKILL after `killAfterMs` if it is still there. */
   stop(killAfterMs: number): void;
@@ -63,17 +68,14 @@ export function startAgent(o: StartAgentOptions): AgentRun {
   child.stdin.on("error", () => {});
   child.stdin.end(o.input);
 
-  let closed = false;
-  const exited = new Promise<AgentExit>((resolve) => {
-    child.once("error", (e) => {
-      closed = true;
-      resolve({ code: null, signal: null, error: e.message });
-    });
-    child.once("close", (code, signal) => {
-      closed = true;
-      for (const stream of ["stdout", "stderr"] as const) if (pending[stream]) o.onLine(stream, pending[stream]);
-      resolve({ code, signal });
-    });
+  let ended = false;
+  // As the runner does (`agentExit`): the attempt ends when the agent exits; a background child
+  // that still holds its stdout (`sleep 60 &`) gets SIGTERM with the rest of the group, then
+  // SIGKILL, while what was already written is read, and a daemonised one (setsid) is not waited for.
+  const exited = agentExit(child).then((e): AgentExit => {
+    ended = true;
+    for (const stream of ["stdout", "stderr"] as const) if (pending[stream]) o.onLine(stream, pending[stream]);
+    return { code: e.code, signal: e.signal ?? null, ...(e.error === undefined ? {} : { error: e.error }) };
   });
   let killTimer: NodeJS.Timeout | undefined;
   void exited.then(() => clearTimeout(killTimer));
@@ -91,8 +93,8 @@ export function startAgent(o: StartAgentOptions): AgentRun {
     pid: child.pid,
     exited,
     stop(killAfterMs: number) {
-      // Not `child.exitCode`: the agent may be gone while what it started still holds its output.
-      if (closed) return;
+      // Not `child.exitCode`: once the agent is gone, `agentExit` is still stopping what it left.
+      if (ended) return;
       signalGroup("SIGTERM");
       clearTimeout(killTimer);
       killTimer = setTimeout(() => signalGroup("SIGKILL"), killAfterMs);

@@ -1,5 +1,11 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { startAgent } from "../../cli/worker/agent-process";
+import { alive } from "./runner-helpers";
+
+const leftovers: number[] = [];
+afterAll(() => {
+  for (const pid of leftovers) if (alive(pid)) process.kill(pid, "SIGKILL");
+});
 
 describe("the worker's agent process", () => {
   it("keeps multibyte characters whole when they straddle reads, in lines, chunks and the kept output", async () => {
@@ -12,5 +18,24 @@ describe("the worker's agent process", () => {
     expect(lines).toEqual(["h€llo 🚀"]);
     expect(chunks).toBe("h€llo 🚀\n");
     expect(run.stdout()).toBe("h€llo 🚀\n");
+  });
+
+  it("ends when the agent exits: what it left in its group is stopped (holding its stdout, or ignoring SIGTERM), what it wrote is read, one that left the group is not waited for", async () => {
+    // Each child would sleep past the test's timeout: waiting for the pipes to close (every
+    // holder gone) rather than for the agent's exit never ends in time.
+    // The agent exits once the last two have become sleep (TERM ignored, own session).
+    const ready = `for p in $b $c; do until [ "$(ps -o comm= -p $p)" = sleep ]; do sleep 0.01; done; done`;
+    const script = `sleep 120 & a=$!; (trap "" TERM; exec sleep 120) >/dev/null 2>&1 & b=$!; setsid sleep 120 & c=$!; ${ready}; echo "children $a $b $c"; printf "no newline at the end"; exit 0`;
+    const lines: string[] = [];
+    const run = startAgent({ command: ["sh", "-c", script], cwd: process.cwd(), env: process.env, input: "", onLine: (_s, line) => lines.push(line) });
+    const exit = await run.exited;
+    const [inGroup, stubborn, escaped] = (/children (\d+) (\d+) (\d+)/.exec(lines.join("\n")) ?? []).slice(1).map(Number);
+    leftovers.push(...[inGroup, stubborn, escaped].filter((pid): pid is number => pid !== undefined));
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(lines).toEqual([`children ${inGroup} ${stubborn} ${escaped}`, "no newline at the end"]);
+    expect(alive(inGroup as number), "the child holding stdout").toBe(false);
+    expect(alive(stubborn as number), "the child ignoring SIGTERM").toBe(false);
+    // Out of the agent's group (setsid): neither stopped nor waited for; it still holds stdout.
+    expect(alive(escaped as number), "the child that left the group").toBe(true);
   });
 });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkerApi } from "../../cli/worker/api";
 import { createPlannedTasks } from "../../cli/worker/planner";
 import { type DevWorker, eventually, getJson, startDevWorker } from "./dev-worker";
+import { alive } from "./runner-helpers";
 
 const CLI = join(process.cwd(), "cli", "dist", "switchboard.mjs");
 const AGENT = join(process.cwd(), "test", "node", "fixtures", "scripted-agent.sh");
@@ -14,10 +15,13 @@ const FAST = ["--poll-interval", "0.2", "--lease-heartbeat", "0.4", "--question-
 
 let worker: DevWorker;
 const dirs: string[] = [];
+/** Processes an agent left behind, killed after the tests whatever they found. */
+const leftovers: number[] = [];
 beforeAll(async () => {
   worker = await startDevWorker();
 }, 120_000);
 afterAll(async () => {
+  for (const pid of leftovers) if (alive(pid)) process.kill(pid, "SIGKILL");
   await worker?.stop();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -64,15 +68,6 @@ async function until(check: () => boolean, timeoutMs = 15_000): Promise<void> {
   while (!check()) {
     if (Date.now() > end) throw new Error("timed out");
     await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -197,6 +192,21 @@ describe("switchboard worker", () => {
     expect(lines.slice(-3).map((l) => l.text)).toEqual(["chatty line", `[switchboard] completing ${task.id}`, `[switchboard] ${task.id} is completed`]);
     // Stored before the task completed (the worker's last lines once came after, or never on exit).
     expect(Date.parse((lines.at(-2) as { at: string }).at)).toBeLessThanOrEqual(Date.parse(done.updated_at));
+  });
+
+  it("completes the attempt when the agent exits, not when the children it left let go of its output: they are stopped, and what it wrote is in the task's log", async () => {
+    const { key, call } = await newTeam();
+    const task = await call("POST", "/v1/tasks", { title: "leave children behind", role: "executor" });
+    const run = daemon(key, tempDir(), ["--max-tasks", "1"]);
+    await until(() => /left \d+ \d+/.test(run.output()));
+    const children = (/left (\d+) (\d+)/.exec(run.output()) ?? []).slice(1).map(Number);
+    leftovers.push(...children);
+    // Waiting for the pipes to close would wait for the children's 120 s: past the test's timeout.
+    expect((await run.done).code).toBe(0);
+    expect(await call("GET", `/v1/tasks/${task.id}`)).toMatchObject({ status: "completed", result: "left two children\n" });
+    const texts = (await call("GET", `/v1/tasks/${task.id}/logs?lines=100`)).lines.map((l: { text: string }) => l.text);
+    expect(texts).toContain(`left ${children.join(" ")}`);
+    for (const pid of children) expect(alive(pid), `child ${pid}`).toBe(false);
   });
 
   it("reads at most what the API takes of a huge result or question file, says it was cut, and fails an unreadable one", async () => {
