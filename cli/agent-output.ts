@@ -1,5 +1,6 @@
 import { MAX_TOOL_NAME } from "../src/domain/events";
 import { MAX_TOOLS_PER_STEP } from "../src/domain/topic";
+import { LineCutter } from "./line-cutter";
 import { wholeChars } from "./output";
 
 /**
@@ -71,42 +72,24 @@ export function readUsageLine(usage: Usage, line: string): boolean {
 export const MAX_PROTOCOL_LINE = 64 * 1024;
 
 /**
- * Cuts stdout into lines for `readUsageLine` as it arrives. Only each new chunk is searched
- * for line ends (searching the whole unterminated line again on every chunk made one 20 MB
- * line cost 20 s of CPU), and of a line past MAX_PROTOCOL_LINE nothing more is kept.
+ * Cuts stdout into lines for `readUsageLine` as it arrives (in linear time: a 20 MB line once
+ * cost 20 s of CPU); of a line past MAX_PROTOCOL_LINE nothing more is kept, and it is chat.
  */
 export class UsageLines {
-  private partial = "";
-  private overlong = false;
-  constructor(private readonly usage: Usage) {}
+  private readonly lines: LineCutter;
+  constructor(usage: Usage) {
+    this.lines = new LineCutter(MAX_PROTOCOL_LINE, (line, cut) => {
+      if (!cut) readUsageLine(usage, line);
+    });
+  }
 
   push(text: string): void {
-    let start = 0;
-    for (let end = text.indexOf("\n"); end >= 0; end = text.indexOf("\n", start)) {
-      this.keep(text.slice(start, end));
-      this.endLine();
-      start = end + 1;
-    }
-    this.keep(text.slice(start));
+    this.lines.push(text);
   }
 
   /** The output ended: a last line without a newline still counts. */
   end(): void {
-    if (this.partial || this.overlong) this.endLine();
-  }
-
-  private keep(piece: string): void {
-    if (this.overlong) return;
-    if (this.partial.length + piece.length > MAX_PROTOCOL_LINE) {
-      this.overlong = true;
-      this.partial = "";
-    } else this.partial += piece;
-  }
-
-  private endLine(): void {
-    if (!this.overlong) readUsageLine(this.usage, this.partial);
-    this.partial = "";
-    this.overlong = false;
+    this.lines.end();
   }
 }
 

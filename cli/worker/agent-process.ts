@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
 import { agentExit } from "../agent-exit";
+import { LineCutter } from "../line-cutter";
+import { MAX_LINE_BYTES } from "./log-shipper";
 
 export interface AgentExit {
   code: number | null;
@@ -27,6 +29,7 @@ export interface StartAgentOptions {
   env: NodeJS.ProcessEnv;
   /** Written to the agent's stdin, then closed: `claude -p` reads its prompt there. */
   input: string;
+  /** Each line, a long one cut to its first MAX_LINE_CHARS (the log shipper cuts it further and marks it). */
   onLine: (stream: "stdout" | "stderr", line: string) => void;
   /** The output as it comes, decoded, for the daemon's own terminal (tmux shows it). */
   onChunk?: (stream: "stdout" | "stderr", text: string) => void;
@@ -34,8 +37,11 @@ export interface StartAgentOptions {
 
 /** How much of each stream is kept for the result (the tail) and the JSON report. */
 const KEEP_CHARS = 1024 * 1024;
-/** A "line" without a newline this long is sent as it is, so memory stays bounded. */
-const MAX_PENDING = 32 * 1024;
+/**
+ * What is kept of a line: the logs take at most MAX_LINE_BYTES of one, and a character is at
+ * least a byte, so one more lets the log shipper see the line was longer and mark the cut.
+ */
+export const MAX_LINE_CHARS = MAX_LINE_BYTES + 1;
 
 /**
  * Starts the agent in its own process group (so stopping it stops what it started too), with
@@ -46,18 +52,13 @@ export function startAgent(o: StartAgentOptions): AgentRun {
   const [cmd, ...args] = o.command as [string, ...string[]];
   const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ["pipe", "pipe", "pipe"], detached: true });
   const kept = { stdout: "", stderr: "" };
-  const pending = { stdout: "", stderr: "" };
+  const cutter = (stream: "stdout" | "stderr") => new LineCutter(MAX_LINE_CHARS, (line, cut) => o.onLine(stream, cut ? line : line.replace(/\r$/, "")));
+  const lines = { stdout: cutter("stdout"), stderr: cutter("stderr") };
   const read = (stream: "stdout" | "stderr") => (text: string) => {
     o.onChunk?.(stream, text);
     kept[stream] += text;
     if (kept[stream].length > 2 * KEEP_CHARS) kept[stream] = kept[stream].slice(-KEEP_CHARS);
-    const lines = (pending[stream] + text).split("\n");
-    pending[stream] = lines.pop() ?? "";
-    for (const line of lines) o.onLine(stream, line.replace(/\r$/, ""));
-    if (pending[stream].length > MAX_PENDING) {
-      o.onLine(stream, pending[stream]);
-      pending[stream] = "";
-    }
+    lines[stream].push(text);
   };
   // Decoded as streams: a character split across two reads must not become two U+FFFD.
   child.stdout.setEncoding("utf8");
@@ -74,7 +75,8 @@ export function startAgent(o: StartAgentOptions): AgentRun {
   // SIGKILL, while what was already written is read, and a daemonised one (setsid) is not waited for.
   const exited = agentExit(child).then((e): AgentExit => {
     ended = true;
-    for (const stream of ["stdout", "stderr"] as const) if (pending[stream]) o.onLine(stream, pending[stream]);
+    lines.stdout.end();
+    lines.stderr.end();
     return { code: e.code, signal: e.signal ?? null, ...(e.error === undefined ? {} : { error: e.error }) };
   });
   let killTimer: NodeJS.Timeout | undefined;

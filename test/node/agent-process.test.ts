@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { startAgent } from "../../cli/worker/agent-process";
+import { MAX_LINE_CHARS, startAgent } from "../../cli/worker/agent-process";
+import { truncateLine } from "../../cli/worker/log-shipper";
 import { alive } from "./runner-helpers";
 
 const leftovers: number[] = [];
@@ -37,5 +38,25 @@ describe("the worker's agent process", () => {
     expect(alive(stubborn as number), "the child ignoring SIGTERM").toBe(false);
     // Out of the agent's group (setsid): neither stopped nor waited for; it still holds stdout.
     expect(alive(escaped as number), "the child that left the group").toBe(true);
+  });
+
+  it("one 40 MB line is one log line, kept only as far as the logs take it (cut and marked as the whole would be), and the lines after it are whole", async () => {
+    // Searching the whole unfinished line again on each chunk would be quadratic (the test's
+    // timeout catches that); sending it in pieces as it grows shipped hundreds of log lines for
+    // it. How fast it is belongs in bench/, not here. The pipe hands it over in chunks, with
+    // multibyte characters straddling some of them.
+    const piece = "h€llo 🚀 ";
+    const count = Math.ceil((40 * 1024 * 1024) / Buffer.byteLength(piece));
+    const script = `process.stdout.write(${JSON.stringify(piece)}.repeat(${count})); process.stdout.write("\\nafter\\r\\n"); process.stderr.write("on stderr")`;
+    const lines: Array<[string, string]> = [];
+    const run = startAgent({ command: [process.execPath, "-e", script], cwd: process.cwd(), env: process.env, input: "", onLine: (stream, line) => lines.push([stream, line]) });
+    expect((await run.exited).code).toBe(0);
+    const whole = piece.repeat(count);
+    expect(lines.map(([stream, line]) => [stream, line.length])).toEqual([["stdout", MAX_LINE_CHARS], ["stdout", 5], ["stderr", 9]]);
+    expect(lines[0]?.[1]).toBe(whole.slice(0, MAX_LINE_CHARS));
+    expect(truncateLine(lines[0]?.[1] as string)).toBe(truncateLine(whole));
+    expect(truncateLine(whole)).toMatch(/ …\[line truncated\]$/);
+    expect(lines.slice(1)).toEqual([["stdout", "after"], ["stderr", "on stderr"]]);
+    expect(run.stdout().endsWith("🚀 \nafter\r\n")).toBe(true);
   });
 });
