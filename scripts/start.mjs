@@ -6,6 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runtimeV8Flags } from "./runtime-flags.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const port = Number(process.env.PORT ?? 8787);
@@ -33,7 +34,7 @@ const dev = spawn(
   // The two secrets go in wrangler's environment, where it looks for required secrets: not
   // on its command line, which any local user can read with `ps`. (A .dev.vars file, when
   // there is one, is read instead of the environment and must then hold both.)
-  { cwd: root, stdio: ["ignore", "inherit", "inherit"], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false", ADMIN_TOKEN: adminToken, SECRETS_KEY: local.secrets_key } },
+  { cwd: root, stdio: ["ignore", "inherit", "inherit"], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false", ADMIN_TOKEN: adminToken, SECRETS_KEY: local.secrets_key, MINIFLARE_WORKERD_V8_FLAGS: runtimeV8Flags() } },
 );
 let stopping = false;
 const stop = (code = 0) => {

@@ -5,6 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { runtimeV8Flags } from "../../scripts/runtime-flags.mjs";
 import { groupProcesses } from "./procs.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -61,7 +62,7 @@ export async function startWorker({ root, host, port, inspectorPort, persistDir,
   if (logLevel) args.push("--log-level", logLevel);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const fd = openSync(logFile, "a");
-  const child = spawn(wrangler, args, { cwd: root, stdio: ["ignore", fd, fd], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: process.env.X_LOCAL_OBSERVABILITY ?? "false" } });
+  const child = spawn(wrangler, args, { cwd: root, stdio: ["ignore", fd, fd], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: process.env.X_LOCAL_OBSERVABILITY ?? "false", MINIFLARE_WORKERD_V8_FLAGS: runtimeV8Flags() } });
   closeSync(fd);
   const pid = child.pid;
   let exited = null;
