@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, rmSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { groupProcesses, labeler, listeningPorts, processTree } from "./procs.mjs";
+import { runtimeV8Flags } from "../../scripts/runtime-flags.mjs";
 import { missingServices, spawnGroup, startPostgres, startRedis } from "./services.mjs";
 import { expectJson, request } from "./http.mjs";
 import { nowMs } from "./sse-client.mjs";
@@ -145,7 +146,7 @@ export async function startSwitchboard({ root, work, host, port, logLevel, log }
       }
     },
     describe: {
-      what: `The Worker under \`wrangler dev\` ${version} with local D1, Queues and Durable Objects persisted to a temp dir, migrations applied first, started with a copy of wrangler.toml whose paths are absolute (so the restart test's reload mode can make wrangler dev reload it without touching the project's files).`,
+      what: `The Worker under \`wrangler dev\` ${version} with local D1, Queues and Durable Objects persisted to a temp dir, migrations applied first, started with a copy of wrangler.toml whose paths are absolute (so the restart test's reload mode can make wrangler dev reload it without touching the project's files); the runtime's V8 flags: \`${runtimeV8Flags() || "none"}\` (scripts/runtime-flags.mjs).`,
       processes: "2 workerd processes (the runtime: Worker, DOs, local D1 and queue simulator, one JavaScript thread; wrangler's proxy on the public port) and wrangler's Node process (dev tooling, not counted in memory)",
       log: logFile,
       wrangler: version,
