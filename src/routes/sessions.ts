@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, gt, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, lt, or } from "drizzle-orm";
 import type { SessionSummary } from "../../durable-objects/session-hub";
 import { dbOf } from "../db/client";
-import { indexTopic, sessionTopicRows, topicListItem, upsertSessionRow } from "../db/index-rows";
+import { countSessionTopics, indexTopic, sessionTopicRows, topicListItem, upsertSessionRow } from "../db/index-rows";
 import { alphas, sessions, topics } from "../db/schema";
 import { platformTopicAdded } from "../domain/events";
 import { jsonSchema } from "../domain/json";
@@ -45,11 +45,7 @@ async function loadSession(c: Context<AppEnv>, sessionId: string) {
   const found = await sessionHub(c.env, team, sessionId).summary();
   if (!found) throw new ApiError("not_found", `No session ${sessionId}.`);
   const db = dbOf(c.env);
-  const inSession = and(eq(topics.teamId, team), eq(topics.sessionId, sessionId));
-  const [topicIds, [count]] = await db.batch([
-    db.select({ id: topics.id }).from(topics).where(inSession).orderBy(asc(topics.createdAt), asc(topics.id)).limit(SUMMARY_TOPICS),
-    db.select({ n: sql<number>`count(*)` }).from(topics).where(inSession),
-  ]);
+  const [topicIds, [count]] = await db.batch([sessionTopicRows(db, team, sessionId, SUMMARY_TOPICS, null), countSessionTopics(db, team, sessionId)]);
   const topicSummaries = await Promise.all(topicIds.map((t) => topicHub(c.env, team, sessionId, t.id).summary()));
   const s = found.summary;
   return { ...s, topics: topicSummaries.flatMap((t) => (t ? [t.summary] : [])), topics_total: count?.n ?? topicIds.length };
