@@ -50,6 +50,7 @@ import { commandLine, mergeResults, readResults, writeResults } from "./lib/resu
 import { startSystemSampler } from "./lib/sampler.mjs";
 import { latency, throughput } from "./lib/scenarios.mjs";
 import { postgresBin } from "./lib/services.mjs";
+import { missingServices } from "./lib/services.mjs";
 import { SYSTEMS } from "./lib/systems.mjs";
 import { wranglerVersion } from "./lib/wrangler.mjs";
 
@@ -234,6 +235,9 @@ async function main() {
   if (parts.includes("events") && Math.max(...config.subscribers) >= 1000 && openFiles < MIN_OPEN_FILES) {
     throw new Error(`ulimit -n is ${openFiles}: 1,000 streams need at least ${MIN_OPEN_FILES} open files (run \`ulimit -n ${MIN_OPEN_FILES}\` or more first)`);
   }
+  // Checked before the first system, not when the peer's turn comes minutes later.
+  const missing = parts.includes("events") && config.systems.includes("peer") ? missingServices() : null;
+  if (missing) throw new Error(missing);
   log(`temp dir ${work} (logs of every system stay there); parts: ${parts.join(", ")}${parts.includes("events") ? `; systems: ${config.systems.join(", ")}` : ""}`);
   const events = parts.includes("events") ? await measureEvents() : null;
   let measuredClaims = null;
