@@ -1,15 +1,12 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AwsClient } from "aws4fetch";
-// @ts-expect-error s3rver ships no types
-import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SwitchboardClient } from "../../cli/client";
 import { pickRotatedToken } from "../../cli/rotation";
 import { type DevWorker, eventually, getJson, setUpTeam, startDevWorker } from "./dev-worker";
+import { startLocalS3 } from "./local-s3";
 
 const CLI = join(process.cwd(), "cli", "dist", "switchboard.mjs");
 const AGENT = join(process.cwd(), "test", "node", "fixtures", "fake-agent.mjs");
@@ -95,18 +92,15 @@ describe("retries", () => {
 });
 
 describe("sentinel fallback over the S3 API", () => {
-  let s3: { run(): Promise<{ port: number }>; close(): Promise<void> };
+  let s3: Awaited<ReturnType<typeof startLocalS3>> | undefined;
   let s3Url = "";
   let dir = "";
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "s3rver-"));
-    s3 = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: dir, configureBuckets: [{ name: "switchboard" }] });
-    const { port } = await s3.run();
-    s3Url = `http://127.0.0.1:${port}`;
+    s3 = await startLocalS3();
+    ({ url: s3Url, dir } = s3);
   });
   afterAll(async () => {
-    await s3?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await s3?.stop();
   });
 
   it("writes each event as a signed sentinel when callbacks stay unreachable, and the sweep applies it", async () => {

@@ -1,27 +1,21 @@
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-// @ts-expect-error s3rver ships no types
-import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "./cli-process";
+import { startLocalS3 } from "./local-s3";
 
 // With the API unreachable, what the sentinel store (a local S3 server) answers is reported as
 // the store's, with hints about its settings, never read as the API's refusal.
 
-let s3: { run(): Promise<{ port: number }>; close(): Promise<void> };
+let s3: Awaited<ReturnType<typeof startLocalS3>> | undefined;
 let s3Url = "";
 let dir = "";
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "s3rver-"));
-  s3 = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: dir, configureBuckets: [{ name: "switchboard" }] });
-  s3Url = `http://127.0.0.1:${(await s3.run()).port}`;
+  s3 = await startLocalS3();
+  ({ url: s3Url, dir } = s3);
 });
 afterAll(async () => {
-  await s3?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await s3?.stop();
 });
 
 const emit = (settings: Record<string, string>) =>
