@@ -14,6 +14,7 @@ import { topicHub } from "../lib/hubs";
 import { clientId } from "../lib/ids";
 import { evaluatePreconditions, ifRangeHolds, inertFileHeaders, parseRange, resolveRange, workspaceProblem, writeConditions, writePreconditionsHold } from "../lib/workspace-http";
 import { newRouter, problemResponses, security } from "../lib/openapi";
+import { putAtDeclaredLength } from "../lib/workspace-upload";
 
 /**
  * A topic's workspace on R2: chat logs and artifacts, any content type, streamed through
@@ -124,15 +125,11 @@ workspaceRoutes.put(`${BASE}/*`, requireScope("agent"), async (c) => {
   if (!writePreconditionsHold(c.req.raw.headers, before ? { etag: before.httpEtag, uploaded: before.uploaded } : null)) {
     return refused();
   }
-  const body = c.req.raw.body ?? new Uint8Array(0);
   const onlyIf = writeConditions(c.req.raw.headers);
-  let object: R2Object | null;
-  try {
-    object = await c.env.BUCKET.put(key, body, { httpMetadata: { contentType: c.req.header("Content-Type") ?? "application/octet-stream" }, ...(onlyIf ? { onlyIf } : {}) });
-  } catch (e) {
-    // A body shorter or longer than its Content-Length is the client's mistake, not ours.
-    throw new ApiError("validation", `The body did not match its Content-Length (${e instanceof Error ? e.message : "upload failed"}).`);
-  }
+  const object = await putAtDeclaredLength(c.env.BUCKET, key, c.req.raw.body, Number(length), {
+    httpMetadata: { contentType: c.req.header("Content-Type") ?? "application/octet-stream" },
+    ...(onlyIf ? { onlyIf } : {}),
+  });
   // R2 checked the conditions again as it wrote: the file changed since it was read.
   if (!object) return refused();
   const file = present(path, object);
@@ -242,7 +239,7 @@ workspaceRoutes.get("/v1/usage", async (c) => {
 // Documented in /openapi.json; served by the plain routes above (a wildcard path and raw bodies).
 const wsParams = z.object({ sid: clientId, tid: clientId, path: z.string().describe("file path, may contain /") });
 for (const [method, summary, responses] of [
-  ["put", "Store a file (any content type, Content-Length required, ≤ 100 MB); announces workspace.sync", { 200: { description: "Replaced" }, 201: { description: "Created" }, 411: { description: "No Content-Length" }, 413: { description: "Over 100 MB" } }],
+  ["put", "Store a file (any content type, Content-Length required, ≤ 100 MB); announces workspace.sync", { 200: { description: "Replaced" }, 201: { description: "Created" }, 411: { description: "No Content-Length" }, 413: { description: "Over 100 MB" }, 503: { description: "Storage did not take the file (nothing written; Retry-After)" } }],
   [
     "get",
     "Read a file; honours If-None-Match / If-Modified-Since (304), If-Match / If-Unmodified-Since (412), Range with one byte range (206; unsatisfiable: 416; another unit, several ranges or a stale If-Range: the whole file)",
