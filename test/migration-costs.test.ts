@@ -38,3 +38,26 @@ describe("migration 0009: the cost ledger's backfill of what tasks spent before 
     ]);
   });
 });
+
+describe("migration 0010: the claims holding a lease when it runs are remembered", () => {
+  it("a task leased before the migration has its attempt, so a late report's spend still counts", async () => {
+    const backfill = migrations.find((m) => m.name.startsWith("0010"))?.queries.find((q) => q.includes("INSERT INTO `task_attempts`"));
+    expect(backfill).toBeDefined();
+    const team = `team_mig_${crypto.randomUUID().slice(0, 8)}`;
+    const now = new Date().toISOString();
+    const rows: [string, string, string | null][] = [
+      ["leased", "running", "lease_a"],
+      ["queued", "pending", null],
+    ];
+    for (const [id, status, lease] of rows) {
+      await env.DB.prepare(
+        "INSERT INTO tasks (team_id, id, title, role, priority, depends_on, status, available_at, source, worker_id, lease_id, lease_expires_at, claimed_at, created_at, updated_at) VALUES (?, ?, ?, 'executor', 2, '[]', ?, ?, 'manual', ?, ?, ?, ?, ?, ?)",
+      )
+        .bind(team, id, id, status, now, lease ? "w1" : null, lease, lease ? now : null, lease ? now : null, now, now)
+        .run();
+    }
+    await env.DB.prepare(backfill as string).run();
+    const got = (await env.DB.prepare("SELECT task_id, lease_id, worker_id, role, claimed_at FROM task_attempts WHERE team_id = ?").bind(team).all()).results;
+    expect(got).toEqual([{ task_id: "leased", lease_id: "lease_a", worker_id: "w1", role: "executor", claimed_at: now }]);
+  });
+});

@@ -1,31 +1,69 @@
 import { and, asc, eq, gt, gte, lte, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { taskCosts } from "./schema";
-import type { AttemptReport } from "./tasks";
+import { taskAttempts, taskCosts, tasks } from "./schema";
+import { type AttemptReport, addUsage } from "./tasks";
 
 export const COST_GROUPS = ["day", "role", "worker", "task"] as const;
 export type CostGroup = (typeof COST_GROUPS)[number];
 
+/** The claim `leaseId` made of `taskId` (its latest, should a client have reused a claim_id on the same task). */
+const attemptOf = (teamId: string, taskId: string, leaseId: string) =>
+  sql`SELECT a.* FROM task_attempts a WHERE a.team_id = ${teamId} AND a.task_id = ${taskId} AND a.lease_id = ${leaseId} ORDER BY a.claimed_at DESC LIMIT 1`;
+
+const reportedSomething = (usage: AttemptReport) => sql`(${usage.cost_usd ?? 0} > 0 OR ${usage.tokens ?? 0} > 0 OR ${usage.duration_ms ?? 0} > 0)`;
+
 /**
- * Records what the attempt `taskId` holds under `leaseId` reported spending, dated `now`'s UTC
- * day and counted to the worker holding it. It reads the task under the lease guard, so put
- * it in the batch BEFORE the statement that ends the lease (complete, fail, release): it
- * records exactly when that statement will apply, and never for a stale lease or a repeated
- * request (after the first, the lease is gone). The id, `{task}:{lease}:{claimed_at}`, is
- * new for every claim, even one whose client reused a claim_id. Nothing when nothing was reported.
+ * Records what the attempt `taskId` held under `leaseId` reported spending, dated `now`'s UTC
+ * day and counted to the worker that claimed it, from the claim (task_attempts) rather than
+ * the task: money an agent spent is spent even when its lease expired or the task was claimed
+ * again before it reported, so the daily budget counts it although the report is refused (409).
+ * Once per attempt: the id, `{task}:{lease}:{claimed_at}`, is new for every claim (even one
+ * whose client reused a claim_id), and a repeated report changes nothing. Nothing when
+ * nothing was reported. Put it in the batch after `addLateSpend` and before the statement that
+ * ends the lease (see there).
  */
 export function recordAttemptCost(db: Db, teamId: string, taskId: string, leaseId: string, now: string, usage: AttemptReport) {
-  const cost = usage.cost_usd ?? 0;
-  const tokens = usage.tokens ?? 0;
-  const duration = usage.duration_ms ?? 0;
   return db
     .insert(taskCosts)
     .select(
-      sql`SELECT a.team_id, a.id || ':' || a.lease_id || ':' || a.claimed_at, a.id, coalesce(a.worker_id, ''), a.role, ${now.slice(0, 10)}, ${cost}, ${tokens}, ${duration}, ${now}
-          FROM tasks a
-          WHERE a.team_id = ${teamId} AND a.id = ${taskId} AND a.lease_id = ${leaseId}
-            AND a.status IN ('claimed', 'running', 'waiting_input') AND a.lease_expires_at > ${now}
-            AND (${cost} > 0 OR ${tokens} > 0 OR ${duration} > 0)`,
+      sql`SELECT a.team_id, a.task_id || ':' || a.lease_id || ':' || a.claimed_at, a.task_id, a.worker_id, a.role, ${now.slice(0, 10)}, ${usage.cost_usd ?? 0}, ${usage.tokens ?? 0}, ${usage.duration_ms ?? 0}, ${now}
+          FROM (${attemptOf(teamId, taskId, leaseId)}) a
+          WHERE ${reportedSomething(usage)}`,
+    )
+    .onConflictDoNothing()
+    .returning({ id: taskCosts.id });
+}
+
+/**
+ * A late report's spend added to the task's totals, as a current lease's report adds it in the
+ * statement that ends the lease: only when the lease is no longer the task's (that statement
+ * then changes nothing) and the attempt's spend is not in the ledger yet. Before
+ * `recordAttemptCost` in the batch, which is what puts it there.
+ */
+export function addLateSpend(db: Db, teamId: string, taskId: string, leaseId: string, now: string, usage: AttemptReport) {
+  return db
+    .update(tasks)
+    .set({ ...addUsage(usage), updatedAt: now })
+    .where(
+      and(
+        eq(tasks.teamId, teamId),
+        eq(tasks.id, taskId),
+        reportedSomething(usage),
+        // Not the current, unexpired lease: the ending statement counts that one.
+        sql`NOT (${tasks.leaseId} IS ${leaseId} AND ${tasks.status} IN ('claimed', 'running', 'waiting_input') AND ${tasks.leaseExpiresAt} > ${now})`,
+        sql`EXISTS (SELECT 1 FROM (${attemptOf(teamId, taskId, leaseId)}) a
+                    WHERE NOT EXISTS (SELECT 1 FROM task_costs k WHERE k.team_id = a.team_id AND k.id = a.task_id || ':' || a.lease_id || ':' || a.claimed_at))`,
+      ),
+    );
+}
+
+/** Every claim is remembered, in the claim's batch after the claim: see `recordAttemptCost`. */
+export function recordClaimedAttempt(db: Db, teamId: string, workerId: string, leaseId: string, claimedAt: string) {
+  return db
+    .insert(taskAttempts)
+    .select(
+      sql`SELECT t.team_id, t.id, t.lease_id, t.worker_id, t.role, t.claimed_at FROM tasks t
+          WHERE t.team_id = ${teamId} AND t.worker_id = ${workerId} AND t.lease_id = ${leaseId} AND t.claimed_at = ${claimedAt} AND t.status = 'claimed'`,
     )
     .onConflictDoNothing();
 }

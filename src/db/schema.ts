@@ -177,12 +177,30 @@ export const tasks = sqliteTable(
 );
 
 /**
+ * Every claim of a task: which worker held it under which lease, and when. The ledger below
+ * counts an attempt's spend from here, so an agent whose lease expired (or whose task was
+ * claimed again) before it reported still has what it spent counted, once.
+ */
+export const taskAttempts = sqliteTable(
+  "task_attempts",
+  {
+    teamId: text("team_id").notNull(),
+    taskId: text("task_id").notNull(),
+    leaseId: text("lease_id").notNull(),
+    workerId: text("worker_id").notNull().default(""),
+    role: text("role").notNull(),
+    claimedAt: text("claimed_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.taskId, t.leaseId, t.claimedAt] })],
+);
+
+/**
  * What each attempt reported spending, as it ended (complete, fail or release): the ledger
  * the daily budget and `GET /v1/costs` sum. Per attempt, dated by the UTC day it was
  * reported and counted to the worker that ran it, so a retry, a cancel or an attempt that
  * failed and went back to the queue never takes spend out of a day or moves it to another
- * worker. `id` is `{task_id}:{lease_id}:{claimed_at}`: one per claim (the write is guarded by
- * the lease, so a client's retries record an attempt once). Rows written before the ledger
+ * worker. `id` is `{task_id}:{lease_id}:{claimed_at}`: one per claim (task_attempts), so a
+ * client's retries, or a report arriving after the lease ended, record an attempt once. Rows written before the ledger
  * existed have `:legacy` ids (one per task; migrations/0009_task_costs.sql says how dated).
  */
 export const taskCosts = sqliteTable(

@@ -5,7 +5,7 @@ import { type Db, dbOf } from "../db/client";
 import { addUsage, blockDependents, claimLimits, claimNextTask, failUnderLease, findTask, heldUnder, LEASE_CLEARED, toClaimLimits, updateUnderLease } from "../db/tasks";
 import { countCompletion, endAttemptOfWorker, recordClaim, seenUnderLease } from "../db/workers";
 import { withdrawQuestions } from "../db/questions";
-import { recordAttemptCost } from "../db/costs";
+import { addLateSpend, recordAttemptCost, recordClaimedAttempt } from "../db/costs";
 import { checkLease, leaseExpiry, retryWaits, type TaskStatus } from "../domain/tasks";
 import { budgetEventId, failureEventType } from "../domain/team-events";
 import { claimRefusal, utcDayStart } from "../domain/workers";
@@ -67,8 +67,13 @@ taskLeaseRoutes.openapi(
     // One round trip: the claim, its worker, and (only when nothing was claimed) what tells
     // "nothing to do" from "stopped by a limit", read after the claim in the same transaction;
     // with a claim_id, also the task an earlier try of this claim took (then no new claim).
-    const claiming = [claimNextTask(db, { ...claim, retryable: claim_id !== undefined }), recordClaim(db, teamId, worker_id, leaseId, at), claimLimits(db, claim)] as const;
-    const [[claimed], [worker], [limitsRow], [earlier]] = claim_id ? await db.batch([...claiming, heldUnder(db, teamId, worker_id, leaseId, at)]) : [...(await db.batch(claiming)), []];
+    const claiming = [
+      claimNextTask(db, { ...claim, retryable: claim_id !== undefined }),
+      recordClaimedAttempt(db, teamId, worker_id, leaseId, at),
+      recordClaim(db, teamId, worker_id, leaseId, at),
+      claimLimits(db, claim),
+    ] as const;
+    const [[claimed], , [worker], [limitsRow], [earlier]] = claim_id ? await db.batch([...claiming, heldUnder(db, teamId, worker_id, leaseId, at)]) : [...(await db.batch(claiming)), []];
     if (!claimed && earlier) return c.json(toLeasedTask(earlier), 200);
     if (claimed) {
       await publishTeamEvents(c.env, teamId, [taskEvent("task.claimed", claimed, { worker_id }), ...(worker ? [workerEvent(worker, at)] : [])]);
@@ -92,13 +97,16 @@ taskLeaseRoutes.openapi(
  * task: the change itself is guarded by the lease (`underLease`), so the normal path is one
  * round trip.
  */
-async function lostLease(db: Db, team: string, id: string, leaseId: string, now: string): Promise<never> {
+async function lostLease(db: Db, team: string, id: string, leaseId: string, now: string, spendCounted = false): Promise<never> {
   const row = await findTask(db, team, id);
   if (!row) throw new ApiError("not_found", `No task ${id}.`);
   const verdict = checkLease({ status: row.status as TaskStatus, lease_id: row.leaseId, lease_expires_at: row.leaseExpiresAt }, leaseId, now);
   // checkLease tests what the guard tested, at the same `now`: it cannot pass here unless the
   // lease became current again, which a lease never does. Answered all the same, not thrown.
-  throw new ApiError("conflict", verdict.ok ? "The lease ended while this request was handled." : verdict.reason);
+  const why = verdict.ok ? "The lease ended while this request was handled." : verdict.reason;
+  // A late report's spend is counted all the same (recordAttemptCost): say so, or a worker would
+  // not know whether to report it again.
+  throw new ApiError("conflict", spendCounted ? `${why} The cost it reported was counted for the attempt.` : why);
 }
 
 taskLeaseRoutes.openapi(
@@ -157,7 +165,8 @@ taskLeaseRoutes.openapi(
     // One round trip: the worker is counted under the same lease guard as the task's update,
     // just before it (see countCompletion), so it counts exactly when the task completes.
     // A question still open is moot once the task completed: withdrawn in the same transaction.
-    const [, [worker], [updated], withdrawn] = await db.batch([
+    const [, spent, [worker], [updated], withdrawn] = await db.batch([
+      addLateSpend(db, team, id, report.lease_id, at, report),
       recordAttemptCost(db, team, id, report.lease_id, at, report),
       countCompletion(db, team, id, report.lease_id, at),
       updateUnderLease(db, team, id, report.lease_id, at, {
@@ -169,7 +178,7 @@ taskLeaseRoutes.openapi(
       }),
       withdrawQuestions(db, team, [id]),
     ]);
-    if (!updated) return lostLease(db, team, id, report.lease_id, at);
+    if (!updated) return lostLease(db, team, id, report.lease_id, at, spent.length > 0);
     await publishTeamEvents(c.env, team, [taskEvent("task.completed", updated), ...withdrawnEvents(withdrawn, at), ...(worker ? [workerEvent(worker, at)] : [])]);
     return c.json(toTask(updated), 200);
   },
@@ -194,7 +203,8 @@ taskLeaseRoutes.openapi(
     const at = now.toISOString();
     // One round trip: the statement decides retry or failure by the attempts it reads, and
     // failing for good blocks the dependents in the same transaction (a retry skips that).
-    const [, [worker], [updated], blocked, withdrawn] = await db.batch([
+    const [, spent, [worker], [updated], blocked, withdrawn] = await db.batch([
+      addLateSpend(db, team, id, report.lease_id, at, report),
       recordAttemptCost(db, team, id, report.lease_id, at, report),
       endAttemptOfWorker(db, team, id, report.lease_id, at, false),
       failUnderLease(db, team, id, report.lease_id, at, report, retryWaits(now)),
@@ -204,7 +214,7 @@ taskLeaseRoutes.openapi(
     if (!updated) {
       // Only when the task had failed for good before (the cron) and something was left to block.
       await publishTeamEvents(c.env, team, blockedEvents(blocked, at));
-      return lostLease(db, team, id, report.lease_id, at);
+      return lostLease(db, team, id, report.lease_id, at, spent.length > 0);
     }
     await publishTeamEvents(c.env, team, [
       taskEvent(failureEventType(updated.status), updated),
@@ -237,14 +247,15 @@ taskLeaseRoutes.openapi(
     const at = new Date().toISOString();
     // The claim counted the attempt; a release takes it back, so stopping a worker never
     // costs a task one of its attempts (nor fails it on its last).
-    const [, [worker], [updated], withdrawn] = await db.batch([
+    const [, spent, [worker], [updated], withdrawn] = await db.batch([
+      addLateSpend(db, team, id, lease_id, at, report),
       recordAttemptCost(db, team, id, lease_id, at, report),
       endAttemptOfWorker(db, team, id, lease_id, at, false),
       // What the stopped agent had spent still counts.
       updateUnderLease(db, team, id, lease_id, at, { status: "pending", ...LEASE_CLEARED, attempts: sql`max(${tasks.attempts} - 1, 0)`, availableAt: at, ...addUsage(report) }),
       withdrawQuestions(db, team, [id]),
     ]);
-    if (!updated) return lostLease(db, team, id, lease_id, at);
+    if (!updated) return lostLease(db, team, id, lease_id, at, spent.length > 0);
     await publishTeamEvents(c.env, team, [taskEvent("task.released", updated, reason ? { reason } : {}), ...withdrawnEvents(withdrawn, at), ...(worker ? [workerEvent(worker, at)] : [])]);
     return c.json(toTask(updated), 200);
   },
