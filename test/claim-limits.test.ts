@@ -123,6 +123,26 @@ describe("claims: the daily budget", () => {
     expect((await claim(k))?.title).toBe("waiting");
   });
 
+  it("sums money to the cent: $0.70 and $0.10 spent stop a $0.80 budget, and every sum shows 0.8", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    await setTeam(k, { daily_budget_usd: 0.8 });
+    const task = await createTask(k, { title: "twice", priority: "critical", max_attempts: 3 });
+    await createTask(k, { title: "waiting" });
+    const first = await claim(k);
+    expect((await finish(k, task.id, first?.lease.id ?? "", "fail", { cost_usd: 0.7 })).status).toBe("pending");
+    await rewrite("tasks", "available_at", new Date(Date.now() - 1000).toISOString(), { id: task.id });
+    const second = await claim(k);
+    expect(second?.id).toBe(task.id);
+    // In floating point 0.7 + 0.1 is 0.7999999999999999: under the budget, and shown so.
+    expect((await finish(k, task.id, second?.lease.id ?? "", "complete", { cost_usd: 0.1 })).cost_usd).toBe(0.8);
+    expect((await expectProblem(await claimCall(k, "w1"), 429)).detail).toContain("daily budget of $0.80 spent");
+    const day = await json<{ items: { cost_usd: number }[] }>(await call("/v1/costs?by=day", { key: k }));
+    expect(day.items.map((g) => g.cost_usd)).toEqual([0.8]);
+    const workers = await json<{ items: { cost_usd: number }[] }>(await call("/v1/workers", { key: k }));
+    expect(workers.items.map((w) => w.cost_usd)).toEqual([0.8]);
+  });
+
   it("counts what every attempt spent today: one that failed and went back to the queue, one released, and a task a person retried", async () => {
     const team = await createTeam();
     const k = team.api_key;

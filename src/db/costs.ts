@@ -1,4 +1,5 @@
 import { and, asc, eq, gt, gte, lte, sql } from "drizzle-orm";
+import { USD_DECIMALS } from "../domain/money";
 import type { Db } from "./client";
 import { taskAttempts, taskCosts, tasks } from "./schema";
 import { type AttemptReport, addUsage } from "./tasks";
@@ -69,7 +70,7 @@ export function recordClaimedAttempt(db: Db, teamId: string, workerId: string, l
 }
 
 /** What the team's attempts reported spending on one UTC day (`YYYY-MM-DD`), as a subquery: the daily budget's measure. */
-export const spentOn = (teamId: string, day: string) => sql<number>`(SELECT coalesce(sum(k.cost_usd), 0) FROM task_costs k WHERE k.team_id = ${teamId} AND k.day = ${day})`;
+export const spentOn = (teamId: string, day: string) => sql<number>`(SELECT round(coalesce(sum(k.cost_usd), 0), ${sql.raw(String(USD_DECIMALS))}) FROM task_costs k WHERE k.team_id = ${teamId} AND k.day = ${day})`;
 
 const groupKey: Record<CostGroup, ReturnType<typeof sql<string>>> = {
   day: sql<string>`${taskCosts.day}`,
@@ -94,7 +95,7 @@ export function sumCosts(db: Db, q: CostQuery) {
   return db
     .select({
       key,
-      costUsd: sql<number>`sum(${taskCosts.costUsd})`,
+      costUsd: sql<number>`round(sum(${taskCosts.costUsd}), ${sql.raw(String(USD_DECIMALS))})`,
       tokens: sql<number>`sum(${taskCosts.tokens})`,
       durationMs: sql<number>`sum(${taskCosts.durationMs})`,
       tasks: sql<number>`count(DISTINCT ${taskCosts.taskId})`,

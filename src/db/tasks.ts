@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
 import { BLOCKING_STATUSES, CANCELLABLE_STATUSES, LEASED_STATUSES, RETRYABLE_STATUSES, TASK_STATUSES, type TaskStatus } from "../domain/tasks";
 import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
+import { USD_DECIMALS } from "../domain/money";
 import type { ClaimLimits } from "../domain/workers";
 import { tasks, teams } from "./schema";
 import { withdrawQuestions } from "./questions";
@@ -251,7 +252,7 @@ export const LEASE_CLEARED = { leaseId: null, leaseExpiresAt: null } as const;
 /** Adds an attempt's reported cost, tokens and duration to the task's totals. */
 export function addUsage(usage: AttemptReport) {
   return {
-    costUsd: sql`${tasks.costUsd} + ${usage.cost_usd ?? 0}`,
+    costUsd: sql`round(${tasks.costUsd} + ${usage.cost_usd ?? 0}, ${sql.raw(String(USD_DECIMALS))})`,
     tokens: sql`${tasks.tokens} + ${usage.tokens ?? 0}`,
     durationMs: sql`${tasks.durationMs} + ${usage.duration_ms ?? 0}`,
   };

@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, inArray, lt, ne, sql } from "drizzle-orm";
 import type { WorkerStatus } from "../domain/workers";
+import { USD_DECIMALS } from "../domain/money";
 import type { Db } from "./client";
 import { underLease } from "./tasks";
 import { tasks, workers } from "./schema";
@@ -103,7 +104,7 @@ function chunks<T>(items: T[], size: number): T[][] {
 
 /** What a worker has cost so far: what its own attempts reported (the ledger, src/db/costs.ts). */
 // Written out in full: drizzle may render a column of the selected table without its table name, which the subquery would read as its own.
-const costSoFar = sql<number>`(SELECT coalesce(sum(k.cost_usd), 0) FROM task_costs k WHERE k.team_id = workers.team_id AND k.worker_id = workers.id)`;
+const costSoFar = sql<number>`(SELECT round(coalesce(sum(k.cost_usd), 0), ${sql.raw(String(USD_DECIMALS))}) FROM task_costs k WHERE k.team_id = workers.team_id AND k.worker_id = workers.id)`;
 
 /** The team's workers by id, after `afterId`; `limit` rows. */
 export function listWorkers(db: Db, teamId: string, limit: number, afterId: string | null) {

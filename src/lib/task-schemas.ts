@@ -3,6 +3,7 @@ import type { TaskRow } from "../db/tasks";
 import { ATTEMPT_REPORT_MAX, PRIORITIES, priorityName, ROLE_PATTERN, TASK_SOURCES, TASK_STATUSES, type TaskSource, type TaskStatus } from "../domain/tasks";
 import type { QuestionRow } from "../db/questions";
 import type { WorkerRow } from "../db/workers";
+import { roundUsd } from "../domain/money";
 import { WORKER_STATUSES, type WorkerStatus } from "../domain/workers";
 import { clientId } from "./ids";
 
@@ -69,7 +70,7 @@ export function toTask(row: TaskRow): TaskResponse {
     worker_id: row.workerId,
     lease_expires_at: row.leaseExpiresAt,
     result: row.result,
-    cost_usd: row.costUsd,
+    cost_usd: roundUsd(row.costUsd),
     tokens: row.tokens,
     duration_ms: row.durationMs,
     created_at: row.createdAt,
@@ -152,7 +153,7 @@ export function toWorker({ worker, costUsd }: { worker: WorkerRow; costUsd: numb
     current_task: worker.currentTask,
     tasks_completed: worker.tasksCompleted,
     last_seen_at: worker.lastSeenAt,
-    cost_usd: costUsd,
+    cost_usd: roundUsd(costUsd),
     created_at: worker.createdAt,
   };
 }
