@@ -36,6 +36,9 @@ export class SessionHub extends Hub<SessionState, SessionSummary> {
    * learns new ones from `topic_added`. A topic's progress streams on its own stream.
    */
   protected override async readSnapshot(): Promise<unknown> {
+    // Read after Hub.fetch took the sequence number it sends this with, and every topic's
+    // index row is written before its topic_added is logged: so the topics listed include
+    // every topic announced up to that number (a later one may be listed too, and is replayed).
     const state = this.state as SessionState;
     const db = dbOf(this.env);
     const [rows, [count]] = await db.batch([sessionTopicRows(db, state.team_id, state.id, SNAPSHOT_TOPICS, null), countSessionTopics(db, state.team_id, state.id)]);

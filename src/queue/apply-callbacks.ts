@@ -14,6 +14,8 @@ interface HubGroup {
   session: string;
   topic?: string;
   events: AgentEvent[];
+  /** The request (by index) each event came from. */
+  origins: number[];
   from: Set<number>;
 }
 
@@ -32,7 +34,9 @@ export const ALPHA_REFRESH = 64;
 const INDEX_RETRY_CONCURRENCY = 6;
 
 /**
- * Applies a batch of callback requests with one call per hub and one D1 batch in all.
+ * Applies a batch of callback requests with one call per hub and one D1 batch for the index
+ * (when it creates topics, their rows go first, in one batch per kind: by topic_added, by
+ * a first topic event, so that each is indexed before it is announced).
  *
  * Each hub gets the events of every request that names it, concatenated in batch order, so
  * the events of one request stay in the order given (the guarantee callers have). Under load
@@ -70,36 +74,62 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
       const level = isSessionLevel(event.type);
       const key = level ? `${team}\u0000${event.session_id}` : `${team}\u0000${event.session_id}\u0000${event.topic_id}`;
       const groups = level ? sessions : topics;
-      const group = groups.get(key) ?? { team, session: event.session_id, topic: level ? undefined : (event.topic_id as string), events: [], from: new Set<number>() };
+      const group = groups.get(key) ?? { team, session: event.session_id, topic: level ? undefined : (event.topic_id as string), events: [], origins: [], from: new Set<number>() };
       group.events.push(event);
+      group.origins.push(i);
       group.from.add(i);
       groups.set(key, group);
     }
   });
 
   const writes: IndexWrite[] = [];
+  // A topic is announced (topic_added logged by its session's hub) only once its index row is
+  // written: a session stream's snapshot, read from the index after it took its sequence
+  // number, then lists every topic announced up to that number. Announced first, a watcher
+  // connecting before the row was written (for a whole retry backoff if the write failed)
+  // would get a snapshot past the topic_added that lacks the topic, and never hear of it.
+
+  // topic_added creates the topic first: its hub, then its index row (one D1 batch for all).
+  const created: IndexWrite[] = [];
+  const ensured = new Set<HubGroup>();
   await Promise.all(
     [...sessions.values()].map(async (g) => {
       try {
-        const report = await sessionHub(env, g.team, g.session).apply(g.events);
-        writes.push({ kind: "session", team: g.team, summary: report.summary, version: report.version, from: g.from });
-        // topic_added creates the topic: its hub now, its index row with the others.
-        const refused = new Set(report.results.flatMap((r) => (r.status === "rejected" ? [r.event_id] : [])));
         for (const event of g.events) {
-          if (event.type !== "topic_added" || refused.has(event.id)) continue;
+          if (event.type !== "topic_added") continue;
           const parsed = eventDataSchemas.topic_added.safeParse(event.data);
-          // Applied before its id rule was tightened (a duplicate now): no route reaches it.
+          // Refused by the session's hub (so it creates nothing): data applied before its id
+          // rule was tightened (a duplicate now; no route reaches it).
           if (!parsed.success) continue;
           const data = parsed.data;
           const topic = await topicHub(env, g.team, g.session, data.topic_id).ensure({ id: data.topic_id, session_id: g.session, team_id: g.team, hypothesis: data.hypothesis ?? null });
-          writes.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version, alphas: new Set(), from: g.from });
+          created.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version, alphas: new Set(), from: g.from });
         }
+        ensured.add(g);
+      } catch (error) {
+        fail(g.from, error);
+      }
+    }),
+  );
+  if (created.length > 0) await writeIndex(env, created, fail);
+
+  await Promise.all(
+    [...sessions.values()].map(async (g) => {
+      if (!ensured.has(g)) return;
+      // A request that failed (a topic's row not written) is redelivered whole: none of its
+      // session events are applied now, so its topic_added is not announced before its row.
+      const events = g.events.filter((_, k) => !failed.has(g.origins[k] as number));
+      if (events.length === 0) return;
+      try {
+        const report = await sessionHub(env, g.team, g.session).apply(events);
+        writes.push({ kind: "session", team: g.team, summary: report.summary, version: report.version, from: g.from });
       } catch (error) {
         fail(g.from, error);
       }
     }),
   );
 
+  const announce: { g: HubGroup; write: IndexWrite & { kind: "topic" } }[] = [];
   await Promise.all(
     [...topics.values()].map(async (g) => {
       try {
@@ -111,11 +141,15 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
         const refresh = Math.floor(report.version / ALPHA_REFRESH) !== Math.floor(Math.max(0, report.version - g.events.length) / ALPHA_REFRESH);
         const named = refresh ? new Set(report.summary.alphas.map((a) => a.id)) : alphaIdsOf(g.events);
         // Every event refused by a topic that did not exist: it still does not, so no index row.
-        if (report.exists) writes.push({ kind: "topic", team: g.team, session: g.session, summary: report.summary, version: report.version, alphas: named, from: g.from });
-        // Created by its first event: announced on the session stream as the API announces one.
-        // (Should this call fail, the redelivery finds the topic existing and does not announce
-        // it again: the topic is in the session's summary either way, only that event is lost.)
-        if (report.created) await sessionHub(env, g.team, g.session).apply([platformTopicAdded(g.session, g.topic as string, report.summary.created_at)]);
+        if (report.exists) {
+          const write = { kind: "topic" as const, team: g.team, session: g.session, summary: report.summary, version: report.version, alphas: named, from: g.from };
+          // Created by its first event: announced on the session stream as the API announces
+          // one, once its row is written. A redelivery (its events duplicates) announces it
+          // too: the first delivery may have failed between creating and announcing it (the
+          // session's hub applies the announcement's id once, so nothing is announced twice).
+          if (report.created || report.results.some((r) => r.status === "duplicate")) announce.push({ g, write });
+          else writes.push(write);
+        }
         const byId = new Map(g.events.map((e) => [e.id, e.type]));
         const rejected = report.results.flatMap((r) => (r.status === "rejected" ? [{ event_id: r.event_id, type: byId.get(r.event_id) ?? "unknown", reason: r.reason }] : []));
         if (rejected.length > 0) await sessionHub(env, g.team, g.session).recordRejected(rejected);
@@ -124,6 +158,20 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
       }
     }),
   );
+  if (announce.length > 0) {
+    const unwritten = await writeIndex(env, announce.map((a) => a.write), fail);
+    await Promise.all(
+      announce.map(async ({ g, write }) => {
+        // Its row was not written: not announced now; the redelivery (its events duplicates) does.
+        if (unwritten.has(rowKey(write))) return;
+        try {
+          await sessionHub(env, g.team, g.session).apply([platformTopicAdded(g.session, g.topic as string, write.summary.created_at)]);
+        } catch (error) {
+          fail(g.from, error);
+        }
+      }),
+    );
+  }
 
   if (writes.length > 0) await writeIndex(env, writes, fail);
 
@@ -152,14 +200,15 @@ export async function applyCallbackMessage(env: Env, message: CallbackMessage): 
  * transaction, so one row that cannot be written (a constraint it breaks) would undo every
  * other team's rows with it: then each row (a session's, or a topic's with its alphas) is
  * written again on its own, and only the requests whose rows still fail are failed.
+ * Returns the rows (by rowKey) that were not written.
  */
-async function writeIndex(env: Env, writes: IndexWrite[], fail: (from: Iterable<number>, error: unknown) => void): Promise<void> {
+async function writeIndex(env: Env, writes: IndexWrite[], fail: (from: Iterable<number>, error: unknown) => void): Promise<Set<string>> {
   const db = dbOf(env);
   // Only the newest version of each row matters (older ones would be skipped by the upsert
   // anyway); it carries every request that changed the row, since it includes their changes.
   const newest = new Map<string, IndexWrite>();
   for (const w of writes) {
-    const key = w.kind === "session" ? `s\u0000${w.team}\u0000${w.summary.id}` : `t\u0000${w.team}\u0000${w.session}\u0000${w.summary.id}`;
+    const key = rowKey(w);
     const prior = newest.get(key);
     const from = new Set([...(prior?.from ?? []), ...w.from]);
     const chosen = !prior || prior.version < w.version ? w : prior;
@@ -167,7 +216,9 @@ async function writeIndex(env: Env, writes: IndexWrite[], fail: (from: Iterable<
     const alphas = chosen.kind === "topic" ? new Set([...(prior?.kind === "topic" ? prior.alphas : []), ...(w.kind === "topic" ? w.alphas : [])]) : null;
     newest.set(key, chosen.kind === "topic" && alphas ? { ...chosen, alphas, from } : { ...chosen, from });
   }
-  const units = [...newest.values()].map((w): { from: Set<number>; statements: BatchItem<"sqlite">[] } => ({
+  const unwritten = new Set<string>();
+  const units = [...newest].map(([key, w]): { key: string; from: Set<number>; statements: BatchItem<"sqlite">[] } => ({
+    key,
     from: w.from,
     statements: w.kind === "session" ? [upsertSessionRow(db, w.team, w.summary, w.version)] : [upsertTopicRow(db, w.team, w.session, w.summary, w.version), ...upsertAlphaRows(db, w.team, w.session, w.summary, w.version, w.alphas)],
   }));
@@ -177,9 +228,14 @@ async function writeIndex(env: Env, writes: IndexWrite[], fail: (from: Iterable<
   };
   try {
     await run(units.flatMap((u) => u.statements));
-    return;
+    return unwritten;
   } catch (error) {
-    if (units.length === 1) return fail((units[0] as (typeof units)[number]).from, error);
+    if (units.length === 1) {
+      const unit = units[0] as (typeof units)[number];
+      fail(unit.from, error);
+      unwritten.add(unit.key);
+      return unwritten;
+    }
   }
   let next = 0;
   const worker = async () => {
@@ -189,10 +245,17 @@ async function writeIndex(env: Env, writes: IndexWrite[], fail: (from: Iterable<
         await run(unit.statements);
       } catch (error) {
         fail(unit.from, error);
+        unwritten.add(unit.key);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(INDEX_RETRY_CONCURRENCY, units.length) }, worker));
+  return unwritten;
+}
+
+/** Which index row a write is for (writes of one row are merged into its newest). */
+function rowKey(w: IndexWrite): string {
+  return w.kind === "session" ? `s\u0000${w.team}\u0000${w.summary.id}` : `t\u0000${w.team}\u0000${w.session}\u0000${w.summary.id}`;
 }
 
 /** The alphas a topic's events name. */

@@ -1,0 +1,117 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { applyCallbackMessage } from "../src/queue/consumer";
+import type { CallbackMessage } from "../src/queue/messages";
+import { SseReader, call, createSession, createTeam, stepEvent, uid } from "./helpers";
+
+const message = (team: string, events: unknown[]): CallbackMessage => ({ kind: "callbacks", team_id: team, request_id: uid("r"), events: events as never });
+const topicAdded = (sid: string, tid: string, hypothesis?: string, id = uid("ta")) => ({ id, type: "topic_added", session_id: sid, data: { topic_id: tid, ...(hypothesis !== undefined ? { hypothesis } : {}) } });
+
+async function openSession(key: string, sid: string, lastEventId?: number) {
+  const res = await call(`/v1/sessions/${sid}/stream${lastEventId === undefined ? "" : `?last_event_id=${lastEventId}`}`, { key });
+  expect(res.status).toBe(200);
+  const sse = new SseReader(res);
+  expect((await sse.next()).retry).toBeGreaterThan(0);
+  return sse;
+}
+
+/** The next event (not a heartbeat) within `ms`: nextEvent alone would wait through heartbeats forever. */
+async function eventWithin(sse: SseReader, ms = 5000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const m = await sse.next(Math.max(1, until - Date.now()));
+    if (m.event !== undefined) return m;
+    if (Date.now() > until) throw new Error(`no event within ${ms} ms`);
+  }
+}
+
+/** The topic_added events the session stream logged up to `seq`, read back by replay. */
+async function announcedUpTo(key: string, sid: string, seq: number): Promise<{ id: string; topic_id: string; hypothesis?: string }[]> {
+  if (seq === 0) return [];
+  const sse = await openSession(key, sid, 0);
+  const found: { id: string; topic_id: string; hypothesis?: string }[] = [];
+  for (let i = 1; i <= seq; i++) {
+    const m = await sse.nextEvent();
+    expect(m.id).toBe(String(i));
+    const body = JSON.parse(m.data);
+    if (m.event === "topic_added") found.push({ id: body.id, ...body.data });
+  }
+  await sse.close();
+  return found;
+}
+
+/** A fresh session stream: its snapshot must list every topic announced up to the snapshot's id. */
+async function openCheckingSnapshot(key: string, sid: string) {
+  const sse = await openSession(key, sid);
+  const snap = await sse.nextEvent();
+  expect(snap.event).toBe("snapshot");
+  const listed = (JSON.parse(snap.data).topics as { id: string }[]).map((t) => t.id);
+  const announced = (await announcedUpTo(key, sid, Number(snap.id))).map((a) => a.topic_id);
+  expect(listed, `snapshot ${snap.id} lists ${JSON.stringify(listed)}; announced by then: ${JSON.stringify(announced)}`).toEqual(expect.arrayContaining(announced));
+  return { sse, listed };
+}
+
+/** Makes D1 refuse the topic's index row, the stand-in for any failing index write. */
+async function refuseTopicRow(tid: string) {
+  const name = `refuse_${tid.replace(/\W/g, "_")}`;
+  await env.DB.prepare(`CREATE TRIGGER "${name}" BEFORE INSERT ON topics WHEN NEW.id = '${tid}' BEGIN SELECT RAISE(ABORT, 'index down'); END`).run();
+  return () => env.DB.prepare(`DROP TRIGGER IF EXISTS "${name}"`).run();
+}
+
+describe("a session stream's snapshot lists every topic announced up to its id", () => {
+  it("an agent's topic_added whose index row fails is announced only once the row is written, and then reaches the stream", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const tid = uid("t");
+    const event = topicAdded(sid, tid, "h");
+    const msg = message(team.team_id, [event]);
+    const restore = await refuseTopicRow(tid);
+    try {
+      await expect(applyCallbackMessage(env, msg)).rejects.toThrow(/index down/);
+      // A watcher connecting while the write is retried (the whole backoff).
+      const { sse, listed } = await openCheckingSnapshot(team.api_key, sid);
+      expect(listed).not.toContain(tid);
+      await restore();
+      await applyCallbackMessage(env, msg); // the redelivery
+      const added = await eventWithin(sse);
+      expect(added.event).toBe("topic_added");
+      expect(JSON.parse(added.data)).toMatchObject({ id: event.id, data: { topic_id: tid, hypothesis: "h" } });
+      expect((await sse.next(1500)).comment).toBe("heartbeat");
+      await sse.close();
+      const after = await openCheckingSnapshot(team.api_key, sid);
+      expect(after.listed).toEqual([tid]);
+      await after.sse.close();
+    } finally {
+      await restore();
+    }
+  });
+
+  it("a topic created by its first event is announced only once its row is written, and a redelivery announces it when the first try failed", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const tid = uid("t");
+    const msg = message(team.team_id, [stepEvent(sid, tid, "step_started", { step: "explore" })]);
+    const restore = await refuseTopicRow(tid);
+    try {
+      await expect(applyCallbackMessage(env, msg)).rejects.toThrow(/index down/);
+      const { sse, listed } = await openCheckingSnapshot(team.api_key, sid);
+      expect(listed).not.toContain(tid);
+      await restore();
+      // Redelivered (its event a duplicate now): the topic is indexed and announced, once.
+      await applyCallbackMessage(env, msg);
+      const added = await eventWithin(sse);
+      expect(added.event).toBe("topic_added");
+      expect(JSON.parse(added.data)).toMatchObject({ id: `api:topic_added:${tid}`, data: { topic_id: tid } });
+      await applyCallbackMessage(env, msg);
+      expect((await sse.next(1500)).comment).toBe("heartbeat");
+      await sse.close();
+      const after = await openCheckingSnapshot(team.api_key, sid);
+      expect(after.listed).toEqual([tid]);
+      await after.sse.close();
+    } finally {
+      await restore();
+    }
+  });
+});
