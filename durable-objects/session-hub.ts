@@ -1,6 +1,6 @@
 import type { AgentEvent } from "../src/domain/events";
 import type { Json } from "../src/domain/json";
-import { type RejectedEvent, type SessionState, type SessionStatus, applySessionEvent, isTerminal, newSession, reject, transitionSession } from "../src/domain/session";
+import { type RejectedEvent, type SessionState, type SessionStatus, type TopicAnnouncements, applySessionEvent, isTerminal, newSession, reject, transitionSession } from "../src/domain/session";
 import { dbOf } from "../src/db/client";
 import { countSessionTopics, sessionTopicRows, topicListItem } from "../src/db/index-rows";
 import { type ApplyReport, Hub } from "./hub";
@@ -12,8 +12,50 @@ export type SessionSummary = Omit<SessionState, "team_id" | "insight_bytes">;
 
 /** One research session (named `{team_id}:{session_id}`): its state, log and session stream. */
 export class SessionHub extends Hub<SessionState, SessionSummary> {
+  /** The hypotheses the topics have in their hubs, given with the events being applied (see apply). */
+  private currentTopics: ReadonlyMap<string, string | null> | undefined;
+  private readonly topicsKnown: TopicAnnouncements = {
+    announced: (id) => this.ctx.storage.sql.exec<{ hypothesis: string | null }>(`SELECT hypothesis FROM session_topics WHERE topic_id = ?`, id).toArray()[0]?.hypothesis,
+    current: (id) => this.currentTopics?.get(id),
+  };
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => this.migrateTopics());
+  }
+
+  /**
+   * The topics this session announced (`topic_added` logged), with the hypothesis announced:
+   * a table, not the state row (capped at 2 MB), so any number of topics fits. A hub older than
+   * the table fills it from the topic_added events its log still keeps.
+   */
+  private migrateTopics(): void {
+    const sql = this.ctx.storage.sql;
+    const existed = sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'session_topics'`).toArray().length > 0;
+    if (existed) return;
+    sql.exec(`CREATE TABLE session_topics (topic_id TEXT PRIMARY KEY, hypothesis TEXT)`);
+    sql.exec(
+      `INSERT INTO session_topics (topic_id, hypothesis)
+       SELECT json_extract(body, '$.data.topic_id'), json_extract(body, '$.data.hypothesis') FROM hub_events
+       WHERE type = 'topic_added' AND json_type(body, '$.data.topic_id') = 'text' ORDER BY seq
+       ON CONFLICT (topic_id) DO UPDATE SET hypothesis = COALESCE(session_topics.hypothesis, excluded.hypothesis)`,
+    );
+  }
+
   protected reduce(state: SessionState, event: AgentEvent, now: string) {
-    return applySessionEvent(state, event, now);
+    const outcome = applySessionEvent(state, event, now, this.topicsKnown);
+    // Remembered in the same transaction as the log entry (reduce runs inside applyEvents'),
+    // so a topic is marked announced exactly when its topic_added is logged: a failure in
+    // between undoes both, and the redelivery announces it.
+    if (event.type === "topic_added" && outcome.accepted && !outcome.unchanged) {
+      const data = event.data as { topic_id: string; hypothesis?: string };
+      this.ctx.storage.sql.exec(
+        `INSERT INTO session_topics (topic_id, hypothesis) VALUES (?, ?) ON CONFLICT (topic_id) DO UPDATE SET hypothesis = excluded.hypothesis`,
+        data.topic_id,
+        data.hypothesis ?? null,
+      );
+    }
+    return outcome;
   }
 
   protected summarize(state: SessionState): SessionSummary {
@@ -45,8 +87,19 @@ export class SessionHub extends Hub<SessionState, SessionSummary> {
     return { ...this.summarize(state), topics: rows.map(topicListItem), topics_total: count?.n ?? rows.length };
   }
 
-  async apply(events: AgentEvent[]): Promise<ApplyReport<SessionSummary>> {
-    return this.applyEvents(events);
+  /**
+   * `topics`: the hypothesis each topic named by a `topic_added` has in its hub, as the caller
+   * read it after creating the topic (and writing its index row, so the stream's snapshot lists
+   * every topic announced before it). A `topic_added` whose hypothesis the topic did not take
+   * is not announced with it. Without an entry, the event's own hypothesis is taken as the topic's.
+   */
+  async apply(events: AgentEvent[], topics?: ReadonlyMap<string, string | null>): Promise<ApplyReport<SessionSummary>> {
+    this.currentTopics = topics;
+    try {
+      return this.applyEvents(events);
+    } finally {
+      this.currentTopics = undefined;
+    }
   }
 
   /**

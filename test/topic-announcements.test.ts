@@ -1,8 +1,11 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { SessionHub } from "../durable-objects/session-hub";
+import { sessionHub, topicHub } from "../src/lib/hubs";
 import { applyCallbackMessage } from "../src/queue/consumer";
 import type { CallbackMessage } from "../src/queue/messages";
-import { SseReader, call, createSession, createTeam, stepEvent, uid } from "./helpers";
+import { SseReader, call, createSession, createTeam, eventually, json, postEvents, stepEvent, uid } from "./helpers";
 
 const message = (team: string, events: unknown[]): CallbackMessage => ({ kind: "callbacks", team_id: team, request_id: uid("r"), events: events as never });
 const topicAdded = (sid: string, tid: string, hypothesis?: string, id = uid("ta")) => ({ id, type: "topic_added", session_id: sid, data: { topic_id: tid, ...(hypothesis !== undefined ? { hypothesis } : {}) } });
@@ -113,5 +116,78 @@ describe("a session stream's snapshot lists every topic announced up to its id",
     } finally {
       await restore();
     }
+  });
+});
+
+describe("one announcement per topic, with the hypothesis the topic has", () => {
+  it("an agent's topic_added for a topic the API created is accepted, not announced again", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const res = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1", hypothesis: "h" } });
+    expect(res.status).toBe(201);
+    await res.json();
+    const late = topicAdded(sid, "t1", "other", "ta1");
+    expect((await postEvents(team.api_key, [late])).status).toBe(202);
+    await eventually(() => sessionHub(env, team.team_id, sid).storageCounts(), (c) => c.applied >= 2);
+    const counts = await sessionHub(env, team.team_id, sid).storageCounts();
+    expect(await announcedUpTo(team.api_key, sid, counts.last_seq)).toEqual([{ id: "api:topic_added:t1", topic_id: "t1", hypothesis: "h" }]);
+    expect((await json(await call(`/v1/sessions/${sid}/topics/t1`, { key: team.api_key }))).hypothesis).toBe("h");
+    const s = await json(await call(`/v1/sessions/${sid}`, { key: team.api_key }));
+    expect(s.rejected_events).toEqual([]);
+  });
+
+  it("a topic announced by the platform without a hypothesis is announced again only by the topic_added that gives it one", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const sse = await openSession(team.api_key, sid);
+    expect((await sse.nextEvent()).event).toBe("snapshot");
+    await (await postEvents(team.api_key, [stepEvent(sid, "t7", "step_started", { step: "explore" })])).json();
+    expect(JSON.parse((await eventWithin(sse)).data)).toMatchObject({ id: "api:topic_added:t7", data: { topic_id: "t7" } });
+    const fills = topicAdded(sid, "t7", "late");
+    await (await postEvents(team.api_key, [fills])).json();
+    const filled = await eventWithin(sse);
+    expect(filled.event).toBe("topic_added");
+    expect(JSON.parse(filled.data)).toMatchObject({ id: fills.id, data: { topic_id: "t7", hypothesis: "late" } });
+    // Neither another hypothesis nor none is news now.
+    await (await postEvents(team.api_key, [topicAdded(sid, "t7", "again"), topicAdded(sid, "t7")])).json();
+    await eventually(() => sessionHub(env, team.team_id, sid).storageCounts(), (c) => c.applied >= 4);
+    expect((await sse.next(1500)).comment).toBe("heartbeat");
+    await sse.close();
+    expect((await json(await call(`/v1/sessions/${sid}/topics/t7`, { key: team.api_key }))).hypothesis).toBe("late");
+    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(2);
+  });
+
+  it("a topic_added whose hypothesis the topic did not take announces the topic with its own", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    // Another consumer's topic_added ("a") reached the topic first and is yet to reach the session.
+    await topicHub(env, team.team_id, sid, "t1").ensure({ id: "t1", session_id: sid, team_id: team.team_id, hypothesis: "a" });
+    await applyCallbackMessage(env, message(team.team_id, [topicAdded(sid, "t1", "b")]));
+    // Announced already (should the other request never arrive), with the topic's hypothesis.
+    const announced = [{ id: "api:topic_added:t1", topic_id: "t1", hypothesis: "a" }];
+    expect(await announcedUpTo(team.api_key, sid, (await sessionHub(env, team.team_id, sid).storageCounts()).last_seq)).toEqual(announced);
+    // The other request's arrives: the topic was announced as it is, so nothing more.
+    await applyCallbackMessage(env, message(team.team_id, [topicAdded(sid, "t1", "a")]));
+    const counts = await sessionHub(env, team.team_id, sid).storageCounts();
+    expect(await announcedUpTo(team.api_key, sid, counts.last_seq)).toEqual(announced);
+    expect((await json(await call(`/v1/sessions/${sid}/topics/t1`, { key: team.api_key }))).hypothesis).toBe("a");
+  });
+
+  it("a session hub older than its table of announced topics fills it from its log", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const res = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1", hypothesis: "h" } });
+    await res.json();
+    const stub = env.SESSION_HUB.getByName(`${team.team_id}:${sid}`);
+    await runInDurableObject(stub, (_hub: SessionHub, state) => {
+      state.storage.sql.exec(`DROP TABLE session_topics`);
+    });
+    await evictDurableObject(stub);
+    await applyCallbackMessage(env, message(team.team_id, [topicAdded(sid, "t1", "h")]));
+    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(1);
   });
 });

@@ -81,10 +81,26 @@ export function newSession(init: { id: string; team_id: string; title?: string |
   };
 }
 
-/** Applies one session-level event. Pure: the hub persists and broadcasts what it returns. */
-export function applySessionEvent(state: SessionState, event: AgentEvent, now: string): Outcome<SessionState> {
+/**
+ * What the session's hub knows of a topic when a `topic_added` names it. Kept outside the
+ * state (the hub has a table of them), since a session may have any number of topics and the
+ * state is one row capped at 2 MB.
+ */
+export interface TopicAnnouncements {
+  /** The hypothesis the topic was announced with on the session stream (null: none); undefined: never announced. */
+  announced(topicId: string): string | null | undefined;
+  /** The hypothesis the topic has in its own hub, read just before (null: none); undefined: not known, the event's own is taken as it. */
+  current(topicId: string): string | null | undefined;
+}
+
+/**
+ * Applies one session-level event. Pure: the hub persists and broadcasts what it returns.
+ * `topics`: what the hub knows of the topics `topic_added` names (without it, every valid
+ * `topic_added` is news, as for a session that never announced one).
+ */
+export function applySessionEvent(state: SessionState, event: AgentEvent, now: string, topics?: TopicAnnouncements): Outcome<SessionState> {
   try {
-    return applySessionEventData(state, event, now);
+    return applySessionEventData(state, event, now, topics);
   } catch (error) {
     const reason = invalidData(error);
     if (reason === null) throw error;
@@ -92,7 +108,7 @@ export function applySessionEvent(state: SessionState, event: AgentEvent, now: s
   }
 }
 
-function applySessionEventData(state: SessionState, event: AgentEvent, now: string): Outcome<SessionState> {
+function applySessionEventData(state: SessionState, event: AgentEvent, now: string, topics: TopicAnnouncements | undefined): Outcome<SessionState> {
   const touched = { ...state, updated_at: now };
   switch (event.type) {
     case "update_status": {
@@ -124,9 +140,22 @@ function applySessionEventData(state: SessionState, event: AgentEvent, now: stri
     }
     case "topic_added": {
       // The topic itself is created by the queue consumer (TopicHub + index row); the
-      // session's log records that it was added, for the session stream.
-      dataOf({ ...event, type: "topic_added" });
-      return { accepted: true, state: touched };
+      // session's log records that it was added, for the session stream: once per topic, with
+      // the hypothesis the topic has, so a watcher's list matches GET …/topics/:tid.
+      const data = dataOf({ ...event, type: "topic_added" });
+      const hypothesis = data.hypothesis ?? null;
+      const current = topics?.current(data.topic_id);
+      // The topic has another hypothesis (it was created with one, or another event's came
+      // first and a topic keeps its first; or this event gives none): this event's is not the
+      // topic's, so it is not announced with it (the consumer follows it with the platform's announcement of what
+      // the topic has, in case the topic was never announced).
+      if (current !== undefined && current !== hypothesis) return { accepted: true, state, unchanged: true };
+      const announced = topics?.announced(data.topic_id);
+      // News: the topic's first announcement, or one that gives the hypothesis the first
+      // lacked (a topic created by its first event, whose agent's topic_added came later).
+      if (announced === undefined || (announced === null && hypothesis !== null)) return { accepted: true, state: touched };
+      // Already announced as it is: a repeat under another id, accepted and not broadcast.
+      return { accepted: true, state, unchanged: true };
     }
     case "insight_started": {
       const data = dataOf({ ...event, type: "insight_started" });

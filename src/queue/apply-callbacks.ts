@@ -91,10 +91,11 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
 
   // topic_added creates the topic first: its hub, then its index row (one D1 batch for all).
   const created: IndexWrite[] = [];
-  const ensured = new Set<HubGroup>();
+  const topicsOf = new Map<HubGroup, Map<string, { hypothesis: string | null; created_at: string }>>();
   await Promise.all(
     [...sessions.values()].map(async (g) => {
       try {
+        const known = new Map<string, { hypothesis: string | null; created_at: string }>();
         for (const event of g.events) {
           if (event.type !== "topic_added") continue;
           const parsed = eventDataSchemas.topic_added.safeParse(event.data);
@@ -103,9 +104,10 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
           if (!parsed.success) continue;
           const data = parsed.data;
           const topic = await topicHub(env, g.team, g.session, data.topic_id).ensure({ id: data.topic_id, session_id: g.session, team_id: g.team, hypothesis: data.hypothesis ?? null });
+          known.set(data.topic_id, { hypothesis: topic.summary.hypothesis, created_at: topic.summary.created_at });
           created.push({ kind: "topic", team: g.team, session: g.session, summary: topic.summary, version: topic.version, alphas: new Set(), from: g.from });
         }
-        ensured.add(g);
+        topicsOf.set(g, known);
       } catch (error) {
         fail(g.from, error);
       }
@@ -115,13 +117,26 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
 
   await Promise.all(
     [...sessions.values()].map(async (g) => {
-      if (!ensured.has(g)) return;
+      const known = topicsOf.get(g);
+      if (!known) return;
       // A request that failed (a topic's row not written) is redelivered whole: none of its
       // session events are applied now, so its topic_added is not announced before its row.
-      const events = g.events.filter((_, k) => !failed.has(g.origins[k] as number));
+      const events: AgentEvent[] = [];
+      g.events.forEach((event, k) => {
+        if (failed.has(g.origins[k] as number)) return;
+        events.push(event);
+        const data = event.type === "topic_added" ? eventDataSchemas.topic_added.safeParse(event.data).data : undefined;
+        const topic = data ? known.get(data.topic_id) : undefined;
+        // The topic has another hypothesis than this event's (it had one already, or this event
+        // gives none): the session's hub does not announce it with this one; the platform's
+        // announcement, with the topic's, follows in case the topic was never announced (its
+        // id is applied once, and a topic already announced is not announced again).
+        if (data && topic && topic.hypothesis !== (data.hypothesis ?? null)) events.push(platformTopicAdded(g.session, data.topic_id, topic.created_at, topic.hypothesis));
+      });
       if (events.length === 0) return;
       try {
-        const report = await sessionHub(env, g.team, g.session).apply(events);
+        const hypotheses = new Map([...known].map(([id, t]) => [id, t.hypothesis]));
+        const report = await sessionHub(env, g.team, g.session).apply(events, hypotheses);
         writes.push({ kind: "session", team: g.team, summary: report.summary, version: report.version, from: g.from });
       } catch (error) {
         fail(g.from, error);
@@ -165,7 +180,8 @@ export async function applyCallbackRequests(env: Env, requests: CallbackMessage[
         // Its row was not written: not announced now; the redelivery (its events duplicates) does.
         if (unwritten.has(rowKey(write))) return;
         try {
-          await sessionHub(env, g.team, g.session).apply([platformTopicAdded(g.session, g.topic as string, write.summary.created_at)]);
+          const t = write.summary;
+          await sessionHub(env, g.team, g.session).apply([platformTopicAdded(g.session, t.id, t.created_at, t.hypothesis)], new Map([[t.id, t.hypothesis]]));
         } catch (error) {
           fail(g.from, error);
         }
