@@ -144,6 +144,9 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   if (o.interrupt?.aborted) onInterrupt();
 
   const exit = await agentExit(child);
+  // The step's time is the agent's: taken as it exits, before the log's final upload and the
+  // clean-up, which a slow workspace (or its retries) would otherwise add to it.
+  const duration_ms = Date.now() - started;
   clearInterval(timer);
   clearTimeout(escalation);
   o.interrupt?.removeEventListener("abort", onInterrupt);
@@ -157,7 +160,6 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   rmSync(dir, { recursive: true, force: true });
   await log.finish();
 
-  const duration_ms = Date.now() - started;
   try {
     await client.send(event("usage.reported", { step, tools: [...usage.tools.values()], turns: usage.turns, cost_usd: usage.cost_usd }));
   } catch (e) {
