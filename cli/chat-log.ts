@@ -74,16 +74,40 @@ export class ChatLog {
     return this.inFlight;
   }
 
-  /** After the agent exited: the sync in flight, one with the rest, and parts an earlier run of the step left beyond this one's. */
+  /**
+   * After the agent exited: the sync in flight, one with the rest, and what an earlier run of
+   * the step left: its parts beyond this one's, and its first part when this run stored none.
+   */
   async finish(): Promise<void> {
     await this.inFlight;
     await this.sync();
+    if (!this.stored.includes(1)) await this.replaceEarlierFirstPart();
     try {
       const mine = new Set(this.stored.map((n) => this.path(n)));
       const earlier = (await this.o.client.listWorkspace(this.o.sessionId, this.o.topicId, `logs/${this.o.step}.`)).filter((p) => /\.\d+\.log$/.test(p) && !mine.has(p));
       for (const p of earlier) await this.o.client.deleteWorkspaceFile(this.o.sessionId, this.o.topicId, p);
     } catch (e) {
       this.o.note(`[switchboard] chat log: could not remove an earlier run's parts: ${message(e)}\n`);
+    }
+  }
+
+  /**
+   * This run stored no first part, so `logs/<step>.log` is still an earlier run's, and would be
+   * read as this one's. An agent that printed nothing gets an empty log (which says just that);
+   * one whose output could not be stored gets none (the earlier log is removed), not another's.
+   */
+  private async replaceEarlierFirstPart(): Promise<void> {
+    const path = this.path(1);
+    const printed = this.stored.length > 0 || this.parts.some((p) => p.bytes > 0);
+    try {
+      if (printed) {
+        await this.o.client.deleteWorkspaceFile(this.o.sessionId, this.o.topicId, path);
+      } else {
+        await this.o.client.putWorkspaceFile(this.o.sessionId, this.o.topicId, path, "");
+        this.stored.unshift(1);
+      }
+    } catch (e) {
+      this.o.note(`[switchboard] chat log: could not ${printed ? "remove" : "empty"} an earlier run's ${path}: ${message(e)}\n`);
     }
   }
 

@@ -42,4 +42,37 @@ describe("switchboard run: the step's end", () => {
       await proxy.close();
     }
   }, 60_000);
+
+  it("a re-run whose agent prints nothing leaves an empty log, not the earlier run's", async () => {
+    const team = await setUpTeam(worker, "rerun", "t1");
+    const client = new SwitchboardClient({ baseUrl: worker.url, apiKey: team.api_key });
+    const options = { sessionId: "rerun", topicId: "t1", steps: ["design" as const], ...quiet };
+    expect((await runSteps(client, { ...options, command: nodeAgent(`console.log("OLD")`) }))[0]?.status).toBe("completed");
+    expect((await readWorkspace(worker.url, team.api_key, "rerun", "t1", "logs/design.log")).text).toBe("OLD\n");
+
+    const again = await runSteps(client, { ...options, command: nodeAgent(`process.exit(7)`) });
+    expect(again[0]).toMatchObject({ status: "failed", detail: "exit code 7" });
+    const log = await readWorkspace(worker.url, team.api_key, "rerun", "t1", "logs/design.log");
+    expect(log.text).not.toContain("OLD");
+    expect(log).toEqual({ status: 200, text: "" });
+  }, 60_000);
+
+  it("a re-run whose output could not be stored removes the earlier run's log rather than leave it as its own", async () => {
+    const team = await setUpTeam(worker, "rerun-refused", "t1");
+    const options = { sessionId: "rerun-refused", topicId: "t1", steps: ["design" as const], ...quiet };
+    await runSteps(new SwitchboardClient({ baseUrl: worker.url, apiKey: team.api_key }), { ...options, command: nodeAgent(`console.log("OLD")`) });
+    expect((await readWorkspace(worker.url, team.api_key, "rerun-refused", "t1", "logs/design.log")).text).toBe("OLD\n");
+
+    // The second run's uploads are refused (a 400 is not retried); its other calls pass.
+    const proxy = await startProxy(worker.url, (req) => (req.method === "PUT" && req.url?.includes("/workspace/logs/") ? { status: 400 } : undefined));
+    try {
+      const notes: string[] = [];
+      const again = await runSteps(new SwitchboardClient({ baseUrl: proxy.url, apiKey: team.api_key }), { ...options, command: nodeAgent(`console.log("NEW")`), out: (t) => void notes.push(t) });
+      expect(again[0]?.status).toBe("completed");
+      expect(notes.join("")).toMatch(/chat log upload failed/);
+    } finally {
+      await proxy.close();
+    }
+    expect((await readWorkspace(worker.url, team.api_key, "rerun-refused", "t1", "logs/design.log")).status).toBe(404);
+  }, 60_000);
 });
