@@ -84,12 +84,19 @@ function sentinelStoreError(error: unknown, callbacks: string): SentinelStoreErr
 /** An attempt that got no answer in time; retried like a 503. */
 class TimeoutError extends Error {}
 
+/** Events per `POST /v1/callbacks` (its `{events: [...]}` takes at most 100). */
+const BATCH_EVENTS = 100;
+/** The API's limit on a JSON body (`JSON_BODY_LIMIT` in src/app.ts): a larger one is 413. */
+const BODY_LIMIT_BYTES = 1024 * 1024;
+/** What a batch's body adds to its events: `{"events":[`, `]}` and a comma between two; rounded up. */
+const ENVELOPE_BYTES = 64;
+
 /** Statuses worth retrying: the platform was busy or failed, not the request. */
 const RETRYABLE = new Set([408, 425, 429, 500, 502, 503, 504]);
 
 /**
  * The agents' client: validates events with the server's own schemas, sends them singly or
- * in batches of up to 100, signs them when given a secret, retries with backoff (honouring
+ * in batches of up to 100 events and 1 MiB, signs them when given a secret, retries with backoff (honouring
  * Retry-After), and when every retry failed writes each event as a sentinel for the sweep.
  */
 export class SwitchboardClient {
@@ -103,8 +110,7 @@ export class SwitchboardClient {
     for (const event of list) eventSchema.parse(event);
     if (list.length === 0) return { delivered: "callback", accepted: 0 };
     let accepted = 0;
-    for (let i = 0; i < list.length; i += 100) {
-      const chunk = list.slice(i, i + 100);
+    for (const [i, chunk] of batches(list)) {
       try {
         accepted += await this.post(chunk);
       } catch (error) {
@@ -234,6 +240,33 @@ export class SwitchboardClient {
     const base = `/v1/sessions/${encodeURIComponent(sessionId)}/topics/${encodeURIComponent(topicId)}/workspace`;
     return new URL(path ? `${base}/${path.split("/").map(encodeURIComponent).join("/")}` : base, this.options.baseUrl);
   }
+}
+
+/**
+ * The list cut into request bodies, each with the index of its first event: a batch closes at
+ * 100 events, or before the event that would take its body past the API's 1 MiB (counted in
+ * UTF-8 bytes, as the server counts it; a batch of many large events would otherwise be 413,
+ * a refusal, and none of them delivered). An event that is over the limit on its own could
+ * never be sent, not even as a sentinel (the sweep checks the same limit): it is refused
+ * here, before any of the list is sent, as an event the schema refuses is.
+ */
+function batches(list: AgentEvent[]): [number, AgentEvent[]][] {
+  const out: [number, AgentEvent[]][] = [];
+  let current: AgentEvent[] = [];
+  let bytes = ENVELOPE_BYTES;
+  list.forEach((event, i) => {
+    const size = Buffer.byteLength(JSON.stringify(event));
+    if (size > BODY_LIMIT_BYTES) throw new Error(`event ${event.id} is ${size} bytes as JSON, over the API's ${BODY_LIMIT_BYTES}-byte (1 MiB) limit on a request body; nothing was sent`);
+    if (current.length > 0 && (current.length === BATCH_EVENTS || bytes + size + 1 > BODY_LIMIT_BYTES)) {
+      out.push([i - current.length, current]);
+      current = [];
+      bytes = ENVELOPE_BYTES;
+    }
+    current.push(event);
+    bytes += size + 1; // and its comma
+  });
+  out.push([list.length - current.length, current]);
+  return out;
 }
 
 export function retryAfterMs(value: string | null): number | null {
