@@ -7,6 +7,11 @@ import { retryAfterMs } from "../client";
 // The daemon reads the same shapes as the people's commands (cli/api-types.ts).
 export type TaskResponse = Task;
 export type QuestionResponse = Question;
+/** A task with what tells how its last attempt ended (src/lib/task-schemas.ts). */
+export interface TaskStateResponse extends TaskResponse {
+  available_at: string;
+  lease_expires_at: string | null;
+}
 export interface LeasedTaskResponse extends TaskResponse {
   lease: { id: string; expires_at: string };
 }
@@ -26,6 +31,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly detail: string,
     readonly retryAfterMs: number | null,
+    /** The try that got this answer (from 1): past the first, an earlier try may have been handled with its answer lost. */
+    readonly tries = 1,
   ) {
     super(`HTTP ${status}: ${detail.slice(0, 300)}`);
   }
@@ -92,6 +99,11 @@ export class WorkerApi {
     return (await this.request<TaskResponse>("POST", `/v1/tasks/${encodeURIComponent(taskId)}/fail`, report)).body as TaskResponse;
   }
 
+  /** The task as anyone with a read key sees it (no lease). */
+  async task(taskId: string): Promise<TaskStateResponse> {
+    return (await this.request<TaskStateResponse>("GET", `/v1/tasks/${encodeURIComponent(taskId)}`, undefined, 2)).body as TaskStateResponse;
+  }
+
   /** Gives the task back to the queue without using up its attempt (the worker is stopping). */
   async release(taskId: string, report: Omit<AttemptReport, "result"> & { reason?: string }): Promise<TaskResponse> {
     return (await this.request<TaskResponse>("POST", `/v1/tasks/${encodeURIComponent(taskId)}/release`, report)).body as TaskResponse;
@@ -116,8 +128,10 @@ export class WorkerApi {
   }
 
   private async request<T>(method: string, path: string, body?: unknown, retries = this.options.retries ?? 5, quiet = false): Promise<{ status: number; body: T | null }> {
+    let tries = 0;
     return pRetry(
       async () => {
+        tries += 1;
         // Each try has its deadline: a server that accepts the connection and never answers
         // must not stall the claim loop or a lease heartbeat (a timeout is retried like a network error).
         const signal = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
@@ -129,7 +143,7 @@ export class WorkerApi {
         });
         const text = await res.text();
         if (res.ok) return { status: res.status, body: text ? (JSON.parse(text) as T) : null };
-        const error = new ApiError(res.status, problemDetail(text), retryAfterMs(res.headers.get("Retry-After")));
+        const error = new ApiError(res.status, problemDetail(text), retryAfterMs(res.headers.get("Retry-After")), tries);
         throw RETRYABLE.has(res.status) ? error : new AbortError(error);
       },
       {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { pickRotatedToken } from "../rotation";
 import { addReports, type AgentReport, failureText, fitJson, head, readAgentReport, tail } from "./agent-result";
 import { type AgentExit, type AgentRun, startAgent } from "./agent-process";
-import { ApiError, type LeasedTaskResponse, type WorkerApi } from "./api";
+import { ApiError, type LeasedTaskResponse, type TaskStateResponse, type WorkerApi } from "./api";
 import { readFileHead } from "./file-head";
 import { LogShipper } from "./log-shipper";
 import { createPlannedTasks, describePlannedTasks, setAsideStaleSpecs, specFiles } from "./planner";
@@ -257,10 +257,40 @@ class Daemon {
       this.say(task.id, `${task.id} is ${ended.status}`);
       return how === "complete" ? "completed" : "failed";
     } catch (e) {
-      if (e instanceof ApiError && e.status === 409) return this.lost(task, e.detail);
+      if (e instanceof ApiError && e.status === 409) {
+        // A retry's 409 may be this very report's doing: an earlier try was handled, and its
+        // answer lost on the way back (a proxy's 502, a timeout), which ended the lease the
+        // retry then used. The task says whether it ended as this worker reported.
+        const ended = e.tries > 1 ? await this.endedAsReported(task, how, body.result) : null;
+        if (ended) {
+          this.say(task.id, `${task.id} is ${ended} (an earlier try of the report was handled, though its answer was lost)`);
+          return how === "complete" ? "completed" : "failed";
+        }
+        return this.lost(task, e.detail);
+      }
       this.say(task.id, `could not report ${task.id}: ${message(e)} (its lease will expire and it will be retried)`);
       return "lost";
     }
+  }
+
+  /**
+   * The task's status when it shows the end this worker just reported, else null: completed
+   * by this worker with this result; or, for a failure, failed, or pending with the backoff
+   * a fail sets (available after it was last changed; a lease that expired or a release
+   * makes it available at once), by this worker with this result. Without a lease either way.
+   */
+  private async endedAsReported(task: LeasedTaskResponse, how: "complete" | "fail", result: string): Promise<string | null> {
+    let now: TaskStateResponse;
+    try {
+      now = await this.o.api.task(task.id);
+    } catch (e) {
+      this.say(task.id, `could not read ${task.id} to see how it ended: ${message(e)}`);
+      return null;
+    }
+    if (now.worker_id !== this.o.name || now.lease_expires_at !== null || now.result !== result) return null;
+    if (how === "complete") return now.status === "completed" ? now.status : null;
+    if (now.status === "failed") return now.status;
+    return now.status === "pending" && Date.parse(now.available_at) > Date.parse(now.updated_at) ? now.status : null;
   }
 
   /**

@@ -61,8 +61,12 @@ export async function readWorkspace(baseUrl: string, key: string, sid: string, t
   return { status: res.status, text: await res.text() };
 }
 
-/** What the proxy does with one request: pass it on (after `delayMs`), or answer `status` itself. */
-export type ProxyPlan = { delayMs?: number; status?: number } | undefined;
+/**
+ * What the proxy does with one request: pass it on (after `delayMs`), or answer `status`
+ * itself; with `statusAfter`, pass it on and answer that status in place of the Worker's
+ * answer (a request handled whose answer is lost on the way back).
+ */
+export type ProxyPlan = { delayMs?: number; status?: number; statusAfter?: number } | undefined;
 
 const DROPPED = new Set(["connection", "keep-alive", "transfer-encoding", "host", "content-length", "content-encoding"]);
 
@@ -83,6 +87,11 @@ export async function startProxy(upstream: string, plan: (req: IncomingMessage) 
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
     const upstreamRes = await fetch(`${upstream}${req.url}`, { method: req.method, headers, body: hasBody ? Buffer.concat(chunks) : undefined });
     const body = Buffer.from(await upstreamRes.arrayBuffer());
+    if (p?.statusAfter) {
+      res.writeHead(p.statusAfter, { "Content-Type": "application/problem+json" });
+      res.end(JSON.stringify({ title: "from the test proxy, after the Worker answered", status: p.statusAfter }));
+      return;
+    }
     const outHeaders: Record<string, string> = {};
     upstreamRes.headers.forEach((v, k) => {
       if (!DROPPED.has(k)) outHeaders[k] = v;
