@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { AgentEvent } from "../src/domain/events";
-import { applySessionEvent, newSession, type SessionState } from "../src/domain/session";
+import { applySessionEvent, newSession, REJECTED_KEEP, reject, type SessionState } from "../src/domain/session";
+import { MAX_STATE_BYTES } from "../src/domain/state-size";
 import { applyTopicEvent, MAX_ALPHA_BYTES, newTopic, type TopicState, topicSummary } from "../src/domain/topic";
+import { STEPS } from "../src/domain/steps";
 
 const NOW = "2026-11-22T10:00:00.000Z";
 let n = 0;
@@ -89,5 +91,79 @@ describe("topic reducer: the tool names a step keeps are bounded", () => {
     expect(upTo.state.steps.explore.tools[0]?.calls).toBe(2);
     // Another step has its own 200.
     expect(applyTopicEvent(upTo.state, ev("usage.reported", { step: "review", tools: tools(0, 200) }), NOW).accepted).toBe(true);
+  });
+});
+
+/** What Cloudflare lets one SQLite string or row take: a hub's state row is written whole. */
+const ROW_LIMIT = 2_000_000;
+/** One character that JSON.stringify escapes to six bytes (`\u0001`). */
+const CTRL = "\u0001";
+
+describe("a hub's state stays under the row limit, measured as stored (JSON in UTF-8), not in characters", () => {
+  it("refuses the topic event that would take its state past the ceiling: 1 MiB of alphas, then six steps of escaped tool names and errors", () => {
+    let t: TopicState = newTopic({ id: "t1", session_id: "s1", team_id: "a", now: NOW });
+    const refused: { event: AgentEvent; reason: string }[] = [];
+    const apply = (event: AgentEvent) => {
+      const out = applyTopicEvent(t, event, NOW);
+      if (!out.accepted) {
+        refused.push({ event, reason: out.reason });
+        expect(out.state).toBe(t); // a refused event changes nothing
+        return;
+      }
+      t = JSON.parse(JSON.stringify(out.state)) as TopicState; // stored between applies, as the hub does
+      // Every state accepted fits its row, whatever came before.
+      expect(bytes(t)).toBeLessThanOrEqual(MAX_STATE_BYTES);
+    };
+    // The alphas the topic may keep: registered until the alpha bound refuses one.
+    for (let i = 0; i < 200 && refused.length === 0; i++) apply(ev("alpha.registered", { alpha_id: `a${i}`, expression: "x".repeat(10_000) }));
+    expect(refused[0]?.reason).toMatch(/the topic's alphas would take/);
+    refused.length = 0;
+    // The reviewer's case: within every per-field bound, 6 bytes a character once serialised.
+    // 200 names of 200 characters, an error of 10,000 (kept twice: error and clock.end.error).
+    const name = (i: number) => `${i}`.padEnd(200, CTRL);
+    for (const step of STEPS) {
+      apply(ev("usage.reported", { step, tools: Array.from({ length: 200 }, (_, i) => ({ name: name(i), calls: 1, duration_ms: 1, errors: 0 })) }));
+      apply(ev("step_failed", { step, error: CTRL.repeat(10_000) }));
+    }
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect(r.reason).toMatch(/^the topic's state would take \d+ bytes as JSON, over the 1900000 one topic keeps/);
+    expect(bytes(t)).toBeLessThan(ROW_LIMIT);
+    // Room is kept for a hypothesis filled in later (outside the reducer): 10,000 escaped characters.
+    expect(bytes({ ...t, hypothesis: CTRL.repeat(10_000) })).toBeLessThan(ROW_LIMIT);
+    // A small event that does not grow the state still applies.
+    const again = applyTopicEvent(t, ev("step_started", { step: "design" }), NOW);
+    expect(again.accepted).toBe(true);
+    // The alpha count stays exact, so the state can be measured without serialising the alphas.
+    expect(t.alpha_bytes).toBe(bytes(t.alphas));
+  });
+
+  it("refuses the session event that would take its state past the ceiling, and lists it as rejected", () => {
+    // Metadata is kept as the session was created with it; the reducer bounds what events add.
+    let s: SessionState = newSession({ id: "s1", team_id: "a", metadata: { notes: "m".repeat(1_500_000) }, now: NOW });
+    let refused: string | null = null;
+    for (let i = 0; i < 100 && refused === null; i++) {
+      const out = applySessionEvent(s, ev("insight_failed", { insight_id: `i${i}`, error: CTRL.repeat(10_000) }), NOW);
+      s = JSON.parse(JSON.stringify(out.state)) as SessionState;
+      if (!out.accepted) refused = out.reason;
+      expect(bytes(s)).toBeLessThanOrEqual(MAX_STATE_BYTES);
+    }
+    expect(refused).toMatch(/^the session's state would take \d+ bytes as JSON, over the 1900000 one session keeps/);
+    expect(s.rejected_events.at(-1)?.reason).toBe(refused);
+    expect(s.insight_bytes).toBe(bytes(s.insights));
+  });
+
+  it("keeps the newest refusals that fit: a full session's list of them never takes it past the ceiling", () => {
+    let s: SessionState = newSession({ id: "s1", team_id: "a", metadata: { notes: "m".repeat(MAX_STATE_BYTES - 20_000) }, now: NOW });
+    // Refusals with long ids (200 escaped characters each), as the consumer records a topic's.
+    // About 1.6 KB each: some 12 fill the room left, 30 are well past it (fewer than REJECTED_KEEP).
+    const n = 30;
+    for (let i = 0; i < n; i++) {
+      s = reject(s, { id: `${i}`.padEnd(200, CTRL), type: "step_failed" }, `unknown step "${CTRL.repeat(64)}"`, NOW).state;
+      if (i % 5 === 4) expect(bytes(s)).toBeLessThanOrEqual(MAX_STATE_BYTES);
+    }
+    expect(n).toBeLessThan(REJECTED_KEEP);
+    expect(s.rejected_events.length).toBeGreaterThan(0);
+    expect(s.rejected_events.length).toBeLessThan(n);
+    expect(s.rejected_events.at(-1)?.event_id).toBe(`${n - 1}`.padEnd(200, CTRL));
   });
 });

@@ -1,5 +1,6 @@
 import { type AgentEvent, dataOf, eventTime, instant, invalidData, ownEntry } from "./events";
 import type { Json } from "./json";
+import { MAX_STATE_BYTES, jsonBytes } from "./state-size";
 
 export const SESSION_STATUSES = ["created", "running", "completed", "failed"] as const;
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
@@ -99,13 +100,31 @@ export interface TopicAnnouncements {
  * `topic_added` is news, as for a session that never announced one).
  */
 export function applySessionEvent(state: SessionState, event: AgentEvent, now: string, topics?: TopicAnnouncements): Outcome<SessionState> {
+  let outcome: Outcome<SessionState>;
   try {
-    return applySessionEventData(state, event, now, topics);
+    outcome = applySessionEventData(state, event, now, topics);
   } catch (error) {
     const reason = invalidData(error);
     if (reason === null) throw error;
     return reject(state, event, reason, now);
   }
+  if (!outcome.accepted) return outcome;
+  // Its insights are bounded, but not all the rest (metadata up to a request's 1 MiB, a
+  // status reason, the refusals listed): what the row would take is measured, and an event
+  // past MAX_STATE_BYTES refused, so the row write (2 MB at most) never fails. A state that
+  // grows no further is let through: one stored over the line before may still shrink.
+  const bytes = sessionStateBytes(outcome.state);
+  if (bytes <= MAX_STATE_BYTES || bytes <= sessionStateBytes(state)) return outcome;
+  return reject(state, event, `the session's state would take ${bytes} bytes as JSON, over the ${MAX_STATE_BYTES} one session keeps (its row is capped at 2 MB)`, now);
+}
+
+/**
+ * What the hub's row takes (JSON.stringify of the state, in UTF-8). The insights, up to
+ * 512 KiB, are counted as kept (insight_bytes, exact) rather than serialised again for every
+ * event; `{}` stands in for them.
+ */
+export function sessionStateBytes(state: SessionState): number {
+  return jsonBytes({ ...state, insights: {} }) - 2 + (state.insight_bytes ?? jsonBytes(state.insights));
 }
 
 function applySessionEventData(state: SessionState, event: AgentEvent, now: string, topics: TopicAnnouncements | undefined): Outcome<SessionState> {
@@ -182,9 +201,6 @@ function applySessionEventData(state: SessionState, event: AgentEvent, now: stri
  */
 export const MAX_INSIGHT_BYTES = 512 * 1024;
 
-const encoder = new TextEncoder();
-const jsonBytes = (value: unknown) => encoder.encode(JSON.stringify(value)).length;
-
 function withInsight(state: SessionState, touched: SessionState, event: AgentEvent, id: string, prior: Insight | undefined, insight: Insight, now: string): Outcome<SessionState> {
   // A new insight also adds its key ("id": and, after the first, a comma).
   const keyBytes = prior ? 0 : jsonBytes(id) + 1 + (Object.keys(state.insights).length > 0 ? 1 : 0);
@@ -193,8 +209,21 @@ function withInsight(state: SessionState, touched: SessionState, event: AgentEve
   return { accepted: true, state: { ...touched, insights: { ...state.insights, [id]: insight }, insight_bytes: bytes } };
 }
 
-/** Records a refused event on the session (visible in its summary) without changing anything else. */
+/**
+ * Records a refused event on the session (visible in its summary) without changing anything
+ * else. The list is in the row too, so it keeps the newest that fit under MAX_STATE_BYTES as
+ * well as the newest REJECTED_KEEP: a refusal, that of a state too big included, never makes
+ * the row too big to write.
+ */
 export function reject(state: SessionState, event: { id: string; type: string }, reason: string, now: string): Outcome<SessionState> {
-  const rejected_events = [...state.rejected_events, { event_id: event.id, type: event.type, reason }].slice(-REJECTED_KEEP);
+  let rejected_events = [...state.rejected_events, { event_id: event.id, type: event.type, reason }].slice(-REJECTED_KEEP);
+  let bytes = sessionStateBytes({ ...state, rejected_events, updated_at: now });
+  let drop = 0;
+  while (bytes > MAX_STATE_BYTES && drop < rejected_events.length) {
+    // The oldest goes, with the comma after it (none after the last one).
+    bytes -= jsonBytes(rejected_events[drop]) + (drop < rejected_events.length - 1 ? 1 : 0);
+    drop += 1;
+  }
+  if (drop > 0) rejected_events = rejected_events.slice(drop);
   return { accepted: false, reason, state: { ...state, rejected_events, updated_at: now } };
 }

@@ -1,4 +1,5 @@
 import { type AgentEvent, acceptanceOrder, dataOf, eventTime, instant, invalidData, ownEntry } from "./events";
+import { MAX_STATE_BYTES, jsonBytes } from "./state-size";
 import { DEFAULT_MAX_TURNS, STEPS, type Step, isStep } from "./steps";
 
 export type StepStatus = "pending" | "running" | "completed" | "failed";
@@ -92,11 +93,6 @@ export const MAX_ALPHA_BYTES = 1024 * 1024;
 /** Distinct tool names a step keeps (names up to 200 characters: six steps stay under 300 KB). */
 export const MAX_TOOLS_PER_STEP = 200;
 
-const encoder = new TextEncoder();
-function jsonBytes(value: unknown): number {
-  return encoder.encode(JSON.stringify(value)).length;
-}
-
 function alphaBytes(state: TopicState): number {
   return state.alpha_bytes ?? jsonBytes(state.alphas);
 }
@@ -167,13 +163,39 @@ export function currentStep(state: TopicState): Step | null {
  * occurred after the failure; between two endings the later one (by `occurred_at`) wins.
  */
 export function applyTopicEvent(state: TopicState, event: AgentEvent, now: string): TopicOutcome {
+  let outcome: TopicOutcome;
   try {
-    return applyTopicEventData(state, event, now);
+    outcome = applyTopicEventData(state, event, now);
   } catch (error) {
     const reason = invalidData(error);
     if (reason === null) throw error;
     return { accepted: false, state, reason };
   }
+  return outcome.accepted ? withinRow(state, outcome.state) : outcome;
+}
+
+/**
+ * The per-field bounds (1 MiB of alphas, 200 tool names a step, 10,000 characters an error)
+ * count characters or entries, not what the row takes: 200 names of 200 control characters
+ * are 1.2 KB each as JSON, and a step's error is kept twice (`error`, `clock.end.error`), so
+ * six steps within them took 2.1 MB without one alpha. What the row would take is measured
+ * instead, and an event that would take it past MAX_STATE_BYTES is refused, naming why
+ * (the consumer lists it on the session). A state that grows no further is let through:
+ * one stored over the line before this check may still shrink.
+ */
+function withinRow(prior: TopicState, next: TopicState): TopicOutcome {
+  const bytes = topicStateBytes(next);
+  if (bytes <= MAX_STATE_BYTES || bytes <= topicStateBytes(prior)) return { accepted: true, state: next };
+  return { accepted: false, state: prior, reason: `the topic's state would take ${bytes} bytes as JSON, over the ${MAX_STATE_BYTES} one topic keeps (its row is capped at 2 MB); report fewer or shorter tool names, errors or alphas (in a new topic)` };
+}
+
+/**
+ * What the hub's row takes (JSON.stringify of the state, in UTF-8). The alphas, up to 1 MiB,
+ * are counted as kept (alpha_bytes, exact) rather than serialised again for every event;
+ * `{}` stands in for them.
+ */
+export function topicStateBytes(state: TopicState): number {
+  return jsonBytes({ ...state, alphas: {} }) - 2 + alphaBytes(state);
 }
 
 function applyTopicEventData(state: TopicState, event: AgentEvent, now: string): TopicOutcome {
