@@ -46,3 +46,26 @@ describe("occurred_at: one canonical form, compared as instants", () => {
     expect(currentStep(two)).toBe("prep");
   });
 });
+
+describe("a step's duration", () => {
+  it("is measured from its start to its ending when the ending gives none (issue 2: per-step duration)", () => {
+    const t = run([ev("step_started", { step: "design" }, "2026-11-22T10:00:00Z"), ev("step_completed", { step: "design", turns: 4 }, "2026-11-22T10:02:00Z")]);
+    expect(t.steps.design).toMatchObject({ status: "completed", started_at: "2026-11-22T10:00:00.000Z", ended_at: "2026-11-22T10:02:00.000Z", duration_ms: 120_000 });
+    // Whatever order they arrive in.
+    const late = run([ev("step_failed", { step: "prep", error: "boom" }, "2026-11-22T10:00:30.500Z"), ev("step_started", { step: "prep" }, "2026-11-22T10:00:00Z")]);
+    expect(late.steps.prep).toMatchObject({ status: "failed", duration_ms: 30_500 });
+  });
+
+  it("is the ending's own when it gives one, and null when no start came before the ending", () => {
+    const own = run([ev("step_started", { step: "design" }, "2026-11-22T10:00:00Z"), ev("step_completed", { step: "design", turns: 4, duration_ms: 65_000 }, "2026-11-22T10:02:00Z")]);
+    expect(own.steps.design.duration_ms).toBe(65_000);
+    const noStart = run([ev("step_completed", { step: "design", turns: 4 }, "2026-11-22T10:02:00Z")]);
+    expect(noStart.steps.design.duration_ms).toBeNull();
+    // A start after the completion does not reopen the step, and says nothing of how long it took.
+    const after = run([ev("step_completed", { step: "design", turns: 4 }, "2026-11-22T10:02:00Z"), ev("step_started", { step: "design" }, "2026-11-22T10:05:00Z")]);
+    expect(after.steps.design).toMatchObject({ status: "completed", duration_ms: null });
+    // A re-run after a failure runs again: no ending, no duration.
+    const rerun = run([ev("step_started", { step: "prep" }, "2026-11-22T10:00:00Z"), ev("step_failed", { step: "prep", error: "x" }, "2026-11-22T10:01:00Z"), ev("step_started", { step: "prep" }, "2026-11-22T10:03:00Z")]);
+    expect(rerun.steps.prep).toMatchObject({ status: "running", duration_ms: null });
+  });
+});

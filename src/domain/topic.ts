@@ -293,7 +293,8 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
  * The step as shown, from its clock. A step with no ending runs once started; an ending is
  * final against starts, except that a start after a failure re-runs the step (a start after
  * a completion does not reopen it); between two endings the later one wins. An ending's own
- * figures are shown where it gave them, otherwise the highest usage reported.
+ * figures are shown where it gave them, otherwise the highest usage reported, and for the
+ * duration the time from the start to the ending (`measured`).
  */
 function derive(r: StepRecord, clock: StepClock): StepRecord {
   const { start, end, usage } = clock;
@@ -306,12 +307,23 @@ function derive(r: StepRecord, clock: StepClock): StepRecord {
     turns: ended?.turns ?? usage.turns,
     max_turns: clock.budget?.max_turns ?? r.max_turns,
     cost_usd: ended?.cost_usd ?? usage.cost_usd,
-    duration_ms: ended?.duration_ms ?? null,
+    duration_ms: ended === null ? null : (ended.duration_ms ?? measured(start, ended)),
     started_at: start?.at ?? null,
     ended_at: ended?.at ?? null,
     error: ended?.error ?? null,
     clock,
   };
+}
+
+/**
+ * How long a step took when its ending did not say (issue 2 asks for every step's duration):
+ * from its latest start to that ending, if the start came first. A start after the ending (one
+ * that did not reopen a completed step) or none known tells nothing: null.
+ */
+function measured(start: Stamp | null, end: Stamp): number | null {
+  if (start === null || !happenedAfter(end, start)) return null;
+  const ms = instant(end.at) - instant(start.at);
+  return Number.isFinite(ms) && ms >= 0 ? ms : null;
 }
 
 /** A step's clock; for a record stored before clocks, what its fields still tell. */
