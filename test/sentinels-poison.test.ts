@@ -2,7 +2,18 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { JSON_BODY_LIMIT } from "../src/app";
 import { sweepSentinels } from "../src/cron/sentinels";
-import { ATTEMPTS_META, LAST_ERROR_META, MAX_ATTEMPTS, NEXT_ATTEMPT_META, rejectedKey, retryDelayMs, sentinelKey } from "../src/domain/sentinel";
+import {
+  ATTEMPTS_META,
+  LAST_ERROR_META,
+  MAX_ATTEMPTS,
+  NEXT_ATTEMPT_META,
+  R2_KEY_LIMIT,
+  REJECTED_PREFIX,
+  SENTINEL_KEY_META,
+  rejectedKey,
+  retryDelayMs,
+  sentinelKey,
+} from "../src/domain/sentinel";
 import { signPayload } from "../src/lib/standard-webhooks";
 import { call, createTeam, json, sessionWithTopic, stepEvent } from "./helpers";
 
@@ -63,13 +74,13 @@ describe("the sweep applies the HTTPS path's input limits", () => {
     expect(report).toMatchObject({ applied: 1, rejected: 3, retrying: 0 });
     expect(await pendingKeys(team.team_id)).toEqual([]);
 
-    const bigRejected = await env.BUCKET.get(rejectedKey(bigKey));
+    const bigRejected = await env.BUCKET.get(await rejectedKey(bigKey));
     expect(bigRejected?.customMetadata?.reason).toBe(`the body is ${bigRejected?.size} bytes, over the ${JSON_BODY_LIMIT}-byte limit of a JSON body`);
     expect(await bigRejected?.text()).toBe(bigRaw);
-    const deepRejected = await env.BUCKET.get(rejectedKey(deepKey));
+    const deepRejected = await env.BUCKET.get(await rejectedKey(deepKey));
     expect(deepRejected?.customMetadata?.reason).toMatch(/^the JSON body nests deeper than 32 levels \(at data\.nested(\.0)+\)$/);
     expect(await deepRejected?.text()).toBe(deepRaw);
-    expect((await env.BUCKET.get(rejectedKey(loneKey)))?.customMetadata?.reason).toMatch(/^Not valid Unicode: a lone surrogate .* \(at data\.note\)$/);
+    expect((await env.BUCKET.get(await rejectedKey(loneKey)))?.customMetadata?.reason).toMatch(/^Not valid Unicode: a lone surrogate .* \(at data\.note\)$/);
 
     // Nothing left to retry.
     expect(await sweepSentinels(env)).toMatchObject({ applied: 0, rejected: 0, retrying: 0 });
@@ -83,7 +94,7 @@ describe("the sweep applies the HTTPS path's input limits", () => {
     const key = `callback-sentinels/alpha/${team.team_id}/${sid}/${tid}/e%2F1.json`;
     await env.BUCKET.put(key, JSON.stringify(event));
     expect(await sweepSentinels(env)).toMatchObject({ rejected: 1, applied: 0 });
-    expect((await env.BUCKET.head(rejectedKey(key)))?.customMetadata?.reason).toContain('the event id "e%2F1" is not an id');
+    expect((await env.BUCKET.head(await rejectedKey(key)))?.customMetadata?.reason).toContain('the event id "e%2F1" is not an id');
   });
 });
 
@@ -120,7 +131,7 @@ describe("a sentinel that keeps failing", () => {
     }
     expect(await sweepSentinels(env, { now })).toMatchObject({ applied: 0, rejected: 1, retrying: 0 });
     expect(await pendingKeys(team.team_id)).toEqual([]);
-    const rejected = await env.BUCKET.get(rejectedKey(key));
+    const rejected = await env.BUCKET.get(await rejectedKey(key));
     expect(rejected?.customMetadata).toMatchObject({ ...signature, [ATTEMPTS_META]: String(MAX_ATTEMPTS) });
     expect(rejected?.customMetadata?.reason).toMatch(new RegExp(`^failed ${MAX_ATTEMPTS} times; the last error: \\S`));
     expect(await rejected?.text()).toBe(raw);
@@ -193,5 +204,103 @@ describe("stuck sentinels do not starve the others", () => {
     await writeSentinel(team.team_id, stepEvent(sid, tid, "step_started", { step: "design" }));
     expect(await sweepSentinels(env, { timeBudgetMs: 0 })).toMatchObject({ applied: 0, rejected: 0, retrying: 0 });
     expect(await sweepSentinels(env)).toMatchObject({ applied: 1 });
+  });
+});
+
+const utf8Bytes = (s: string) => new TextEncoder().encode(s).byteLength;
+
+describe("a sentinel whose key leaves no room for rejected/ in front of it", () => {
+  it("is rejected at the first sweep under a hashed name in its team's rejected folder, its key in the copy's metadata", async () => {
+    const team = await createTeam();
+    // Ids the client takes (the event id encoded): the key is within 9 bytes of R2's 1,024.
+    const event = { id: "€".repeat(200), type: "step_started", session_id: "s".repeat(80), topic_id: "t".repeat(77), data: { step: "design" } };
+    const raw = JSON.stringify(event);
+    const key = await writeSentinel(team.team_id, event, { "webhook-id": "w1" }, raw);
+    expect(utf8Bytes(key)).toBeGreaterThan(R2_KEY_LIMIT - "rejected/".length);
+    expect(utf8Bytes(key)).toBeLessThanOrEqual(R2_KEY_LIMIT);
+
+    // No such session: refused, and moved at once, not left pending.
+    expect(await sweepSentinels(env)).toMatchObject({ applied: 0, rejected: 1, retrying: 0, skipped: 0 });
+    expect(await pendingKeys(team.team_id)).toEqual([]);
+    const target = await rejectedKey(key);
+    expect(target).toMatch(new RegExp(`^${REJECTED_PREFIX}alpha/${team.team_id}/~sha256/[0-9a-f]{64}\\.json$`));
+    const copy = await env.BUCKET.get(target);
+    expect(copy?.customMetadata).toMatchObject({ "webhook-id": "w1", [SENTINEL_KEY_META]: key, reason: `no session ${event.session_id} in team ${team.team_id}` });
+    expect(await copy?.text()).toBe(raw);
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 1, truncated: false });
+  });
+
+  it("is rejected with only the sweep's metadata when its own would not fit next to it (the key included)", async () => {
+    const team = await createTeam();
+    const event = { id: "€".repeat(200), type: "step_started", session_id: "s".repeat(80), topic_id: "t".repeat(77), data: { step: "design" } };
+    // Within the 4 KiB a sentinel may carry by UTF-8, but near R2's 8 KiB as the local
+    // emulation counts it (two bytes a character, past Latin-1): no room for the reason and key.
+    const key = await writeSentinel(team.team_id, event, { "webhook-id": "w1", note: `${"a".repeat(4000)}€` });
+    expect(await sweepSentinels(env)).toMatchObject({ rejected: 1, retrying: 0, skipped: 0 });
+    const copy = await env.BUCKET.head(await rejectedKey(key));
+    expect(copy?.customMetadata).toEqual({ reason: `no session ${event.session_id} in team ${team.team_id}`, rejected_at: expect.any(String), [SENTINEL_KEY_META]: key });
+  });
+
+  it("keeps its plain rejected/ name when that fits, and a distinct hashed name per key otherwise", async () => {
+    expect(await rejectedKey("callback-sentinels/alpha/team_1/s1/-/e1.json")).toBe("callback-sentinels/rejected/alpha/team_1/s1/-/e1.json");
+    const long = (e: string) => `callback-sentinels/alpha/team_1/${"s".repeat(128)}/${"t".repeat(128)}/${e}${"x".repeat(800)}.json`;
+    const [a, b] = [await rejectedKey(long("a")), await rejectedKey(long("b"))];
+    expect(a).not.toBe(b);
+    expect(a.startsWith(`${REJECTED_PREFIX}alpha/team_1/~sha256/`)).toBe(true);
+    // No team folder to keep it in: still under rejected/alpha/, in no team's folder.
+    expect(await rejectedKey(`callback-sentinels/alpha/${"n".repeat(1000)}.json`)).toMatch(/^callback-sentinels\/rejected\/alpha\/~sha256\/[0-9a-f]{64}\.json$/);
+  });
+});
+
+/** The test bucket, except that writes under rejected/ fail until `heal()`: R2 failing to move a sentinel. */
+function failingMoves() {
+  let failing = true;
+  const bucket = env.BUCKET;
+  const BUCKET = {
+    head: (key: string) => bucket.head(key),
+    get: (key: string, options?: R2GetOptions) => bucket.get(key, options),
+    put: (key: string, value: ArrayBuffer | ReadableStream, options?: R2PutOptions) =>
+      failing && key.startsWith(REJECTED_PREFIX) ? Promise.reject(new Error("injected: R2 failed the put")) : bucket.put(key, value, options),
+    delete: (keys: string | string[]) => bucket.delete(keys),
+    list: (options?: R2ListOptions) => bucket.list(options),
+  } as unknown as R2Bucket;
+  return { env: { ...env, BUCKET } as Env, heal: () => (failing = false) };
+}
+
+describe("a sentinel R2 fails to move to rejected/", () => {
+  it("counts each failed move as a try, waits between them (never read every sweep), and is moved once R2 takes it", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    // One refused after its body was read (no such session), one before (its key).
+    const unknown = { ...stepEvent(sid, tid, "step_started", { step: "design" }), session_id: "nobody" };
+    const unknownKey = await writeSentinel(team.team_id, unknown);
+    const badKey = `callback-sentinels/alpha/${team.team_id}/${sid}/${tid}/e%2F1.json`;
+    const badRaw = JSON.stringify(stepEvent(sid, tid, "step_started", { step: "design" }, "e/1"));
+    await env.BUCKET.put(badKey, badRaw);
+    const broken = failingMoves();
+
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS + 1; attempt++) {
+      expect(await sweepSentinels(broken.env, { now })).toMatchObject({ rejected: 0, retrying: 2, skipped: 0 });
+      const counted = Math.min(attempt, MAX_ATTEMPTS);
+      for (const key of [unknownKey, badKey]) {
+        const meta = (await env.BUCKET.head(key))?.customMetadata;
+        expect(meta?.[ATTEMPTS_META]).toBe(String(counted));
+        expect(meta?.[NEXT_ATTEMPT_META]).toBe(new Date(now + retryDelayMs(counted)).toISOString());
+        expect(meta?.[LAST_ERROR_META]).toContain("moving it to rejected/ failed: injected: R2 failed the put");
+      }
+      // Passed over, unread, until its wait is over.
+      expect(await sweepSentinels(broken.env, { now: now + retryDelayMs(counted) - 1 })).toMatchObject({ retrying: 0, deferred: 2 });
+      now += retryDelayMs(counted);
+    }
+    expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 2, retrying: 2, rejected: 0, truncated: false });
+
+    broken.heal();
+    expect(await sweepSentinels(broken.env, { now })).toMatchObject({ rejected: 2, retrying: 0 });
+    expect(await pendingKeys(team.team_id)).toEqual([]);
+    expect((await env.BUCKET.get(await rejectedKey(unknownKey)))?.customMetadata?.reason).toBe(`no session nobody in team ${team.team_id}`);
+    const bad = await env.BUCKET.get(await rejectedKey(badKey));
+    expect(bad?.customMetadata?.reason).toContain('the event id "e%2F1" is not an id');
+    expect(await bad?.text()).toBe(badRaw);
   });
 });

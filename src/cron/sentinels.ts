@@ -10,6 +10,8 @@ import {
   LAST_ERROR_META,
   MAX_ATTEMPTS,
   NEXT_ATTEMPT_META,
+  REJECTED_PREFIX,
+  SENTINEL_KEY_META,
   SENTINEL_PREFIX,
   type SentinelKey,
   attemptsOf,
@@ -34,6 +36,8 @@ const TEAM_LIST_LIMIT = 10_000;
 const TEAM_PAGES = 10;
 /** The most metadata a sentinel may carry: the sweep adds its own, under R2's 8 KiB. */
 const METADATA_LIMIT = 4096;
+/** R2's bound on an object's custom metadata. */
+const R2_METADATA_LIMIT = 8192;
 /** Reasons and errors kept in metadata are cut here. */
 const MESSAGE_LIMIT = 1000;
 
@@ -46,7 +50,7 @@ export interface SweepReport {
   retrying: number;
   /** Waiting after a failed try: not read this sweep. */
   deferred: number;
-  /** Gone or changed under this sweep (another sweep took it), or R2 failed on it. */
+  /** Gone or changed under this sweep (another sweep took it), or R2 failed to read it or count a try in it. */
   skipped: number;
 }
 
@@ -103,7 +107,8 @@ export async function sweepSentinels(env: Env, options: SweepOptions = {}): Prom
       try {
         await sweepOne(state, listed.key);
       } catch (error) {
-        // R2 failed while moving or rewriting it: nothing was lost, the next sweep sees it again.
+        // R2 failed reading it or counting a failed try in it (a failed move to rejected/ is
+        // counted, see rejectOrRetry): nothing was lost, the next sweep sees it again.
         log("warn", "sentinel sweep failed on R2", { key: listed.key, error: messageOf(error) });
         report.skipped += 1;
       }
@@ -188,10 +193,10 @@ async function sweepOne(state: SweepState, key: string): Promise<void> {
 
   // Refused before the body is read: the key, the size (the HTTPS path's body limit), the metadata.
   const parsedKey = parseSentinelKey(key);
-  if (!parsedKey.ok) return reject(state, object, object.body, meta, parsedKey.reason);
-  if (object.size > JSON_BODY_LIMIT) return reject(state, object, object.body, meta, `the body is ${object.size} bytes, over the ${JSON_BODY_LIMIT}-byte limit of a JSON body`);
+  if (!parsedKey.ok) return rejectOrRetry(state, object, null, meta, parsedKey.reason);
+  if (object.size > JSON_BODY_LIMIT) return rejectOrRetry(state, object, null, meta, `the body is ${object.size} bytes, over the ${JSON_BODY_LIMIT}-byte limit of a JSON body`);
   const metaBytes = metadataBytes(meta);
-  if (metaBytes > METADATA_LIMIT) return reject(state, object, object.body, meta, `its metadata is ${metaBytes} bytes, over ${METADATA_LIMIT}`);
+  if (metaBytes > METADATA_LIMIT) return rejectOrRetry(state, object, null, meta, `its metadata is ${metaBytes} bytes, over ${METADATA_LIMIT}`);
 
   const bytes = await object.arrayBuffer();
   try {
@@ -203,41 +208,83 @@ async function sweepOne(state: SweepState, key: string): Promise<void> {
     report.applied += 1;
     return;
   } catch (error) {
-    if (error instanceof Refused) {
-      await reject(state, object, bytes, meta, error.message);
-      return;
-    }
+    if (error instanceof Refused) return rejectOrRetry(state, object, bytes, meta, error.message);
     const attempts = attemptsOf(meta) + 1;
     const message = cut(messageOf(error));
-    if (attempts >= MAX_ATTEMPTS) {
-      await reject(state, object, bytes, { ...meta, [ATTEMPTS_META]: String(attempts) }, `failed ${attempts} times; the last error: ${message}`);
-      return;
-    }
-    // Count the try in the object itself: the same bytes, the same metadata (its signature
-    // included) plus the count, when to try next and why. Only while the object still holds
-    // the body read (etagMatches): a sentinel another sweep applied or rejected (removed) is
-    // never brought back, and one the agent replaced is never overwritten. Another sweep's
-    // rewrite of the same body is not told apart (the etag is the body's MD5, and R2, as HTTP,
-    // ignores an upload-time condition next to a matching etag), so two sweeps failing on it
-    // at once may both write the same count: at most one try more than MAX_ATTEMPTS.
-    const rewritten = await env.BUCKET.put(key, bytes, {
-      httpMetadata: object.httpMetadata,
-      customMetadata: { ...meta, [ATTEMPTS_META]: String(attempts), [NEXT_ATTEMPT_META]: new Date(now + retryDelayMs(attempts)).toISOString(), [LAST_ERROR_META]: message },
-      onlyIf: { etagMatches: object.etag },
-    });
+    if (attempts >= MAX_ATTEMPTS) return rejectOrRetry(state, object, bytes, { ...meta, [ATTEMPTS_META]: String(attempts) }, `failed ${attempts} times; the last error: ${message}`);
     log("warn", "sentinel not applied; will retry", { key, attempts, error: message });
-    if (rewritten) report.retrying += 1;
-    else report.skipped += 1;
+    return retryLater(state, object, bytes, attempts, message);
   }
 }
 
-/** Moves a sentinel to rejected/ with its reason (the body as it was), then deletes it. */
+/**
+ * Rejects the sentinel; when R2 fails to move it, that is a failed try like any other, counted
+ * in the object: otherwise the same move would be tried, and fail alike, every sweep, the
+ * sentinel pending forever. At MAX_ATTEMPTS and beyond it waits the longest wait between moves.
+ * `bytes` is the body when it was read (else it is read again to count the try).
+ */
+async function rejectOrRetry(state: SweepState, object: R2ObjectBody, bytes: ArrayBuffer | null, meta: Record<string, string>, reason: string): Promise<void> {
+  try {
+    await reject(state, object, bytes ?? object.body, meta, reason);
+  } catch (error) {
+    const attempts = Math.min(attemptsOf(object.customMetadata ?? {}) + 1, MAX_ATTEMPTS);
+    const message = cut(`moving it to rejected/ failed: ${messageOf(error)}`);
+    log("warn", "sentinel not rejected; will retry", { key: object.key, attempts, reason: cut(reason), error: message });
+    await retryLater(state, object, bytes, attempts, message);
+  }
+}
+
+/**
+ * Counts a failed try in the object itself: the same bytes, the same metadata (its signature
+ * included) plus the count, when to try next and why. Only while
+ * the object still holds the body read (etagMatches): a sentinel another sweep applied or
+ * rejected (removed) is never brought back, and one the agent replaced is never overwritten.
+ * Another sweep's rewrite of the same body is not told apart (the etag is the body's MD5, and
+ * R2, as HTTP, ignores an upload-time condition next to a matching etag), so two sweeps failing
+ * on it at once may both write the same count: at most one try more than MAX_ATTEMPTS.
+ */
+async function retryLater(state: SweepState, object: R2Object, bytes: ArrayBuffer | null, attempts: number, message: string): Promise<void> {
+  const { env, report, now } = state;
+  let body: ArrayBuffer | ReadableStream | null = bytes;
+  if (body === null) {
+    // Its body went into a move that failed (it was not read: it may be far over 1 MiB), so
+    // it is streamed again, only while it is still the object that failed.
+    const again = await env.BUCKET.get(object.key, { onlyIf: { etagMatches: object.etag } });
+    if (!again || !("body" in again)) {
+      report.skipped += 1;
+      return;
+    }
+    body = again.body;
+  }
+  const meta = object.customMetadata ?? {};
+  const rewritten = await env.BUCKET.put(object.key, body, {
+    httpMetadata: object.httpMetadata,
+    customMetadata: {
+      ...meta,
+      [ATTEMPTS_META]: String(attempts),
+      [NEXT_ATTEMPT_META]: new Date(now + retryDelayMs(attempts)).toISOString(),
+      [LAST_ERROR_META]: message,
+    },
+    onlyIf: { etagMatches: object.etag },
+  });
+  if (rewritten) report.retrying += 1;
+  else report.skipped += 1;
+}
+
+/**
+ * Moves a sentinel to rejected/ with its reason (the body as it was), then deletes it. The copy
+ * always fits R2's limits, so only a failing R2 stops it: its key (rejectedKey) and its
+ * metadata, whose own part (the reason, when, the key when the copy's name is hashed) is at
+ * most about 5 KB, and the sentinel's metadata is kept (signature included) only when the two
+ * fit together.
+ */
 async function reject(state: SweepState, object: R2Object, body: ReadableStream | ArrayBuffer, meta: Record<string, string>, reason: string): Promise<void> {
   const { env, report } = state;
-  const ours = { reason: cut(reason), rejected_at: new Date(state.now).toISOString() };
-  // Its own metadata is kept (signature included) unless that would not fit R2's limit.
-  const customMetadata = metadataBytes(meta) <= METADATA_LIMIT ? { ...meta, ...ours } : ours;
-  await env.BUCKET.put(rejectedKey(object.key), body, { httpMetadata: object.httpMetadata, customMetadata });
+  const target = await rejectedKey(object.key);
+  const ours: Record<string, string> = { reason: cut(reason), rejected_at: new Date(state.now).toISOString() };
+  if (target !== REJECTED_PREFIX + object.key.slice("callback-sentinels/".length)) ours[SENTINEL_KEY_META] = object.key;
+  const customMetadata = metadataSize({ ...meta, ...ours }) <= R2_METADATA_LIMIT ? { ...meta, ...ours } : ours;
+  await env.BUCKET.put(target, body, { httpMetadata: object.httpMetadata, customMetadata });
   await env.BUCKET.delete(object.key);
   log("warn", "sentinel rejected", { key: object.key, reason: ours.reason });
   report.rejected += 1;
@@ -286,6 +333,17 @@ async function signingSecret(env: Env, team: string): Promise<string | null> {
   const row = await dbOf(env).select({ signingSecret: teams.signingSecret }).from(teams).where(eq(teams.id, team)).get();
   if (!row) throw new Refused(`no team ${team}`);
   return row.signingSecret ? await decryptSecret(env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`) : null;
+}
+
+/**
+ * Metadata's size as R2 may count it: the larger of its UTF-8 bytes (what R2 documents) and
+ * what the local emulation counts (two bytes a character in a string with any beyond Latin-1),
+ * so a copy the sweep thinks fits fits in both.
+ */
+function metadataSize(meta: Record<string, string>): number {
+  let n = 0;
+  for (const s of Object.entries(meta).flat()) n += Math.max(utf8.encode(s).byteLength, /[^\u0000-\u00ff]/.test(s) ? 2 * s.length : s.length);
+  return n;
 }
 
 function metadataBytes(meta: Record<string, string>): number {

@@ -105,9 +105,35 @@ export function sentinelKey(k: SentinelKey): string {
   return `${SENTINEL_PREFIX}${k.team_id}/${k.session_id}/${k.topic_id ?? SESSION_LEVEL_TOPIC}/${eventIdSegment(k.event_id)}.json`;
 }
 
-/** Where a sentinel that cannot be applied is kept, with its reason: never lost, never retried. */
-export function rejectedKey(key: string): string {
-  return REJECTED_PREFIX + key.slice("callback-sentinels/".length);
+/** R2's bound on a key, in UTF-8 bytes: a put over it fails (error 10020), every time. */
+export const R2_KEY_LIMIT = 1024;
+/**
+ * Where a rejected sentinel kept under a hashed name (see rejectedKey) came from: its own key
+ * does not fit under rejected/.
+ */
+export const SENTINEL_KEY_META = "sentinel-key";
+/** The folder of hashed names, within the team's rejected folder; `~` starts no id. */
+const HASHED = "~sha256";
+
+/**
+ * Where a sentinel that cannot be applied is kept, with its reason: never lost, never retried.
+ * That is its key with `rejected/` in front of `alpha/`, when that fits R2's 1,024 bytes. A
+ * sentinel key may itself take nearly all of them (ids of 128 characters, an event id of 200
+ * characters of up to 4 bytes each, encoded), and a copy that does not fit would fail to be
+ * written every sweep: so a longer one is kept as
+ * `callback-sentinels/rejected/alpha/{team}/~sha256/{SHA-256 of its key, hex}.json` (still
+ * under its team's folder, which is what GET /v1/sentinels counts; under `alpha/~sha256/`
+ * when its team segment is no id), the key itself in the copy's `sentinel-key` metadata.
+ */
+export async function rejectedKey(key: string): Promise<string> {
+  const plain = REJECTED_PREFIX + key.slice("callback-sentinels/".length);
+  if (new TextEncoder().encode(plain).byteLength <= R2_KEY_LIMIT) return plain;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  const rest = key.startsWith(SENTINEL_PREFIX) ? key.slice(SENTINEL_PREFIX.length) : "";
+  const team = rest.includes("/") ? rest.slice(0, rest.indexOf("/")) : null;
+  const folder = team !== null && sentinelIdProblem("team id", team) === null ? `${team}/${HASHED}` : HASHED;
+  return `${REJECTED_PREFIX}alpha/${folder}/${hex}.json`;
 }
 
 /**
@@ -122,7 +148,6 @@ export const MAX_ATTEMPTS = 5;
 export const ATTEMPTS_META = "sweep-attempts";
 export const NEXT_ATTEMPT_META = "sweep-next-attempt-at";
 export const LAST_ERROR_META = "sweep-last-error";
-
 /** How long to wait after the nth failed try: 1, 4, 16, 64 minutes. */
 export function retryDelayMs(attempts: number): number {
   return 60_000 * 4 ** Math.max(0, Math.min(attempts, MAX_ATTEMPTS) - 1);
