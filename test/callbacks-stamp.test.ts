@@ -4,7 +4,7 @@ import { sweepSentinels } from "../src/cron/sentinels";
 import { type AgentEvent, stampAccepted } from "../src/domain/events";
 import { applySessionEvent, newSession, type SessionState } from "../src/domain/session";
 import { applyTopicEvent, newTopic, type TopicState } from "../src/domain/topic";
-import { sentinelKey } from "../src/domain/sentinel";
+import { UPLOADED_META, retryDelayMs, sentinelKey } from "../src/domain/sentinel";
 import { call, createTeam, postEvents, sessionWithTopic, SseReader, uid } from "./helpers";
 
 /** Every event the topic's hub logged, read by replay from the start of its stream. */
@@ -74,6 +74,49 @@ describe("accepted_at: when the platform accepted an event, its time when it giv
     const [logged] = await loggedEvents(team.api_key, sid, tid, 1);
     expect(logged?.id).toBe(event.id);
     expect(logged?.accepted_at).toBe(uploaded);
+  });
+
+  it("is a sentinel's first upload time even when failed sweeps rewrote it since (which moves R2's upload time)", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const event = step(sid, tid, "step_started", { step: "explore" });
+    const key = sentinelKey({ team_id: team.team_id, session_id: sid, topic_id: tid, event_id: event.id });
+    await env.BUCKET.put(key, JSON.stringify(event));
+    const uploaded = (await env.BUCKET.head(key))?.uploaded.toISOString();
+    // A stored secret that does not decrypt: each sweep fails on it and rewrites it to count the try.
+    await env.DB.prepare("UPDATE teams SET signing_secret = ? WHERE id = ?").bind("v1.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAA", team.team_id).run();
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      // A rewrite a little later than what it rewrites, so R2's upload time moves.
+      await new Promise((r) => setTimeout(r, 20));
+      expect(await sweepSentinels(env, { now })).toMatchObject({ retrying: 1 });
+      const rewritten = await env.BUCKET.head(key);
+      expect(rewritten?.uploaded.toISOString()).not.toBe(uploaded);
+      expect(rewritten?.customMetadata?.[UPLOADED_META]).toBe(uploaded);
+      now += retryDelayMs(attempt) + 1000;
+    }
+    await env.DB.prepare("UPDATE teams SET signing_secret = NULL WHERE id = ?").bind(team.team_id).run();
+    expect(await sweepSentinels(env, { now })).toMatchObject({ applied: 1 });
+    const [logged] = await loggedEvents(team.api_key, sid, tid, 1);
+    expect(logged?.id).toBe(event.id);
+    expect(logged?.accepted_at).toBe(uploaded);
+  });
+
+  it("is a sentinel's own upload time when what claims to be its first is not an earlier instant", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    for (const [claimed, name] of [
+      ["yesterday", "explore"],
+      ["2999-01-01T00:00:00.000Z", "design"],
+    ] as const) {
+      const event = step(sid, tid, "step_started", { step: name });
+      const key = sentinelKey({ team_id: team.team_id, session_id: sid, topic_id: tid, event_id: event.id });
+      await env.BUCKET.put(key, JSON.stringify(event), { customMetadata: { [UPLOADED_META]: claimed } });
+      const uploaded = (await env.BUCKET.head(key))?.uploaded.toISOString();
+      expect(await sweepSentinels(env)).toMatchObject({ applied: 1 });
+      const logged = (await loggedEvents(team.api_key, sid, tid, claimed === "yesterday" ? 1 : 2)).find((e) => e.id === event.id);
+      expect(logged?.accepted_at).toBe(uploaded);
+    }
   });
 
   it("orders events by when they were sent, whatever order the queue delivers them in", () => {

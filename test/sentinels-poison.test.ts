@@ -10,6 +10,7 @@ import {
   R2_KEY_LIMIT,
   REJECTED_PREFIX,
   SENTINEL_KEY_META,
+  UPLOADED_META,
   rejectedKey,
   retryDelayMs,
   sentinelKey,
@@ -109,6 +110,7 @@ describe("a sentinel that keeps failing", () => {
     const ts = Math.floor(Date.now() / 1000);
     const signature = { "webhook-id": "w1", "webhook-timestamp": String(ts), "webhook-signature": await signPayload(secret, "w1", ts, raw) };
     const key = await writeSentinel(team.team_id, event, signature, raw);
+    const uploaded = (await env.BUCKET.head(key))?.uploaded.toISOString();
     await breakSigningSecret(team.team_id);
 
     let now = Date.parse("2030-01-01T00:00:00Z");
@@ -117,6 +119,7 @@ describe("a sentinel that keeps failing", () => {
       const object = await env.BUCKET.get(key);
       expect(object?.customMetadata).toEqual({
         ...signature,
+        [UPLOADED_META]: uploaded,
         [ATTEMPTS_META]: String(attempt),
         [NEXT_ATTEMPT_META]: new Date(now + retryDelayMs(attempt)).toISOString(),
         [LAST_ERROR_META]: expect.stringMatching(/\S/),

@@ -19,6 +19,8 @@ import {
   parseSentinelKey,
   rejectedKey,
   retryDelayMs,
+  UPLOADED_META,
+  uploadedAt,
 } from "../domain/sentinel";
 import { decryptSecret } from "../lib/crypto";
 import { utf8 } from "../lib/encoding";
@@ -201,8 +203,9 @@ async function sweepOne(state: SweepState, key: string): Promise<void> {
   const bytes = await object.arrayBuffer();
   try {
     const event = await validate(state, parsedKey.key, new TextDecoder().decode(bytes), meta);
-    // A sentinel's event without occurred_at occurred no later than its upload (not the sweep).
-    const events = stampAccepted([event], object.uploaded);
+    // A sentinel's event without occurred_at occurred no later than its upload (not the sweep,
+    // nor a rewrite that counted a failed try: see UPLOADED_META).
+    const events = stampAccepted([event], uploadedAt(meta, object.uploaded));
     await applyCallbackMessage(env, { kind: "callbacks", team_id: parsedKey.key.team_id, request_id: `sentinel:${key}`, events });
     await env.BUCKET.delete(key);
     report.applied += 1;
@@ -236,7 +239,7 @@ async function rejectOrRetry(state: SweepState, object: R2ObjectBody, bytes: Arr
 
 /**
  * Counts a failed try in the object itself: the same bytes, the same metadata (its signature
- * included) plus the count, when to try next and why. Only while
+ * included) plus the count, when to try next, why, and when it was first uploaded. Only while
  * the object still holds the body read (etagMatches): a sentinel another sweep applied or
  * rejected (removed) is never brought back, and one the agent replaced is never overwritten.
  * Another sweep's rewrite of the same body is not told apart (the etag is the body's MD5, and
@@ -261,6 +264,7 @@ async function retryLater(state: SweepState, object: R2Object, bytes: ArrayBuffe
     httpMetadata: object.httpMetadata,
     customMetadata: {
       ...meta,
+      [UPLOADED_META]: uploadedAt(meta, object.uploaded).toISOString(),
       [ATTEMPTS_META]: String(attempts),
       [NEXT_ATTEMPT_META]: new Date(now + retryDelayMs(attempts)).toISOString(),
       [LAST_ERROR_META]: message,

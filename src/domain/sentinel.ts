@@ -148,6 +148,26 @@ export const MAX_ATTEMPTS = 5;
 export const ATTEMPTS_META = "sweep-attempts";
 export const NEXT_ATTEMPT_META = "sweep-next-attempt-at";
 export const LAST_ERROR_META = "sweep-last-error";
+/**
+ * When the sentinel was first uploaded. Each counted try rewrites the object, which moves R2's
+ * `uploaded` to the rewrite, while an event without `occurred_at` is to be stamped as accepted
+ * when its sentinel was uploaded: so the first rewrite keeps the original time here.
+ */
+export const UPLOADED_META = "sweep-uploaded-at";
+
+/**
+ * When the sentinel was uploaded: UPLOADED_META when it holds an instant no later than the
+ * object's own upload (a rewrite only ever moves that later; anything else is not the sweep's
+ * and is ignored), else the object's upload. An agent that wrote the metadata itself gains
+ * nothing it could not have by giving its event an `occurred_at`.
+ */
+export function uploadedAt(meta: Record<string, string>, uploaded: Date): Date {
+  const raw = meta[UPLOADED_META];
+  if (raw === undefined || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(raw)) return uploaded;
+  const at = Date.parse(raw);
+  return Number.isFinite(at) && at <= uploaded.getTime() ? new Date(at) : uploaded;
+}
+
 /** How long to wait after the nth failed try: 1, 4, 16, 64 minutes. */
 export function retryDelayMs(attempts: number): number {
   return 60_000 * 4 ** Math.max(0, Math.min(attempts, MAX_ATTEMPTS) - 1);
