@@ -15,6 +15,8 @@ export default defineConfig(async () => {
             // Small enough for tests to reach the history bound and see heartbeats.
             STREAM_HISTORY: "20",
             HEARTBEAT_MS: "300",
+            // Open streams ask this often whether their key still exists (60 s by default).
+            STREAM_KEY_CHECK_MS: "200",
             // Notification retries a second apart, so tests see several tries.
             NOTIFY_MAX_BACKOFF_SECONDS: "1",
           },

@@ -67,6 +67,12 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   return next();
 });
 
+/** Whether the key behind `auth` still exists (from this isolate's cache or D1): an open stream asks. */
+export async function keyExists(env: Env, auth: AuthContext): Promise<boolean> {
+  const found = await findKey(dbOf(env), { id: auth.key_id });
+  return found !== null && found.team_id === auth.team_id;
+}
+
 /** A key by its hash or id, from this isolate's cache or D1; null when there is none. */
 async function findKey(db: Db, by: { hash: string } | { id: string }): Promise<AuthContext | null> {
   const cached = "hash" in by ? keyCache.byHash(by.hash) : keyCache.byId(by.id);

@@ -74,7 +74,7 @@ keyRoutes.openapi(
   createRoute({
     method: "delete",
     path: "/v1/keys/{id}",
-    summary: "Delete a key; its cookies and stream tokens stop working too",
+    summary: "Delete a key; its cookies and stream tokens stop working too, and streams open with it end within a minute",
     security,
     request: { params: z.object({ id: z.string().max(200) }) },
     responses: { 204: { description: "Deleted" }, ...problemResponses },

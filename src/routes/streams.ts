@@ -1,11 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../lib/app-env";
-import { authenticate, requireScope } from "../lib/auth";
+import { authenticate, keyExists, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { sessionHub, topicHub } from "../lib/hubs";
 import { teamHub } from "../lib/team-stream";
 import { clientId } from "../lib/ids";
+import { KEY_RECHECK_MS, endWhenKeyDeleted } from "../lib/revocable-stream";
 import { parseLastEventId } from "../lib/sse";
 import { newRouter, problemResponses, security } from "../lib/openapi";
 
@@ -36,7 +37,10 @@ async function openStream(c: Context<AppEnv>, stub: { fetch(request: Request): P
     await response.body?.cancel();
     throw new ApiError("not_found", `No ${what}.`);
   }
-  return response;
+  if (!response.body) return response;
+  const auth = c.get("auth");
+  const everyMs = Number((c.env as { STREAM_KEY_CHECK_MS?: string }).STREAM_KEY_CHECK_MS) || KEY_RECHECK_MS;
+  return new Response(endWhenKeyDeleted(response.body, () => keyExists(c.env, auth), everyMs), response);
 }
 
 const sseResponse = {
