@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { agentExit } from "../agent-exit";
+import { agentExit, signalGroup } from "../agent-exit";
 import { LineCutter } from "../line-cutter";
 import { MAX_LINE_BYTES } from "./log-shipper";
 
@@ -81,15 +81,9 @@ export function startAgent(o: StartAgentOptions): AgentRun {
   });
   let killTimer: NodeJS.Timeout | undefined;
   void exited.then(() => clearTimeout(killTimer));
-  const signalGroup = (signal: NodeJS.Signals) => {
-    if (child.pid === undefined) return;
-    try {
-      process.kill(-child.pid, signal);
-    } catch {
-      try {
-        child.kill(signal);
-      } catch {}
-    }
+  // The agent leads its own group (detached), so the group is signalled, as agentExit does.
+  const signal = (sig: NodeJS.Signals) => {
+    if (child.pid !== undefined) signalGroup(child.pid, sig);
   };
   return {
     pid: child.pid,
@@ -97,9 +91,9 @@ export function startAgent(o: StartAgentOptions): AgentRun {
     stop(killAfterMs: number) {
       // Not `child.exitCode`: once the agent is gone, `agentExit` is still stopping what it left.
       if (ended) return;
-      signalGroup("SIGTERM");
+      signal("SIGTERM");
       clearTimeout(killTimer);
-      killTimer = setTimeout(() => signalGroup("SIGKILL"), killAfterMs);
+      killTimer = setTimeout(() => signal("SIGKILL"), killAfterMs);
     },
     stdout: () => kept.stdout,
     stderr: () => kept.stderr,
