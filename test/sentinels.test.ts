@@ -41,6 +41,14 @@ describe("sentinel keys", () => {
     expect(() => sentinelKey({ ...base, event_id: "z".repeat(201) })).toThrow(SentinelKeyError);
   });
 
+  it("refuse a key past R2's 1,024 bytes, naming its length, before anything is uploaded", () => {
+    const k = { team_id: "team_1", session_id: "s".repeat(128), topic_id: "t".repeat(128), event_id: "€".repeat(200) };
+    expect(() => sentinelKey(k)).toThrow(SentinelKeyError);
+    expect(() => sentinelKey(k)).toThrow(/its key would be \d{4} bytes, over R2's 1024/);
+    // The same event under short ids fits.
+    expect(new TextEncoder().encode(sentinelKey({ ...k, session_id: "s1", topic_id: "t1" })).byteLength).toBeLessThanOrEqual(1024);
+  });
+
   it("refuse team, session and topic ids outside the route id rule, naming the segment", () => {
     const base = { team_id: "team_1", session_id: "s1", topic_id: "t1", event_id: "e1" };
     for (const [field, bad] of [

@@ -102,7 +102,12 @@ export function sentinelKey(k: SentinelKey): string {
     (k.topic_id === null ? null : sentinelIdProblem("topic id", k.topic_id)) ??
     (k.event_id.length === 0 || k.event_id.length > MAX_EVENT_ID ? `the event id is not 1-${MAX_EVENT_ID} characters` : null);
   if (problem) throw new SentinelKeyError(`No sentinel key for this event: ${problem}.`);
-  return `${SENTINEL_PREFIX}${k.team_id}/${k.session_id}/${k.topic_id ?? SESSION_LEVEL_TOPIC}/${eventIdSegment(k.event_id)}.json`;
+  const key = `${SENTINEL_PREFIX}${k.team_id}/${k.session_id}/${k.topic_id ?? SESSION_LEVEL_TOPIC}/${eventIdSegment(k.event_id)}.json`;
+  // Long ids of multi-byte characters, encoded, can pass R2's bound, which R2 would answer with
+  // an error of its own at the upload: said here, with the numbers, before anything is sent.
+  const bytes = new TextEncoder().encode(key).byteLength;
+  if (bytes > R2_KEY_LIMIT) throw new SentinelKeyError(`No sentinel key for this event: its key would be ${bytes} bytes, over R2's ${R2_KEY_LIMIT}; use shorter ids.`);
+  return key;
 }
 
 /** R2's bound on a key, in UTF-8 bytes: a put over it fails (error 10020), every time. */
