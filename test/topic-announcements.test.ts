@@ -190,4 +190,20 @@ describe("one announcement per topic, with the hypothesis the topic has", () => 
     await applyCallbackMessage(env, message(team.team_id, [topicAdded(sid, "t1", "h")]));
     expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(1);
   });
+
+  it("the API's announcement carries the hypothesis the topic has, when an agent's event gave it one first", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    // An agent's event reached the topic's hub first, before any index row: the topic kept "other".
+    await topicHub(env, team.team_id, sid, "t1").ensure({ id: "t1", session_id: sid, team_id: team.team_id, hypothesis: "other" });
+    const created = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1", hypothesis: "h" } });
+    expect(created.status).toBe(201);
+    expect((await json(created)).hypothesis).toBe("other");
+    const sse = await openSession(team.api_key, sid, 0);
+    const announced = await eventWithin(sse);
+    expect(announced.event).toBe("topic_added");
+    expect(JSON.parse(announced.data).data).toEqual({ topic_id: "t1", hypothesis: "other" });
+    await sse.close();
+  });
 });

@@ -189,7 +189,8 @@ sessionRoutes.openapi(
     if (claimed.length === 0) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
     const created = await topicHub(c.env, team, sessionId, id).ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns, created_at: now });
     await indexTopic(db, team, sessionId, created.summary, created.version);
-    await sessionHub(c.env, team, sessionId).apply([platformTopicAdded(sessionId, id, now, body.hypothesis)]);
+    // The hypothesis the topic has: an agent's event may have created it first with its own.
+    await sessionHub(c.env, team, sessionId).apply([platformTopicAdded(sessionId, id, now, created.summary.hypothesis ?? undefined)]);
     return c.json(created.summary, 201);
   },
 );
