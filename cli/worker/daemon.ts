@@ -347,10 +347,9 @@ class Daemon {
     return { kind: "stopped" };
   }
 
-  /** Heartbeats the lease now (which marks a claimed task running) and then every third of the lease. */
+  /** Heartbeats the lease now (which marks a claimed task running) and then as `leaseHeartbeatEvery` says. */
   private async startLeaseHeartbeats(task: LeasedTaskResponse): Promise<NodeJS.Timeout> {
-    const lease = Date.parse(task.lease.expires_at) - Date.now();
-    const every = this.o.leaseHeartbeatMs ?? Math.max(1000, Math.floor((Number.isFinite(lease) ? lease : 15 * 60_000) / 3));
+    const every = this.o.leaseHeartbeatMs ?? leaseHeartbeatEvery(Date.parse(task.lease.expires_at) - Date.now());
     let busy = false;
     const beat = async () => {
       if (busy || this.leaseLost) return;
@@ -468,4 +467,16 @@ function usage(r: AgentReport): { cost_usd?: number; tokens?: number; duration_m
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * How often a held lease is heartbeated by default: every minute, or every third of the lease
+ * when that is shorter. A heartbeat is also how the worker learns that a person cancelled the
+ * task (409), and until then the agent runs on, spending: a third of a 15-minute lease would
+ * let a cancelled agent run for five minutes.
+ */
+export const LEASE_HEARTBEAT_MAX_MS = 60_000;
+export function leaseHeartbeatEvery(leaseLeftMs: number): number {
+  const lease = Number.isFinite(leaseLeftMs) ? leaseLeftMs : 15 * 60_000;
+  return Math.max(1000, Math.min(LEASE_HEARTBEAT_MAX_MS, Math.floor(lease / 3)));
 }
