@@ -10,7 +10,7 @@ import type { CallbackMessage } from "./messages";
 
 export { applyCallbackMessage } from "./apply-callbacks";
 
-/** Dispatches by queue: callbacks are applied; the dead-letter queue is kept in D1. */
+/** Dispatches by queue: callbacks are applied, team events published and notifications sent; the dead-letter queue is kept in D1. */
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?: ExecutionContext): Promise<void> {
   if (batch.queue.endsWith("-dlq")) {
     for (const message of batch.messages) {
@@ -23,30 +23,63 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?:
     }
     return;
   }
-  // Team events the hub could not take when they happened (src/lib/team-stream.ts).
   const callbacks: Message<unknown>[] = [];
+  const notifications: { message: Message<unknown>; body: NotificationMessage }[] = [];
+  const teamEvents: { message: Message<unknown>; body: TeamEventsMessage }[] = [];
   for (const message of batch.messages) {
     const body = message.body as CallbackMessage | TeamEventsMessage | NotificationMessage;
-    if (body.kind === "notification") {
-      await deliverOne(env, batch.queue, message, body);
-      continue;
-    }
-    if (body.kind !== "team-events") {
-      callbacks.push(message);
-      continue;
-    }
+    if (body.kind === "notification") notifications.push({ message, body });
+    else if (body.kind === "team-events") teamEvents.push({ message, body });
+    else callbacks.push(message);
+  }
+  // Three independent kinds of work, run side by side: outgoing webhooks wait on receivers
+  // outside our control (up to DELIVERY_TIMEOUT_MS each), and neither a session's callbacks
+  // nor the team stream may wait behind them. Each settles its own messages (ack or retry).
+  await Promise.all([applyCallbacks(env, batch.queue, callbacks), publishTeamEvents(env, batch.queue, teamEvents), deliverAll(env, batch.queue, notifications)]);
+}
+
+/** The whole batch is applied together (one call per hub), but acked message by message, so one failure redelivers only the requests it touched. */
+async function applyCallbacks(env: Env, queue: string, callbacks: Message<unknown>[]): Promise<void> {
+  if (callbacks.length === 0) return;
+  try {
+    const { failed, errors } = await applyCallbackRequests(env, callbacks.map((m) => m.body as CallbackMessage));
+    callbacks.forEach((message, i) => (failed.has(i) ? retry(queue, message, errors[0]) : message.ack()));
+  } catch (error) {
+    // Settled here, not by the handler's rejection: the notifications beside them are acked on their own.
+    for (const message of callbacks) retry(queue, message, error);
+  }
+}
+
+/** Team events the hub could not take when they happened (src/lib/team-stream.ts): one at a time, in batch order, as the hub saw them. */
+async function publishTeamEvents(env: Env, queue: string, items: { message: Message<unknown>; body: TeamEventsMessage }[]): Promise<void> {
+  for (const { message, body } of items) {
     try {
       await teamHub(env, body.team_id).publish(body.team_id, body.events);
       message.ack();
     } catch (error) {
-      retry(batch.queue, message, error);
+      retry(queue, message, error);
     }
   }
-  if (callbacks.length === 0) return;
-  // The whole batch is applied together (one call per hub), but acked message by message,
-  // so one failure redelivers only the requests it touched.
-  const { failed, errors } = await applyCallbackRequests(env, callbacks.map((m) => m.body as CallbackMessage));
-  callbacks.forEach((message, i) => (failed.has(i) ? retry(batch.queue, message, errors[0]) : message.ack()));
+}
+
+/**
+ * A Worker invocation has six connections waiting for headers at most; more wait in line,
+ * with their DELIVERY_TIMEOUT_MS already running. Four at a time gives each attempt its full
+ * timeout and leaves room for the callbacks' calls beside them: a batch of 100 deliveries to
+ * a host that never answers takes 25 × 10 s, well within the consumer's 15 minutes.
+ */
+const DELIVERY_CONCURRENCY = 4;
+
+/** The batch's deliveries, DELIVERY_CONCURRENCY at a time: one slow receiver does not hold up the others. */
+async function deliverAll(env: Env, queue: string, items: { message: Message<unknown>; body: NotificationMessage }[]): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const item = items[next++] as (typeof items)[number];
+      await deliverOne(env, queue, item.message, item.body);
+    }
+  };
+  await Promise.allSettled(Array.from({ length: Math.min(DELIVERY_CONCURRENCY, items.length) }, lane));
 }
 
 /** One notification attempt: acked when it landed or gave up, else retried after a backoff (or the receiver's Retry-After). */
