@@ -23,6 +23,12 @@ export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /** Tries per delivery, the first included; the queue's max_retries (5) allows six. */
 export const MAX_DELIVERY_ATTEMPTS = 5;
+/**
+ * The first wait after a failed try is up to 2 × this, and each later one doubles, up to the
+ * cap (NOTIFY_MAX_BACKOFF_SECONDS, 300 deployed): 60, 120, 240, 300 s. Chat services' blips
+ * last minutes, so the tries must spread over minutes, not seconds.
+ */
+export const DELIVERY_BACKOFF_BASE_SECONDS = 30;
 /** A receiver that has not answered by then is counted as failed (and retried). */
 export const DELIVERY_TIMEOUT_MS = 10_000;
 export const MAX_CHANNELS_PER_TEAM = 20;
@@ -113,6 +119,19 @@ export function renderBody(format: Format, event: NotifiedEvent, teamId: string)
   if (format === "slack") return { text: slackEscape(messageText(event)) };
   if (format === "discord") return { content: clip(messageText(event), DISCORD_LIMIT), allowed_mentions: { parse: [] } };
   return { id: event.id, type: event.type, at: event.at, team_id: teamId, text: messageText(event), data: event.data };
+}
+
+/**
+ * The wait before the try after `attempt` (1 for the first): the receiver's Retry-After when it
+ * gave one, else exponential with equal jitter (between half the ceiling and the ceiling). Not
+ * full jitter: a draw near 0 four times over would spend every try within seconds, the very
+ * loss the backoff is for. Deployed (cap 300) the four waits are 30–60, 60–120, 120–240 and
+ * 150–300 s: 6 to 12 minutes from the first try to the last. Never above `capSeconds`.
+ */
+export function retryDelaySeconds(attempt: number, capSeconds: number, retryAfterSeconds?: number, random: () => number = Math.random): number {
+  if (retryAfterSeconds !== undefined) return Math.min(capSeconds, retryAfterSeconds);
+  const ceiling = Math.min(capSeconds, DELIVERY_BACKOFF_BASE_SECONDS * 2 ** Math.max(1, attempt));
+  return Math.max(1, Math.min(ceiling, Math.ceil(ceiling / 2 + (random() * ceiling) / 2)));
 }
 
 export type AttemptVerdict = { status: "delivered" } | { status: "retry"; reason: string; retryAfterSeconds?: number } | { status: "failed"; reason: string };

@@ -6,6 +6,7 @@ import { log } from "../lib/log";
 import { applyCallbackRequests } from "./apply-callbacks";
 import { type TeamEventsMessage, teamHub } from "../lib/team-stream";
 import { attemptDelivery, type NotificationMessage } from "../notify/deliver";
+import { retryDelaySeconds } from "../domain/notifications";
 import type { CallbackMessage } from "./messages";
 
 export { applyCallbackMessage } from "./apply-callbacks";
@@ -88,7 +89,7 @@ async function deliverOne(env: Env, queue: string, message: Message<unknown>, bo
     const verdict = await attemptDelivery(env, body);
     if (verdict.status !== "retry") return message.ack();
     const cap = Number(env.NOTIFY_MAX_BACKOFF_SECONDS) || 300;
-    message.retry({ delaySeconds: Math.min(cap, verdict.retryAfterSeconds ?? backoffSeconds(message.attempts, Math.random, cap)) });
+    message.retry({ delaySeconds: retryDelaySeconds(message.attempts, cap, verdict.retryAfterSeconds) });
   } catch (error) {
     retry(queue, message, error);
   }
