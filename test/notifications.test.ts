@@ -1,7 +1,7 @@
 import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
-import { urlHint } from "../src/domain/notifications";
+import { slackEscape, urlHint } from "../src/domain/notifications";
 import worker from "../src/index";
 import { verifyPayload } from "../src/lib/standard-webhooks";
 import { call, createKey, createTeam, eventually, expectProblem, json } from "./helpers";
@@ -122,7 +122,7 @@ describe("notifications: deliveries", () => {
     const [got] = await eventually(() => received("json-failed"), (r) => r.length === 1);
     if (!got) throw new Error("nothing received");
     const body = JSON.parse(got.body);
-    expect(body).toMatchObject({ type: "task.failed", data: { task: { id: task.id, title: "Deploy the fix", status: "failed", attempts: 1 } }, text: expect.stringContaining("Task failed: Deploy the fix") });
+    expect(body).toMatchObject({ type: "task.failed", data: { task: { id: task.id, title: "Deploy the fix", status: "failed", attempts: 1 } }, text: expect.stringContaining("Task failed (boom): Deploy the fix") });
     expect(got.headers["content-type"]).toBe("application/json");
     const verified = await verifyPayload(channel.signing_secret, { id: got.headers["webhook-id"] ?? null, timestamp: got.headers["webhook-timestamp"] ?? null, signature: got.headers["webhook-signature"] ?? null }, got.body, Math.floor(Date.now() / 1000));
     expect(verified).toEqual({ ok: true });
@@ -149,6 +149,24 @@ describe("notifications: deliveries", () => {
     await failTask(agent, "marker");
     await eventually(() => received("slack-q"), (r) => r.length === 2);
     expect(await received("not-q")).toEqual([]);
+  });
+
+  it("says why a task failed: the start of the worker's result, on one line, in Slack's text", async () => {
+    const { operator, agent } = await team();
+    await addChannel(operator, { url: hook("slack-why"), format: "slack", events: ["task.failed"] });
+    const task = await failTask(agent, "Run the migration");
+    const [got] = await eventually(() => received("slack-why"), (r) => r.length === 1);
+    expect(JSON.parse(got?.body ?? "")).toEqual({ text: `❌ Task failed (boom): Run the migration (${task.id}), role executor, after 1 of 1 attempts.` });
+
+    // A long Markdown report: its first 300 characters, whitespace folded, escaped for Slack.
+    const long = await createTask(agent, { title: "Long report", max_attempts: 1 });
+    const held = await claim(agent);
+    const result = `## Tests <failed>\n\n${"x".repeat(400)}`;
+    await json(await leaseCall(agent, long.id, "fail", { lease_id: held?.lease.id, result }));
+    const texts = await eventually(() => received("slack-why"), (r) => r.length === 2);
+    const reason = `## Tests <failed> ${"x".repeat(300 - 19)}…`;
+    expect(Array.from(reason)).toHaveLength(300);
+    expect(JSON.parse(texts[1]?.body ?? "").text).toBe(`❌ Task failed (${slackEscape(reason)}): Long report (${long.id}), role executor, after 1 of 1 attempts.`);
   });
 
   it("retries a failing receiver with backoff until it answers, and shows the attempts", async () => {

@@ -94,7 +94,8 @@ export function messageText(event: { type: string; data: Record<string, unknown>
   }
   if (event.type === "task.failed") {
     const t = (d.task ?? {}) as Record<string, unknown>;
-    const why = typeof d.reason === "string" ? ` (${d.reason})` : "";
+    // Why it failed: the start of the worker's result (one line, clipped where the event is made) or the cron's "lease expired".
+    const why = typeof d.reason === "string" && d.reason !== "" ? ` (${d.reason})` : "";
     return `❌ Task failed${why}: ${clip(str(t.title), 300)} (${str(t.id)}), role ${str(t.role)}, after ${String(t.attempts ?? "?")} of ${String(t.max_attempts ?? "?")} attempts.`;
   }
   if (event.type === "budget.reached") {

@@ -48,6 +48,22 @@ export function failureEventType(status: string): TeamEventType {
   return status === "failed" ? "task.failed" : "task.retry_scheduled";
 }
 
+/** How much of a failed attempt's `result` its event carries: enough to say why in a chat line, not the report. */
+export const FAILURE_REASON_CHARS = 300;
+
+/**
+ * The extra data of a `fail`'s event: the start of the report's `result` as `reason`, on one
+ * line (it is Markdown, and is shown in chat messages and one-line event lists), since the
+ * event leaves `result` itself out. Nothing when the worker gave no result.
+ */
+export function failureReason(result: string | null | undefined): { reason?: string } {
+  const text = (result ?? "").replace(/\s+/g, " ").trim();
+  if (text === "") return {};
+  // By code points, so a cut never splits a surrogate pair.
+  const chars = Array.from(text);
+  return { reason: chars.length > FAILURE_REASON_CHARS ? `${chars.slice(0, FAILURE_REASON_CHARS - 1).join("").trimEnd()}…` : text };
+}
+
 /** The event for a task the cron took back from a silent worker. */
 export function expiryEventType(status: string): TeamEventType {
   return status === "failed" ? "task.failed" : "task.lease_expired";

@@ -7,7 +7,7 @@ import { countCompletion, endAttemptOfWorker, recordClaim, seenUnderLease } from
 import { withdrawQuestions } from "../db/questions";
 import { addLateSpend, recordAttemptCost, recordClaimedAttempt } from "../db/costs";
 import { checkLease, leaseExpiry, retryWaits, type TaskStatus } from "../domain/tasks";
-import { budgetEventId, failureEventType } from "../domain/team-events";
+import { budgetEventId, failureEventType, failureReason } from "../domain/team-events";
 import { claimRefusal, utcDayStart } from "../domain/workers";
 import { authenticate, requireScope } from "../lib/auth";
 import { newId } from "../lib/crypto";
@@ -217,7 +217,8 @@ taskLeaseRoutes.openapi(
       return lostLease(db, team, id, report.lease_id, at, spent.length > 0);
     }
     await publishTeamEvents(c.env, team, [
-      taskEvent(failureEventType(updated.status), updated),
+      // The event leaves `result` out: the reason is what tells a person why it failed.
+      taskEvent(failureEventType(updated.status), updated, failureReason(report.result)),
       ...blockedEvents(blocked, at),
       ...withdrawnEvents(withdrawn, at),
       ...(worker ? [workerEvent(worker, at)] : []),
