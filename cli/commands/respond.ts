@@ -1,4 +1,4 @@
-import { apiFor } from "../api";
+import { ApiFailure, apiFor } from "../api";
 import type { Question } from "../api-types";
 import { loadConfig } from "../config";
 import { action, type CliCommand } from "../context";
@@ -6,8 +6,26 @@ import { CliError, UsageError } from "../errors";
 import { textOrStdin } from "../options";
 import { oneLine, printJson } from "../output";
 
-/** Question ids are minted by the API as `q_…`; anything else names a worker. */
+/**
+ * Question ids are minted by the API as `q_…`, but a worker may name itself `q_…` too (worker
+ * ids are the client's): such a target is tried as a question first, then as a worker.
+ */
 export const isQuestionId = (target: string) => target.startsWith("q_");
+
+type Api = ReturnType<typeof apiFor>;
+
+/** The single open question of a worker; none is `undefined`, several a failure that lists them. */
+async function openQuestionOf(api: Api, workerId: string): Promise<Question | undefined> {
+  const { items } = await api.listAll<Question>("/v1/questions", { status: "open" }, 10_000);
+  const mine = items.filter((q) => q.worker_id === workerId);
+  if (mine.length > 1) {
+    const list = mine.map((q) => `  ${q.id}  (task ${q.task_id}) ${oneLine(q.text, 60)}`).join("\n");
+    throw new CliError(`worker ${workerId} has ${mine.length} open questions:\n${list}`, 1, `answer one by its id: switchboard respond ${mine[0]?.id} "…"`);
+  }
+  return mine[0];
+}
+
+const answerQuestion = async (api: Api, id: string, text: string) => (await api.post<Question>(`/v1/questions/${encodeURIComponent(id)}/answer`, { text })).body;
 
 /**
  * `switchboard respond WORKER|QUESTION "answer"`: answers a question by its id, or the one open
@@ -31,18 +49,22 @@ export const respondCommand: CliCommand = {
           if (answerArg.trim() === "") throw new UsageError("the answer is empty", 'give it as text, or - to read it from stdin: switchboard respond q_… "SQLite, on D1."');
           const answer = await textOrStdin(ctx, answerArg, "the answer");
           const api = apiFor(loadConfig(ctx.env));
-          let questionId = target;
-          if (!isQuestionId(target)) {
-            const { items } = await api.listAll<Question>("/v1/questions", { status: "open" }, 10_000);
-            const mine = items.filter((q) => q.worker_id === target);
-            if (mine.length === 0) throw new CliError(`no open question from worker ${target}`, 1, "`switchboard status` lists the open questions and who asked them");
-            if (mine.length > 1) {
-              const list = mine.map((q) => `  ${q.id}  (task ${q.task_id}) ${oneLine(q.text, 60)}`).join("\n");
-              throw new CliError(`worker ${target} has ${mine.length} open questions:\n${list}`, 1, `answer one by its id: switchboard respond ${mine[0]?.id} "…"`);
+          let answered: Question;
+          if (isQuestionId(target)) {
+            try {
+              answered = await answerQuestion(api, target, answer);
+            } catch (error) {
+              // No such question: the target may be a worker that named itself `q_…`.
+              if (!(error instanceof ApiFailure && error.status === 404)) throw error;
+              const question = await openQuestionOf(api, target);
+              if (!question) throw new CliError(`no question ${target}, and no open question from a worker ${target}`, 1, "`switchboard status` lists the open questions and who asked them");
+              answered = await answerQuestion(api, question.id, answer);
             }
-            questionId = (mine[0] as Question).id;
+          } else {
+            const question = await openQuestionOf(api, target);
+            if (!question) throw new CliError(`no open question from worker ${target}`, 1, "`switchboard status` lists the open questions and who asked them");
+            answered = await answerQuestion(api, question.id, answer);
           }
-          const { body: answered } = await api.post<Question>(`/v1/questions/${encodeURIComponent(questionId)}/answer`, { text: answer });
           if (opts.json) printJson(ctx.out, answered);
           else ctx.out(`Answered ${answered.id} from ${answered.worker_id} (task ${answered.task_id}).\n`);
           return 0;

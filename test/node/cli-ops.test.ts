@@ -305,9 +305,17 @@ describe("respond", () => {
     expect(several.stderr).toContain(b.id);
     expect(several.stderr).toMatch(/hint: answer one by its id: switchboard respond q_/);
 
+    // Worker ids are the workers' own: one may start with `q_` like a question id, and is still answered.
+    const q4 = await ask(team.api_key, "q_worker", "SQLite or Postgres?");
+    const qWorker = await runCli(["respond", "q_worker", "use sqlite"], team.env);
+    expect(qWorker.code, qWorker.stderr).toBe(0);
+    expect(qWorker.stdout).toContain(`Answered ${q4.id} from q_worker`);
+    expect(await api(`/v1/questions/${q4.id}`, team.api_key)).toMatchObject({ status: "answered", answer: "use sqlite" });
+
+    // Neither a question nor a worker with an open question: the error says both were looked for.
     const unknown = await runCli(["respond", "q_nope", "hello"], team.env);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/^error: Not found: No question q_nope\.$/m);
+    expect(unknown.stderr).toMatch(/^error: no question q_nope, and no open question from a worker q_nope$/m);
 
     // A read key may not answer: 403, and the hint names the scope.
     const reader = await api<{ key: string }>("/v1/keys", team.api_key, { name: "reader", scopes: ["read"] });
