@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { AgentEvent } from "../src/domain/events";
-import { applySessionEvent, newSession, REJECTED_KEEP, reject, type SessionState } from "../src/domain/session";
-import { MAX_STATE_BYTES } from "../src/domain/state-size";
-import { applyTopicEvent, MAX_ALPHA_BYTES, newTopic, type TopicState, topicSummary } from "../src/domain/topic";
+import { applySessionEvent, newSession, REJECTED_KEEP, reject, type SessionState, STATUS_RESERVE, sessionStateBytes } from "../src/domain/session";
+import { MAX_STATE_BYTES, jsonBytes } from "../src/domain/state-size";
+import { applyTopicEvent, MAX_ALPHA_BYTES, newTopic, STEP_LIFECYCLE_RESERVE, type TopicState, topicStateBytes, topicSummary } from "../src/domain/topic";
 import { STEPS } from "../src/domain/steps";
 
 const NOW = "2026-11-22T10:00:00.000Z";
@@ -126,7 +126,11 @@ describe("a hub's state stays under the row limit, measured as stored (JSON in U
       apply(ev("step_failed", { step, error: CTRL.repeat(10_000) }));
     }
     expect(refused.length).toBeGreaterThan(0);
-    for (const r of refused) expect(r.reason).toMatch(/^the topic's state would take \d+ bytes as JSON, over the 1900000 one topic keeps/);
+    // Only usage is refused: the steps' starts and endings always have their room.
+    for (const r of refused) {
+      expect(r.event.type).toBe("usage.reported");
+      expect(r.reason).toMatch(/^the topic's state would take \d+ bytes as JSON, over the 1120000 a topic keeps for usage and alphas/);
+    }
     expect(bytes(t)).toBeLessThan(ROW_LIMIT);
     // Room is kept for a hypothesis filled in later (outside the reducer): 10,000 escaped characters.
     expect(bytes({ ...t, hypothesis: CTRL.repeat(10_000) })).toBeLessThan(ROW_LIMIT);
@@ -147,7 +151,12 @@ describe("a hub's state stays under the row limit, measured as stored (JSON in U
       if (!out.accepted) refused = out.reason;
       expect(bytes(s)).toBeLessThanOrEqual(MAX_STATE_BYTES);
     }
-    expect(refused).toMatch(/^the session's state would take \d+ bytes as JSON, over the 1900000 one session keeps/);
+    expect(refused).toMatch(/^the session's state would take \d+ bytes as JSON, over the 1770000 a session keeps for insights/);
+    // The session can still end, with the longest reason a status takes.
+    const ended = applySessionEvent(s, ev("update_status", { status: "failed", reason: CTRL.repeat(10_000) }), NOW);
+    expect(ended.accepted).toBe(true);
+    expect(ended.state.status).toBe("failed");
+    expect(bytes(ended.state)).toBeLessThanOrEqual(MAX_STATE_BYTES);
     expect(s.rejected_events.at(-1)?.reason).toBe(refused);
     expect(s.insight_bytes).toBe(bytes(s.insights));
   });
@@ -167,3 +176,102 @@ describe("a hub's state stays under the row limit, measured as stored (JSON in U
     expect(s.rejected_events.at(-1)?.event_id).toBe(`${n - 1}`.padEnd(200, CTRL));
   });
 });
+
+describe("a full topic can still start and end every step", () => {
+  it("after usage filled all it may, each step starts, completes, fails and starts again with the longest ids and errors", () => {
+    let t: TopicState = newTopic({ id: "t1", session_id: "s1", team_id: "a", now: NOW });
+    for (let i = 0; i < 200; i++) {
+      const out = applyTopicEvent(t, ev("alpha.registered", { alpha_id: `a${i}`, expression: "x".repeat(10_000) }), NOW);
+      if (!out.accepted) break;
+      t = out.state;
+    }
+    // One tool at a time, as an agent reports them, until usage is refused.
+    let usageRefused = false;
+    for (let i = 0; i < 200 && !usageRefused; i++) {
+      for (const step of STEPS) {
+        const out = applyTopicEvent(t, ev("usage.reported", { step, tools: [{ name: `${i}`.padEnd(200, CTRL), calls: 1 }] }), NOW);
+        if (!out.accepted) usageRefused = true;
+        else t = out.state;
+      }
+    }
+    expect(usageRefused).toBe(true);
+    const longId = (tag: string) => `${tag}`.padEnd(200, CTRL);
+    let k = 0;
+    const must = (type: AgentEvent["type"], data: Record<string, unknown>) => {
+      // Each later than the one before: at the same instant a failure outranks a completion.
+      k += 1;
+      const out = applyTopicEvent(t, { ...ev(type, data), id: longId(`${k}`), occurred_at: new Date(Date.parse(NOW) + k * 1000).toISOString() }, NOW);
+      expect(out.accepted ? "" : out.reason, `${type} ${JSON.stringify(data).slice(0, 40)}`).toBe("");
+      t = out.state;
+      expect(bytes(t)).toBeLessThanOrEqual(MAX_STATE_BYTES);
+    };
+    for (const step of STEPS) {
+      must("step_started", { step, max_turns: 10 });
+      must("step_failed", { step, error: CTRL.repeat(10_000) });
+    }
+    for (const step of STEPS) {
+      must("step_started", { step });
+      must("step_completed", { step, turns: 3, duration_ms: 1000, cost_usd: 0.5 });
+    }
+    expect(STEPS.every((s) => t.steps[s].status === "completed")).toBe(true);
+  });
+
+  it("the room kept for starts and endings holds the worst six steps can take", () => {
+    const fresh = newTopic({ id: "t1", session_id: "s1", team_id: "a", now: NOW });
+    let t = fresh;
+    const longId = (tag: string) => `${tag}`.padEnd(200, CTRL);
+    let k = 0;
+    for (const step of STEPS) {
+      for (const [type, data] of [
+        ["step_started", { step, max_turns: 999_999 }],
+        ["step_failed", { step, error: CTRL.repeat(10_000), turns: 999_999, duration_ms: 999_999_999 }],
+      ] as const) {
+        const out = applyTopicEvent(t, { ...ev(type, data), id: longId(`${++k}`), occurred_at: "2026-11-22T10:00:00.123Z", accepted_at: "2026-11-22T10:00:00.123Z", accepted_index: 99 } as AgentEvent, NOW);
+        expect(out.accepted).toBe(true);
+        t = out.state;
+      }
+    }
+    expect(bytes(t) - bytes(fresh)).toBeLessThanOrEqual(STEP_LIFECYCLE_RESERVE);
+    // And a status's: the longest reason, with its stamp.
+    const s0 = newSession({ id: "s1", team_id: "a", now: NOW });
+    const s1 = applySessionEvent(s0, ev("update_status", { status: "failed", reason: CTRL.repeat(10_000) }), NOW).state;
+    expect(bytes(s1) - bytes(s0)).toBeLessThanOrEqual(STATUS_RESERVE);
+  });
+});
+
+describe("jsonBytes counts what JSON.stringify writes, in UTF-8, without serialising", () => {
+  it("agrees with TextEncoder on strings of every kind, numbers, nesting and left-out members", () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const chars = ["a", '"', "\\", "\n", "\t", "\u0001", "\u001f", "\u007f", "é", "€", "\ud83d\ude00", "\ud800", "\udc00", "\u2028"];
+    const str = () => Array.from({ length: Math.floor(rand() * 12) }, () => chars[Math.floor(rand() * chars.length)]).join("");
+    const value = (depth: number): unknown => {
+      const r = rand();
+      if (depth > 3 || r < 0.3) return str();
+      if (r < 0.4) return [0, -0, 1.5, -1e21, 1e-7, Number.NaN, Number.POSITIVE_INFINITY][Math.floor(rand() * 7)];
+      if (r < 0.45) return rand() < 0.5;
+      if (r < 0.5) return null;
+      if (r < 0.75) return Array.from({ length: Math.floor(rand() * 4) }, () => (rand() < 0.1 ? undefined : value(depth + 1)));
+      return Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, () => [str(), rand() < 0.1 ? undefined : value(depth + 1)]));
+    };
+    for (let i = 0; i < 2000; i++) {
+      const v = value(0);
+      expect(jsonBytes(v), JSON.stringify(v)).toBe(bytes(v));
+    }
+  });
+
+  it("stays exact as a reducer's states share records from event to event (no stale count)", () => {
+    let t: TopicState = newTopic({ id: "t1", session_id: "s1", team_id: "a", now: NOW });
+    let s: SessionState = newSession({ id: "s1", team_id: "a", metadata: { note: "é".repeat(1000) }, now: NOW });
+    for (let i = 0; i < 60; i++) {
+      const step = STEPS[i % STEPS.length] as string;
+      const type = (["step_started", "usage.reported", "step_failed", "step_completed", "alpha.registered"] as const)[i % 5];
+      const data = type === "alpha.registered" ? { alpha_id: `a${i % 7}`, expression: "€".repeat(i) } : type === "usage.reported" ? { step, tools: [{ name: `tool${i % 9}\u0001`, calls: 1 }], turns: i } : type === "step_failed" ? { step, error: `boom ${i}` } : { step, turns: i };
+      t = applyTopicEvent(t, ev(type, data), NOW).state;
+      expect(topicStateBytes(t)).toBe(bytes(t));
+      s = applySessionEvent(s, ev("insight_started", { insight_id: `i${i % 5}`, title: `t${i}é` }), NOW).state;
+      expect(sessionStateBytes(s)).toBe(bytes(s));
+    }
+  });
+});
+

@@ -113,10 +113,18 @@ export function applySessionEvent(state: SessionState, event: AgentEvent, now: s
   // status reason, the refusals listed): what the row would take is measured, and an event
   // past MAX_STATE_BYTES refused, so the row write (2 MB at most) never fails. A state that
   // grows no further is let through: one stored over the line before may still shrink.
+  // A session must always be able to end: insights are held to less, keeping room for the
+  // status and its reason (10,000 characters, 6 bytes each escaped).
+  const status = event.type === "update_status";
+  const line = status ? MAX_STATE_BYTES : MAX_STATE_BYTES - STATUS_RESERVE;
   const bytes = sessionStateBytes(outcome.state);
-  if (bytes <= MAX_STATE_BYTES || bytes <= sessionStateBytes(state)) return outcome;
-  return reject(state, event, `the session's state would take ${bytes} bytes as JSON, over the ${MAX_STATE_BYTES} one session keeps (its row is capped at 2 MB)`, now);
+  if (bytes <= line || bytes <= sessionStateBytes(state)) return outcome;
+  const why = status ? `over the ${MAX_STATE_BYTES} one session keeps (its row is capped at 2 MB)` : `over the ${line} a session keeps for insights (the rest of its row, capped at 2 MB, is kept for its status)`;
+  return reject(state, event, `the session's state would take ${bytes} bytes as JSON, ${why}`, now);
 }
+
+/** What a status report can take at most (its reason; its stamp): kept free of insights. */
+export const STATUS_RESERVE = 130_000;
 
 /**
  * What the hub's row takes (JSON.stringify of the state, in UTF-8). The insights, up to

@@ -171,8 +171,18 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
     if (reason === null) throw error;
     return { accepted: false, state, reason };
   }
-  return outcome.accepted ? withinRow(state, outcome.state) : outcome;
+  return outcome.accepted ? withinRow(state, outcome.state, event.type) : outcome;
 }
+
+/**
+ * A topic must always be able to start and end its steps, however much usage and alphas it
+ * took: what the six steps' starts and endings can take at most (an error of 10,000
+ * characters, 6 bytes each escaped, kept twice; the stamps of start, ending and budget with
+ * event ids of 200 characters) is kept free of everything else. test/reducers-bounds.test.ts
+ * measures that worst case against this.
+ */
+export const STEP_LIFECYCLE_RESERVE = STEPS.length * 130_000;
+const STEP_LIFECYCLE = new Set(["step_started", "step_completed", "step_failed"]);
 
 /**
  * The per-field bounds (1 MiB of alphas, 200 tool names a step, 10,000 characters an error)
@@ -183,10 +193,13 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
  * (the consumer lists it on the session). A state that grows no further is let through:
  * one stored over the line before this check may still shrink.
  */
-function withinRow(prior: TopicState, next: TopicState): TopicOutcome {
+function withinRow(prior: TopicState, next: TopicState, type: string): TopicOutcome {
+  const lifecycle = STEP_LIFECYCLE.has(type);
+  const line = lifecycle ? MAX_STATE_BYTES : MAX_STATE_BYTES - STEP_LIFECYCLE_RESERVE;
   const bytes = topicStateBytes(next);
-  if (bytes <= MAX_STATE_BYTES || bytes <= topicStateBytes(prior)) return { accepted: true, state: next };
-  return { accepted: false, state: prior, reason: `the topic's state would take ${bytes} bytes as JSON, over the ${MAX_STATE_BYTES} one topic keeps (its row is capped at 2 MB); report fewer or shorter tool names, errors or alphas (in a new topic)` };
+  if (bytes <= line || bytes <= topicStateBytes(prior)) return { accepted: true, state: next };
+  const why = lifecycle ? `over the ${MAX_STATE_BYTES} one topic keeps (its row is capped at 2 MB)` : `over the ${line} a topic keeps for usage and alphas (the rest of its row, capped at 2 MB, is kept for its steps' starts and endings)`;
+  return { accepted: false, state: prior, reason: `the topic's state would take ${bytes} bytes as JSON, ${why}; report fewer or shorter tool names, errors or alphas (in a new topic)` };
 }
 
 /**
