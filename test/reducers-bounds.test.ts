@@ -265,7 +265,7 @@ describe("jsonBytes counts what JSON.stringify writes, in UTF-8, without seriali
     let s: SessionState = newSession({ id: "s1", team_id: "a", metadata: { note: "é".repeat(1000) }, now: NOW });
     for (let i = 0; i < 60; i++) {
       const step = STEPS[i % STEPS.length] as string;
-      const type = (["step_started", "usage.reported", "step_failed", "step_completed", "alpha.registered"] as const)[i % 5];
+      const type = (["step_started", "usage.reported", "step_failed", "step_completed", "alpha.registered"] as const)[i % 5] as AgentEvent["type"];
       const data = type === "alpha.registered" ? { alpha_id: `a${i % 7}`, expression: "€".repeat(i) } : type === "usage.reported" ? { step, tools: [{ name: `tool${i % 9}\u0001`, calls: 1 }], turns: i } : type === "step_failed" ? { step, error: `boom ${i}` } : { step, turns: i };
       t = applyTopicEvent(t, ev(type, data), NOW).state;
       expect(topicStateBytes(t)).toBe(bytes(t));
