@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, createTeam, expectProblem, json, postEvents, sessionWithTopic, SseReader, stepEvent } from "./helpers";
 
@@ -64,4 +65,17 @@ describe("streams: a deleted key's streams end", () => {
     expect((await call(`/v1/keys/${viewer.id}`, { method: "DELETE", key: team.api_key })).status).toBe(204);
     expect(await expectEnd(stream)).toContain("event: snapshot");
   });
+
+  it("asks D1, not this isolate's key cache: a key deleted by another isolate ends the stream at the next check", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const viewer = await newKey(team.api_key, "viewer");
+    const stream = await call(`/v1/sessions/${sid}/topics/${tid}/stream`, { key: viewer.key });
+    expect(stream.status).toBe(200);
+    // As another isolate's DELETE does it: the row goes, this isolate's cache is not told.
+    await env.DB.prepare("DELETE FROM api_keys WHERE id = ?").bind(viewer.id).run();
+    // Well inside the cache's 30 s.
+    expect(await expectEnd(stream, 5000)).toContain("event: snapshot");
+  });
 });
+

@@ -67,10 +67,28 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   return next();
 });
 
-/** Whether the key behind `auth` still exists (from this isolate's cache or D1): an open stream asks. */
-export async function keyExists(env: Env, auth: AuthContext): Promise<boolean> {
-  const found = await findKey(dbOf(env), { id: auth.key_id });
-  return found !== null && found.team_id === auth.team_id;
+/**
+ * Whether the key behind `auth` still exists: an open stream asks (src/lib/revocable-stream.ts).
+ * Read from D1, not the key cache, which another isolate's delete leaves stale for 30 s; the
+ * answer is shared for KEY_CHECK_SHARE_MS by every stream of this isolate on the same key, so a
+ * thousand watchers on one key cost one read, not a thousand.
+ */
+export const KEY_CHECK_SHARE_MS = 10_000;
+const keyChecks = new Map<string, { at: number; exists: Promise<boolean> }>();
+export async function keyExists(env: Env, auth: AuthContext, shareMs = KEY_CHECK_SHARE_MS, now = Date.now()): Promise<boolean> {
+  const recent = keyChecks.get(auth.key_id);
+  if (recent && now - recent.at < shareMs) return recent.exists;
+  const exists = dbOf(env)
+    .select({ teamId: apiKeys.teamId })
+    .from(apiKeys)
+    .where(eq(apiKeys.id, auth.key_id))
+    .get()
+    .then((row) => row !== undefined && row.teamId === auth.team_id);
+  keyChecks.set(auth.key_id, { at: now, exists });
+  // A failed read is not remembered: the next check asks again.
+  exists.catch(() => keyChecks.delete(auth.key_id));
+  if (keyChecks.size > 10_000) for (const [id, c] of keyChecks) if (now - c.at >= KEY_CHECK_SHARE_MS) keyChecks.delete(id);
+  return exists;
 }
 
 /** A key by its hash or id, from this isolate's cache or D1; null when there is none. */

@@ -3,10 +3,11 @@
  * (leaked, say) would go on receiving events for as long as the connection lasts, heartbeats
  * keeping it alive. So the stream is passed on through a native identity stream (no
  * JavaScript per chunk) while a timer asks, every `everyMs`, whether the key behind it still
- * exists, and ends the stream cleanly when it does not: the client's reconnect is then
+ * exists (in D1, not the key cache), and ends the stream cleanly when it does not: the client's reconnect is then
  * refused with 401. A failed check (D1 unreachable) keeps the stream and asks again later.
  */
-export const KEY_RECHECK_MS = 60_000;
+/** With the 10 s for which a check's answer is shared (KEY_CHECK_SHARE_MS): within a minute. */
+export const KEY_RECHECK_MS = 50_000;
 
 export function endWhenKeyDeleted(body: ReadableStream<Uint8Array>, keyExists: () => Promise<boolean>, everyMs: number): ReadableStream<Uint8Array> {
   const { readable, writable } = new IdentityTransformStream();

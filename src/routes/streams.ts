@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../lib/app-env";
-import { authenticate, keyExists, requireScope } from "../lib/auth";
+import { KEY_CHECK_SHARE_MS, authenticate, keyExists, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { sessionHub, topicHub } from "../lib/hubs";
 import { teamHub } from "../lib/team-stream";
@@ -40,7 +40,10 @@ async function openStream(c: Context<AppEnv>, stub: { fetch(request: Request): P
   if (!response.body) return response;
   const auth = c.get("auth");
   const everyMs = Number((c.env as { STREAM_KEY_CHECK_MS?: string }).STREAM_KEY_CHECK_MS) || KEY_RECHECK_MS;
-  return new Response(endWhenKeyDeleted(response.body, () => keyExists(c.env, auth), everyMs), response);
+  // A check's answer is shared for at most half the interval (10 s deployed): a deleted key's
+  // stream ends within everyMs + that.
+  const shareMs = Math.min(KEY_CHECK_SHARE_MS, everyMs / 2);
+  return new Response(endWhenKeyDeleted(response.body, () => keyExists(c.env, auth, shareMs), everyMs), response);
 }
 
 const sseResponse = {
