@@ -38,10 +38,11 @@ export async function queueDeliveries(env: Env, teamId: string, events: Notified
   return inserted.map((r) => r.id);
 }
 
+/** To the notifications queue, not the callbacks queue: deliveries wait on receivers, callbacks must not wait on them. */
 async function sendMessages(env: Env, teamId: string, ids: string[]): Promise<void> {
   // sendBatch takes at most 100 messages.
   for (let i = 0; i < ids.length; i += 100) {
-    await env.CALLBACKS.sendBatch(ids.slice(i, i + 100).map((id) => ({ body: { kind: "notification", team_id: teamId, delivery_id: id } satisfies NotificationMessage })));
+    await env.NOTIFICATIONS.sendBatch(ids.slice(i, i + 100).map((id) => ({ body: { kind: "notification", team_id: teamId, delivery_id: id } satisfies NotificationMessage })));
   }
 }
 

@@ -11,9 +11,30 @@ import type { CallbackMessage } from "./messages";
 
 export { applyCallbackMessage } from "./apply-callbacks";
 
-/** Dispatches by queue: callbacks are applied, team events published and notifications sent; the dead-letter queue is kept in D1. */
+/** What a queue's messages are, from its name. */
+export type QueueRole = "dead-letters" | "notifications" | "callbacks";
+
+/**
+ * The role of a queue by its name, as wrangler.toml names them: `switchboard-callbacks`,
+ * `switchboard-notifications` and their `-dlq`s, `switchboard-preview-…` under [env.preview],
+ * and each of those with `-pr-<N>` after it in a pull request's preview (scripts/preview-config.mjs).
+ */
+export function queueRole(queue: string): QueueRole {
+  const name = queue.replace(/-pr-\d+$/, "");
+  if (name.endsWith("-dlq")) return "dead-letters";
+  if (name.endsWith("-notifications")) return "notifications";
+  return "callbacks";
+}
+
+/**
+ * Dispatches by queue. The notifications queue holds outgoing deliveries only, so a slow or
+ * dead receiver holds up other deliveries at most, never agents' callbacks; the callbacks queue
+ * has callbacks and team events (and deliveries queued there before notifications had a queue
+ * of their own, still sent); dead-letter queues are kept in D1.
+ */
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?: ExecutionContext): Promise<void> {
-  if (batch.queue.endsWith("-dlq")) {
+  const role = queueRole(batch.queue);
+  if (role === "dead-letters") {
     for (const message of batch.messages) {
       try {
         await keepDeadLetter(env, batch.queue, message);
@@ -30,12 +51,15 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?:
   for (const message of batch.messages) {
     const body = message.body as CallbackMessage | TeamEventsMessage | NotificationMessage;
     if (body.kind === "notification") notifications.push({ message, body });
-    else if (body.kind === "team-events") teamEvents.push({ message, body });
+    else if (role === "notifications") {
+      // Nothing else is sent there: retried, it ends in the dead-letter queue, kept in D1.
+      retry(batch.queue, message, new Error(`a ${String((body as { kind?: unknown }).kind)} message on the notifications queue`));
+    } else if (body.kind === "team-events") teamEvents.push({ message, body });
     else callbacks.push(message);
   }
-  // Three independent kinds of work, run side by side: outgoing webhooks wait on receivers
-  // outside our control (up to DELIVERY_TIMEOUT_MS each), and neither a session's callbacks
-  // nor the team stream may wait behind them. Each settles its own messages (ack or retry).
+  // Independent kinds of work, run side by side: outgoing webhooks wait on receivers outside
+  // our control (up to DELIVERY_TIMEOUT_MS each), and neither a session's callbacks nor the
+  // team stream may wait behind them. Each settles its own messages (ack or retry).
   await Promise.all([applyCallbacks(env, batch.queue, callbacks), publishTeamEvents(env, batch.queue, teamEvents), deliverAll(env, batch.queue, notifications)]);
 }
 
@@ -66,8 +90,10 @@ async function publishTeamEvents(env: Env, queue: string, items: { message: Mess
 /**
  * A Worker invocation has six connections waiting for headers at most; more wait in line,
  * with their DELIVERY_TIMEOUT_MS already running. Four at a time gives each attempt its full
- * timeout and leaves room for the callbacks' calls beside them: a batch of 100 deliveries to
- * a host that never answers takes 25 × 10 s, well within the consumer's 15 minutes.
+ * timeout: a notifications batch (10, wrangler.toml) to a host that never answers takes
+ * 3 × 10 s, and a batch of 100 on the callbacks queue (deliveries queued there before
+ * notifications had their own queue) 25 × 10 s, well within the consumer's 15 minutes, with
+ * room for the callbacks' calls beside them.
  */
 const DELIVERY_CONCURRENCY = 4;
 

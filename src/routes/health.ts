@@ -53,7 +53,8 @@ healthRoutes.openapi(
       probe("r2", () => c.env.BUCKET.head(HEALTH_R2_KEY)),
       // A queue cannot be reached without sending a message, which a probe must not do.
       probe("queue", async () => {
-        if (typeof c.env.CALLBACKS?.send !== "function") throw new Error("CALLBACKS is not bound");
+        const unbound = (["CALLBACKS", "NOTIFICATIONS"] as const).filter((name) => typeof c.env[name]?.send !== "function");
+        if (unbound.length > 0) throw new Error(`${unbound.join(" and ")} ${unbound.length > 1 ? "are" : "is"} not bound`);
       }),
       // One RPC to a fixed-name SessionHub: no session is ever created in it, so it answers
       // null; its object has storage once (its tables), one tiny object per deployment.

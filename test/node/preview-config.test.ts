@@ -87,10 +87,15 @@ describe("a pull request's preview config", () => {
     expect(config.d1_databases).toEqual([{ binding: "DB", database_name: "switchboard-preview-pr-42", database_id: IDS["switchboard-preview-pr-42"], migrations_dir: "migrations" }]);
     expect(config.r2_buckets).toEqual([{ binding: "BUCKET", bucket_name: "switchboard-preview-pr-42" }]);
     expect(config.queues).toEqual({
-      producers: [{ binding: "CALLBACKS", queue: "switchboard-preview-callbacks-pr-42" }],
+      producers: [
+        { binding: "CALLBACKS", queue: "switchboard-preview-callbacks-pr-42" },
+        { binding: "NOTIFICATIONS", queue: "switchboard-preview-notifications-pr-42" },
+      ],
       consumers: [
         { queue: "switchboard-preview-callbacks-pr-42", max_batch_timeout: 0, max_batch_size: 100, max_retries: 5, dead_letter_queue: "switchboard-preview-callbacks-dlq-pr-42" },
         { queue: "switchboard-preview-callbacks-dlq-pr-42", max_batch_timeout: 0 },
+        { queue: "switchboard-preview-notifications-pr-42", max_batch_timeout: 0, max_batch_size: 10, max_retries: 5, dead_letter_queue: "switchboard-preview-notifications-dlq-pr-42" },
+        { queue: "switchboard-preview-notifications-dlq-pr-42", max_batch_timeout: 0 },
       ],
     });
     // [env.preview]'s own: its secrets list, vars, crons, DO bindings; migrations inherited.
@@ -104,12 +109,12 @@ describe("a pull request's preview config", () => {
     expect(config).not.toHaveProperty("env");
     const text = previewConfigText(config, 42);
     // Not production's names or the standing [env.preview]'s, nor its database id.
-    expect(text).not.toMatch(/"switchboard"|"switchboard-callbacks(-dlq)?"|"switchboard-preview"|"switchboard-preview-callbacks(-dlq)?"|0000-000000000001/);
+    expect(text).not.toMatch(/"switchboard"|"switchboard-(callbacks|notifications)(-dlq)?"|"switchboard-preview"|"switchboard-preview-(callbacks|notifications)(-dlq)?"|0000-000000000001/);
     expect(previewResources(config)).toEqual({
       worker: "switchboard-preview-pr-42",
       databases: ["switchboard-preview-pr-42"],
       buckets: ["switchboard-preview-pr-42"],
-      queues: ["switchboard-preview-callbacks-pr-42", "switchboard-preview-callbacks-dlq-pr-42"],
+      queues: ["switchboard-preview-callbacks-pr-42", "switchboard-preview-notifications-pr-42", "switchboard-preview-callbacks-dlq-pr-42", "switchboard-preview-notifications-dlq-pr-42"],
     });
   });
 
@@ -191,10 +196,11 @@ ENV = "1"
     expect(out).not.toContain("TOP_ONLY");
     expect(out).not.toContain("PROD_KV");
     expect(out).toMatch(/env\.CALLBACKS \(switchboard-preview-callbacks-pr-42\)\s+Queue/);
+    expect(out).toMatch(/env\.NOTIFICATIONS \(switchboard-preview-notifications-pr-42\)\s+Queue/);
     expect(out).toMatch(/env\.DB \(switchboard-preview-pr-42\)\s+D1 Database/);
     expect(out).toMatch(/env\.BUCKET \(switchboard-preview-pr-42\)\s+R2 Bucket/);
     expect(out).toMatch(/env\.SESSION_HUB \(SessionHub\)\s+Durable Object/);
-    expect(out).not.toMatch(/\(switchboard\)|switchboard-callbacks/);
+    expect(out).not.toMatch(/\(switchboard\)|switchboard-callbacks|switchboard-notifications/);
   }, 60_000);
 
   it("takes no routes: a preview is served on workers.dev", () => {

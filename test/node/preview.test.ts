@@ -232,7 +232,7 @@ describe("scripts/preview.mjs up", () => {
     const r = await preview("up", "7");
     expect(r.code, r.stderr).toBe(0);
     const account = read();
-    expect(commands(account)).toEqual(["d1 create", "d1 list", "r2 bucket create", "queues create", "queues create", "d1 migrations", "deploy"]);
+    expect(commands(account)).toEqual(["d1 create", "d1 list", "r2 bucket create", "queues create", "queues create", "queues create", "queues create", "d1 migrations", "deploy"]);
     expect(account.calls.find((c) => c.argv[1] === "migrations")!.argv).toEqual(["d1", "migrations", "apply", "switchboard-preview-pr-7", "--remote", "-c", "wrangler.preview.jsonc"]);
     const deploy = account.calls.at(-1)!;
     // The generated config is the resolved environment: deployed without --env.
@@ -245,7 +245,7 @@ describe("scripts/preview.mjs up", () => {
     expect(account.workers).toEqual({ "switchboard-preview-pr-7": { placeholder: false, secrets: { ADMIN_TOKEN: "admin-token-value", SECRETS_KEY: "secrets-key-value" } } });
     expect(account.d1).toEqual({ "switchboard-preview-pr-7": "uuid-switchboard-preview-pr-7" });
     expect(Object.keys(account.buckets)).toEqual(["switchboard-preview-pr-7"]);
-    expect(account.queues).toEqual(["switchboard-preview-callbacks-pr-7", "switchboard-preview-callbacks-dlq-pr-7"]);
+    expect(account.queues).toEqual(["switchboard-preview-callbacks-pr-7", "switchboard-preview-notifications-pr-7", "switchboard-preview-callbacks-dlq-pr-7", "switchboard-preview-notifications-dlq-pr-7"]);
     const config = written();
     expect(config.name).toBe("switchboard-preview-pr-7");
     expect(config.d1_databases[0].database_id).toBe("uuid-switchboard-preview-pr-7");
@@ -273,7 +273,7 @@ describe("scripts/preview.mjs up", () => {
     editToml("env.preview", "switchboard-preview-callbacks", "switchboard-preview-jobs", true);
     const r = await preview("up", "7");
     expect(r.code, r.stderr).toBe(0);
-    expect(read().queues).toEqual(["switchboard-preview-jobs-pr-7", "switchboard-preview-jobs-dlq-pr-7"]);
+    expect(read().queues).toEqual(["switchboard-preview-jobs-pr-7", "switchboard-preview-notifications-pr-7", "switchboard-preview-jobs-dlq-pr-7", "switchboard-preview-notifications-dlq-pr-7"]);
   });
 
   it("never hands wrangler CLOUDFLARE_ENV, which would rename the Worker", async () => {
@@ -330,7 +330,7 @@ describe("scripts/preview.mjs down", () => {
     expect(r.code, r.stderr).toBe(0);
     const after = read();
     expect(after).toMatchObject({ d1: {}, buckets: {}, queues: [], workers: {} });
-    expect(commands(after)).toEqual(["delete", "queues delete", "queues delete", "r2 bucket delete", "d1 delete"]);
+    expect(commands(after)).toEqual(["delete", "queues delete", "queues delete", "queues delete", "queues delete", "r2 bucket delete", "d1 delete"]);
     // Listed page by page (the fake pages by 2), then each object deleted.
     expect(apiRequests.filter((q) => q.startsWith("GET"))).toHaveLength(3);
     expect(apiRequests.filter((q) => q.startsWith("DELETE"))).toHaveLength(5);
@@ -346,7 +346,7 @@ describe("scripts/preview.mjs down", () => {
     expect(Object.keys(after.workers)).toEqual(["switchboard-preview-pr-42"]);
     expect(Object.keys(after.d1)).toEqual(["switchboard-preview-pr-42"]);
     expect(Object.keys(after.buckets)).toEqual(["switchboard-preview-pr-42"]);
-    expect(after.queues).toEqual(["switchboard-preview-callbacks-pr-42", "switchboard-preview-callbacks-dlq-pr-42"]);
+    expect(after.queues).toEqual(["switchboard-preview-callbacks-pr-42", "switchboard-preview-notifications-pr-42", "switchboard-preview-callbacks-dlq-pr-42", "switchboard-preview-notifications-dlq-pr-42"]);
   });
 
   it("is safe to run again: what is already gone is not a failure", async () => {
