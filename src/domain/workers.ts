@@ -1,7 +1,5 @@
 /** Workers, the per-role running limit and the daily budget, without I/O. */
 
-import { roundUsd } from "./money";
-
 /** What a worker says it is doing in a heartbeat. */
 export const REPORTED_STATUSES = ["idle", "working", "waiting"] as const;
 /** `lost` is never reported: the cron sets it (lease expired, or not seen for LOST_AFTER_MS). */
@@ -42,7 +40,7 @@ export type ClaimRefusal = { reason: "budget" | "max_running"; detail: string; r
  */
 export function claimRefusal(l: ClaimLimits, now: Date): ClaimRefusal | null {
   if (!l.claimable) return null;
-  if (l.dailyBudgetUsd !== null && roundUsd(l.spentTodayUsd) >= l.dailyBudgetUsd) {
+  if (l.dailyBudgetUsd !== null && l.spentTodayUsd >= l.dailyBudgetUsd) {
     return { reason: "budget", detail: `daily budget of $${l.dailyBudgetUsd.toFixed(2)} spent ($${l.spentTodayUsd.toFixed(2)} today); claims resume at 00:00 UTC.`, retryAfterSeconds: secondsUntilUtcMidnight(now) };
   }
   if (l.maxRunning !== null && l.running >= l.maxRunning) {

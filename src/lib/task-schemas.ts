@@ -70,6 +70,7 @@ export function toTask(row: TaskRow): TaskResponse {
     worker_id: row.workerId,
     lease_expires_at: row.leaseExpiresAt,
     result: row.result,
+    // Totals added before they were rounded in SQL (addUsage) may hold a float sum's last bits.
     cost_usd: roundUsd(row.costUsd),
     tokens: row.tokens,
     duration_ms: row.durationMs,
@@ -153,7 +154,7 @@ export function toWorker({ worker, costUsd }: { worker: WorkerRow; costUsd: numb
     current_task: worker.currentTask,
     tasks_completed: worker.tasksCompleted,
     last_seen_at: worker.lastSeenAt,
-    cost_usd: roundUsd(costUsd),
+    cost_usd: costUsd, // rounded in the query (costSoFar)
     created_at: worker.createdAt,
   };
 }

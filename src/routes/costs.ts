@@ -1,6 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { dbOf } from "../db/client";
-import { roundUsd } from "../domain/money";
 import { COST_GROUPS, sumCosts } from "../db/costs";
 import { authenticate, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
@@ -54,7 +53,7 @@ costRoutes.openapi(
     if (from && to && from > to) throw new ApiError("validation", "`from` is after `to`.", [{ path: "from", message: `after to (${to})` }]);
     const after = decodeCursor(cursor, 1) as [string] | null;
     const rows = await sumCosts(dbOf(c.env), { teamId: c.get("auth").team_id, by, from, to, afterKey: after ? after[0] : null, limit: limit + 1 });
-    const groups = rows.map((r) => ({ key: r.key, cost_usd: roundUsd(r.costUsd), tokens: r.tokens, duration_ms: r.durationMs, tasks: r.tasks }));
+    const groups = rows.map((r) => ({ key: r.key, cost_usd: r.costUsd, tokens: r.tokens, duration_ms: r.durationMs, tasks: r.tasks }));
     return c.json(page(groups, limit, (g) => [g.key]), 200);
   },
 );
