@@ -191,19 +191,22 @@ describe("one announcement per topic, with the hypothesis the topic has", () => 
     expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(1);
   });
 
-  it("the API's announcement carries the hypothesis the topic has, when an agent's event gave it one first", async () => {
+  it("a POST for a topic an agent's event already created in its hub is 409, indexes the hub's topic, and leaves the announcement to the consumer", async () => {
     const team = await createTeam();
     const sid = uid("s");
     await createSession(team.api_key, sid);
-    // An agent's event reached the topic's hub first, before any index row: the topic kept "other".
+    // An agent's event reached the topic's hub first, before its index row: the topic has "other".
     await topicHub(env, team.team_id, sid, "t1").ensure({ id: "t1", session_id: sid, team_id: team.team_id, hypothesis: "other" });
-    const created = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1", hypothesis: "h" } });
-    expect(created.status).toBe(201);
-    expect((await json(created)).hypothesis).toBe("other");
-    const sse = await openSession(team.api_key, sid, 0);
-    const announced = await eventWithin(sse);
-    expect(announced.event).toBe("topic_added");
-    expect(JSON.parse(announced.data).data).toEqual({ topic_id: "t1", hypothesis: "other" });
-    await sse.close();
+    const before = (await sessionHub(env, team.team_id, sid).storageCounts()).last_seq;
+    const taken = await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1", hypothesis: "h", max_turns: { design: 3 } } });
+    expect(taken.status).toBe(409);
+    expect((await json(taken)).detail).toMatch(/already exists/);
+    // The index row says what the hub has, not what the refused body asked for.
+    const listed = await json<{ items: { id: string; hypothesis: string | null }[] }>(await call(`/v1/sessions/${sid}/topics`, { key: team.api_key }));
+    expect(listed.items).toEqual([expect.objectContaining({ id: "t1", hypothesis: "other" })]);
+    const topic = await json(await call(`/v1/sessions/${sid}/topics/t1`, { key: team.api_key }));
+    expect(topic.hypothesis).toBe("other");
+    expect(topic.steps.design.max_turns).toBe(15);
+    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(before);
   });
 });

@@ -189,7 +189,11 @@ sessionRoutes.openapi(
     if (claimed.length === 0) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
     const created = await topicHub(c.env, team, sessionId, id).ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns, created_at: now });
     await indexTopic(db, team, sessionId, created.summary, created.version);
-    // The hypothesis the topic has: an agent's event may have created it first with its own.
+    // An agent's event created the topic in its hub first, and the consumer had not indexed it
+    // yet: the id was taken all the same (the body's max_turns were not applied). The index
+    // row now says what the hub has; the consumer announces the topic as it does for any
+    // topic an event creates.
+    if (!created.created) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
     await sessionHub(c.env, team, sessionId).apply([platformTopicAdded(sessionId, id, now, created.summary.hypothesis ?? undefined)]);
     return c.json(created.summary, 201);
   },
