@@ -22,8 +22,11 @@ export interface ApplyReport<Summary> {
   version: number;
 }
 
-/** A reducer's answer (src/domain/session.ts's Outcome: `unchanged` is accepted, not news). */
-type Outcome<S> = { accepted: true; state: S; unchanged?: true } | { accepted: false; state: S; reason: string };
+/**
+ * A reducer's answer (src/domain/session.ts's Outcome: `unchanged` is accepted, not news;
+ * `logged`: fields added to the event as logged and broadcast, src/domain/topic.ts's TopicOutcome).
+ */
+type Outcome<S> = { accepted: true; state: S; unchanged?: true; logged?: Record<string, unknown> } | { accepted: false; state: S; reason: string };
 
 /** What a hub logs: an id (applied once) and a type (the SSE event name); the rest is the body. */
 export interface HubEvent {
@@ -129,14 +132,16 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
           results.push({ event_id: event.id, status: "rejected", reason: outcome.reason });
           continue;
         }
-        // Accepted, but nothing to tell (a repeat, or late history): not logged, not sent.
-        if (outcome.unchanged) {
+        // Accepted, but nothing to tell (a repeat, or late history): not logged, not sent. Not
+        // so for the first event accepted into a hub not created yet: it creates the topic,
+        // which is news (a report of no usage would otherwise leave it uncreated).
+        if (outcome.unchanged && !(uncreated && lastSeq === this.lastSeq)) {
           results.push({ event_id: event.id, status: "unchanged" });
           continue;
         }
         lastSeq += 1;
         // Logged and sent as received, plus when it was applied (LoggedEvent for agents' events).
-        const body = JSON.stringify({ ...event, received_at: now });
+        const body = JSON.stringify({ ...event, ...outcome.logged, received_at: now });
         sql.exec(`INSERT INTO hub_events (seq, event_id, type, body) VALUES (?, ?, ?, ?)`, lastSeq, event.id, event.type, body);
         results.push({ event_id: event.id, status: "applied", seq: lastSeq });
         // Encoded only for someone to send it to: most topics have no one watching.

@@ -196,6 +196,59 @@ describe("topic reducer: the same events give the same topic, whatever order the
   });
 });
 
+describe("topic reducer: late history that changes nothing shown is accepted as unchanged (neither logged nor broadcast)", () => {
+  const apply = (t: TopicState, e: AgentEvent) => applyTopicEvent(t, e, NOW);
+
+  it("an evaluation, an ending or a usage report older than what is shown is unchanged, keeping updated_at", () => {
+    const t = runTopic([
+      ev("step_completed", { step: "design", turns: 3 }, 5),
+      ev("alpha.evaluated", { alpha_id: "a1", metrics: { sharpe: 2.1 }, passed: true }, 6),
+      ev("usage.reported", { step: "explore", tools: [{ name: "bash", calls: 1, duration_ms: 1, errors: 0 }], turns: 7 }, 6),
+    ]);
+    const late = [
+      ev("alpha.evaluated", { alpha_id: "a1", metrics: { sharpe: -0.5 }, passed: false }, 1),
+      ev("step_failed", { step: "design", error: "old" }, 2),
+      ev("step_completed", { step: "design", turns: 1 }, 3),
+      ev("usage.reported", { step: "explore", tools: [], turns: 4 }, 1),
+      // Loose data: an alpha event's own `step` field does not make it a step event.
+      ev("alpha.evaluated", { alpha_id: "a1", step: "design", metrics: { sharpe: 0 }, passed: false }, 0),
+    ];
+    for (const e of late) {
+      const out = apply(t, e);
+      expect(out, JSON.stringify(e)).toMatchObject({ accepted: true, unchanged: true });
+      expect(topicSummary(out.state)).toEqual(topicSummary(t));
+    }
+    // Later ones are news.
+    expect(apply(t, ev("alpha.evaluated", { alpha_id: "a1", metrics: { sharpe: 3 }, passed: true }, 7))).not.toHaveProperty("unchanged");
+    expect(apply(t, ev("step_failed", { step: "design", error: "new" }, 7))).not.toHaveProperty("unchanged");
+    expect(apply(t, ev("usage.reported", { step: "explore", tools: [], turns: 8 }, 1))).not.toHaveProperty("unchanged");
+  });
+
+  it("an older workspace.sync is unchanged; the platform's announcement of a write is news whatever its time", () => {
+    const t = runTopic([ev("workspace.sync", { files: [{ path: "a", size: 1 }] }, 5)]);
+    expect(apply(t, ev("workspace.sync", { files: [] }, 4))).toMatchObject({ accepted: true, unchanged: true });
+    expect(apply(t, ev("workspace.sync", { files: [] }, 4, "workspace:w1"))).not.toHaveProperty("unchanged");
+    expect(apply(t, ev("workspace.sync", { files: [] }, 6))).not.toHaveProperty("unchanged");
+  });
+
+  it("a repeat that changes nothing shown keeps its clock, so later arrivals still apply in any order", () => {
+    const first = runTopic([ev("alpha.registered", { alpha_id: "a1", name: "x" }, 1)]);
+    const again = apply(first, ev("alpha.registered", { alpha_id: "a1", name: "x" }, 3));
+    expect(again).toMatchObject({ accepted: true, unchanged: true });
+    // A rename that occurred between the two is older than the name shown: not taken.
+    expect(topicSummary(apply(again.state, ev("alpha.registered", { alpha_id: "a1", name: "y" }, 2)).state).alphas[0]?.name).toBe("x");
+  });
+
+  it("a late start on a completed step is news (started_at, the duration) and says the step's status, not running", () => {
+    const t = runTopic([ev("step_completed", { step: "design", turns: 3 }, 5)]);
+    const out = apply(t, ev("step_started", { step: "design" }, 0));
+    expect(out).toMatchObject({ accepted: true, logged: { step_status: "completed" } });
+    expect(out).not.toHaveProperty("unchanged");
+    expect(topicSummary(out.state).steps.design).toMatchObject({ status: "completed", started_at: at(0), duration_ms: 5 * 60_000 });
+    expect(apply(newTopic({ id: "t1", session_id: "s1", team_id: "a", now: NOW }), ev("step_started", { step: "design" }, 0))).toMatchObject({ logged: { step_status: "running" } });
+  });
+});
+
 describe("session reducer: a status that occurred before the current one is history, not refused", () => {
   const status = (s: string, minute: number, reason?: string) => ev("update_status", { status: s, ...(reason ? { reason } : {}) }, minute);
 

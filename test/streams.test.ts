@@ -289,6 +289,48 @@ describe("exactly once", () => {
     expect((await sessionHub(env, team.team_id, other.sid).storageCounts()).last_seq).toBe(before.last_seq);
   });
 
+  it("late topic history that changes nothing shown is accepted but neither logged nor broadcast; a late start says the step's status", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const at = (minute: number) => `2026-12-01T10:${String(minute).padStart(2, "0")}:00.000Z`;
+    const topicEvent = (type: string, minute: number, data: Record<string, unknown>) => ({ ...stepEvent(sid, tid, type, data), occurred_at: at(minute) });
+    const completed = topicEvent("step_completed", 5, { step: "design", turns: 3 });
+    const passed = topicEvent("alpha.evaluated", 6, { alpha_id: "a1", metrics: { sharpe: 2.1 }, passed: true });
+    const lateStart = topicEvent("step_started", 0, { step: "design" });
+    const staleVerdict = topicEvent("alpha.evaluated", 1, { alpha_id: "a1", metrics: { sharpe: -0.5 }, passed: false });
+    const laterStart = topicEvent("step_started", 10, { step: "design" });
+    // One request at a time, in this arrival order.
+    for (const [batch, applied] of [[[completed, passed], 2], [[lateStart, staleVerdict], 4], [[laterStart], 5]] as const) {
+      expect((await postEvents(team.api_key, [...batch])).status).toBe(202);
+      await eventually(() => topicHub(env, team.team_id, sid, tid).storageCounts(), (c) => c.applied >= applied);
+    }
+    const topic = await json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key: team.api_key }));
+    expect(topic.steps.design).toMatchObject({ status: "completed", started_at: at(10), ended_at: at(5) });
+    expect(topic.alphas).toEqual([expect.objectContaining({ id: "a1", passed: true, metrics: { sharpe: 2.1 } })]);
+    const sse = await openTopic(team.api_key, sid, tid, {}, "?last_event_id=0");
+    await sse.next();
+    const seen = [];
+    for (let i = 0; i < 4; i++) seen.push(JSON.parse((await sse.nextEvent()).data));
+    expect(seen.map((e) => e.id)).toEqual([completed.id, passed.id, lateStart.id, laterStart.id]);
+    // The starts came after the ending: a watcher reading step_status is not told the step runs.
+    expect(seen.filter((e) => e.type === "step_started").map((e) => e.step_status)).toEqual(["completed", "completed"]);
+    // Nothing else was logged: the next event on the stream is the next one posted.
+    const marker = topicEvent("step_started", 11, { step: "explore" });
+    await (await postEvents(team.api_key, [marker])).json();
+    const next = await sse.nextEvent();
+    expect(JSON.parse(next.data)).toMatchObject({ id: marker.id, step_status: "running" });
+    await sse.close();
+  });
+
+  it("a first event that changes nothing shown still creates its topic", async () => {
+    const team = await createTeam();
+    const { sid } = await sessionWithTopic(team.api_key);
+    await (await postEvents(team.api_key, [stepEvent(sid, "t3", "usage.reported", { step: "explore", tools: [] })])).json();
+    const s = await eventually(() => summary(team.api_key, sid), (x) => x.topics_total === 2);
+    expect(s.topics.map((t: any) => t.id)).toEqual(["t1", "t3"]);
+    expect((await topicHub(env, team.team_id, sid, "t3").storageCounts()).last_seq).toBe(1);
+  });
+
   it("a refused event for a topic that does not exist creates nothing; a later accepted one creates it", async () => {
     const team = await createTeam();
     const { sid } = await sessionWithTopic(team.api_key);

@@ -97,7 +97,17 @@ function alphaBytes(state: TopicState): number {
   return state.alpha_bytes ?? jsonBytes(state.alphas);
 }
 
-export type TopicOutcome = { accepted: true; state: TopicState } | { accepted: false; state: TopicState; reason: string };
+/**
+ * What applying a topic event did. `unchanged` (as for a session, src/domain/session.ts):
+ * accepted, its id spent and its clocks kept, but nothing the topic shows changed — late
+ * history such as an evaluation older than the one shown, an ending older than the one shown,
+ * an older workspace.sync — so the hub neither logs nor broadcasts it: a watcher applying the
+ * stream's events in order must not end on a stale verdict. `logged`: fields the hub adds to
+ * the event it logs and broadcasts (see `step_status` in applyTopicEventData).
+ */
+export type TopicOutcome =
+  | { accepted: true; state: TopicState; unchanged?: true; logged?: { step_status: StepStatus } }
+  | { accepted: false; state: TopicState; reason: string };
 
 export function newTopic(init: {
   id: string;
@@ -171,7 +181,46 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
     if (reason === null) throw error;
     return { accepted: false, state, reason };
   }
-  return outcome.accepted ? withinRow(state, outcome.state, event.type) : outcome;
+  if (!outcome.accepted) return outcome;
+  const kept = withinRow(state, outcome.state, event.type);
+  if (!kept.accepted) return kept;
+  if (outcome.unchanged || !shownChanged(state, kept.state, event)) {
+    // Nothing shown changed, so nothing was updated: updated_at stays; the clocks are kept
+    // (they decide how later events apply, whatever order they come in).
+    return { accepted: true, state: { ...kept.state, updated_at: state.updated_at }, unchanged: true };
+  }
+  return { ...kept, ...(outcome.logged ? { logged: outcome.logged } : {}) };
+}
+
+/**
+ * Whether what the topic shows (its summary, updated_at aside) differs after the event: only
+ * the record the event names is compared (a step, one alpha), as nothing else can change.
+ * Status and current step derive from the steps. workspace.sync is decided where it is applied.
+ */
+function shownChanged(prior: TopicState, next: TopicState, event: AgentEvent): boolean {
+  // By type: data is loose, so an alpha event may carry a `step` of its own, and vice versa.
+  const data = event.data as { step?: unknown; alpha_id?: unknown };
+  if (STEP_EVENTS.has(event.type) && typeof data.step === "string" && isStep(data.step)) return !sameJson(shownStep(prior.steps[data.step]), shownStep(next.steps[data.step]));
+  if (ALPHA_EVENTS.has(event.type) && typeof data.alpha_id === "string") {
+    const before = ownEntry(prior.alphas, data.alpha_id);
+    const after = ownEntry(next.alphas, data.alpha_id);
+    return before === undefined || after === undefined || !sameJson(shownAlpha(before), shownAlpha(after));
+  }
+  return true;
+}
+
+const STEP_EVENTS = new Set(["step_started", "step_completed", "step_failed", "usage.reported"]);
+const ALPHA_EVENTS = new Set(["alpha.registered", "alpha.evaluated"]);
+
+/** Deep equality of JSON values, whatever order their keys were written in. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 /**
@@ -235,11 +284,18 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
     case "step_started": {
       const data = dataOf({ ...event, type: "step_started" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
-      return withStep(data.step, (c) => ({
+      const outcome = withStep(data.step, (c) => ({
         ...c,
         start: latest(c.start, stamp),
         budget: data.max_turns === undefined ? c.budget : latest(c.budget, { ...stamp, max_turns: data.max_turns }),
       }));
+      // A start that arrives after the step's ending and occurred before it changes what is
+      // shown (started_at, the measured duration), so it is broadcast, as it came; but a
+      // browser that took `step_started` to mean "running" would show a finished step running.
+      // So every logged step_started carries `step_status`, the step's status after it
+      // ("running", or the ending's status for such a late start). The summary and the
+      // stream's snapshot stay the truth; this only keeps a naive watcher from being misled.
+      return outcome.accepted ? { ...outcome, logged: { step_status: outcome.state.steps[data.step].status } } : outcome;
     }
     case "step_completed": {
       const data = dataOf({ ...event, type: "step_completed" });
@@ -294,7 +350,13 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
     case "workspace.sync": {
       const data = dataOf({ ...event, type: "workspace.sync" });
       const prior = state.last_workspace_sync;
-      if (prior && !isLater(stamp, { at: prior.at, id: prior.event_id ?? "" })) return { accepted: true, state: { ...state, updated_at: now } };
+      // Older than the sync already applied: nothing to tell, unless it is the platform's own
+      // announcement of a workspace write or delete (id `workspace:…`), which names the files
+      // that one write changed, news whatever its time (README: every write and delete is
+      // announced on the stream; two writes may reach the hub in either order).
+      if (prior && !isLater(stamp, { at: prior.at, id: prior.event_id ?? "" })) {
+        return { accepted: true, state: { ...state, updated_at: now }, ...(event.id.startsWith("workspace:") ? {} : { unchanged: true as const }) };
+      }
       return { accepted: true, state: { ...state, updated_at: now, last_workspace_sync: { at, files: data.files.length, event_id: event.id } } };
     }
     default:
