@@ -170,6 +170,31 @@ describe("bad input: 400 with field errors, and nothing changes", () => {
     expect(after.topics).toEqual(before.topics);
   });
 
+  it("refuses numbers past the per-event bounds with field errors (sums of them would overflow JSON)", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const bash = (over: Record<string, unknown>) => ({ step: "design", tools: [{ name: "bash", calls: 1, duration_ms: 1, ...over }] });
+    const cases: [unknown, string][] = [
+      [stepEvent(sid, tid, "usage.reported", bash({ duration_ms: 1e308 })), "data.tools.0.duration_ms"],
+      [stepEvent(sid, tid, "usage.reported", bash({ calls: 9007199254740991 })), "data.tools.0.calls"],
+      [stepEvent(sid, tid, "usage.reported", bash({ errors: 1e9 + 1 })), "data.tools.0.errors"],
+      [stepEvent(sid, tid, "usage.reported", { step: "design", tools: [], turns: 1e10 }), "data.turns"],
+      [stepEvent(sid, tid, "usage.reported", { step: "design", tools: [], cost_usd: 1e6 + 1 }), "data.cost_usd"],
+      [stepEvent(sid, tid, "step_completed", { step: "design", turns: 1, duration_ms: 1e12 + 1 }), "data.duration_ms"],
+      [stepEvent(sid, tid, "step_completed", { step: "design", turns: 1, cost_usd: 1e300 }), "data.cost_usd"],
+      [stepEvent(sid, tid, "step_failed", { step: "design", error: "x", turns: 2e9 }), "data.turns"],
+      [stepEvent(sid, tid, "step_started", { step: "design", max_turns: 1e10 }), "data.max_turns"],
+    ];
+    for (const [body, field] of cases) {
+      const problem = await expectProblem(await call("/v1/callbacks", { method: "POST", key: team.api_key, json: body }), 400);
+      expect(errorPaths(problem), JSON.stringify(body)).toEqual([field]);
+    }
+    // At the bounds: accepted.
+    const res = await postEvents(team.api_key, [stepEvent(sid, tid, "usage.reported", { step: "design", tools: [{ name: "bash", calls: 1e9, duration_ms: 1e12, errors: 1e9 }], turns: 1e9, cost_usd: 1e6 })]);
+    expect(res.status).toBe(202);
+    await res.json();
+  });
+
   it("refuses more than 100 events in one request, applying none of them", async () => {
     const team = await createTeam();
     const { sid, tid } = await sessionWithTopic(team.api_key);

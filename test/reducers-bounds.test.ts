@@ -94,6 +94,25 @@ describe("topic reducer: the tool names a step keeps are bounded", () => {
   });
 });
 
+describe("topic reducer: tool usage sums stay finite, exact JSON numbers", () => {
+  it("caps each sum at Number.MAX_SAFE_INTEGER, and takes a total stored as null (an old overflow) as the cap, not 0", () => {
+    const huge = { name: "bash", calls: 1e9, duration_ms: 1e12, errors: 1e9 };
+    let t: TopicState = newTopic({ id: "t1", session_id: "s1", team_id: "a", now: NOW });
+    t = { ...t, steps: { ...t.steps, explore: { ...t.steps.explore, tools: [{ name: "bash", calls: Number.MAX_SAFE_INTEGER - 1, duration_ms: Number.MAX_SAFE_INTEGER, errors: 5 }] } } };
+    const out = applyTopicEvent(t, ev("usage.reported", { step: "explore", tools: [huge] }), NOW);
+    expect(out.accepted).toBe(true);
+    expect(out.state.steps.explore.tools).toEqual([{ name: "bash", calls: Number.MAX_SAFE_INTEGER, duration_ms: Number.MAX_SAFE_INTEGER, errors: 5 + 1e9 }]);
+    // Through a hub restart (the state is stored as JSON): what was stored reads back the same.
+    const restarted = JSON.parse(JSON.stringify(out.state)) as TopicState;
+    expect(restarted.steps.explore.tools).toEqual(out.state.steps.explore.tools);
+    // A state stored before the cap, whose sum overflowed to Infinity (null in JSON).
+    const old = JSON.parse(JSON.stringify({ ...t, steps: { ...t.steps, explore: { ...t.steps.explore, tools: [{ name: "bash", calls: 1, duration_ms: Number.POSITIVE_INFINITY, errors: 0 }] } } })) as TopicState;
+    expect(topicSummary(old).steps.explore.tools).toEqual([{ name: "bash", calls: 1, duration_ms: Number.MAX_SAFE_INTEGER, errors: 0 }]);
+    const later = applyTopicEvent(old, ev("usage.reported", { step: "explore", tools: [{ name: "bash", calls: 1, duration_ms: 5, errors: 0 }] }), NOW);
+    expect(later.state.steps.explore.tools).toEqual([{ name: "bash", calls: 2, duration_ms: Number.MAX_SAFE_INTEGER, errors: 0 }]);
+  });
+});
+
 /** What Cloudflare lets one SQLite string or row take: a hub's state row is written whole. */
 const ROW_LIMIT = 2_000_000;
 /** One character that JSON.stringify escapes to six bytes (`\u0001`). */

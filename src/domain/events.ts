@@ -21,14 +21,29 @@ const stepName = z.string().min(1).max(64);
 const nonNegInt = z.number().int().nonnegative();
 const nonNeg = z.number().nonnegative();
 
+/**
+ * Upper bounds for what one event may report. Counts and durations are summed across events
+ * (tool usage) or shown as given, and JSON has no Infinity: 1e308 + 1e308 became null on the
+ * wire and 0 after a restart. Each bound is far above anything real, so a value past it is a
+ * bug or an attack, refused with a field error (400) rather than stored: a count (calls,
+ * errors, turns) at most 1e9; a duration at most 1e12 ms (about 31 years); a cost at most
+ * $1,000,000 per event. Sums are capped at Number.MAX_SAFE_INTEGER besides (src/domain/topic.ts).
+ */
+export const MAX_EVENT_COUNT = 1_000_000_000;
+export const MAX_EVENT_DURATION_MS = 1_000_000_000_000;
+export const MAX_EVENT_COST_USD = 1_000_000;
+const count = nonNegInt.max(MAX_EVENT_COUNT);
+const durationMs = nonNeg.max(MAX_EVENT_DURATION_MS);
+const costUsd = nonNeg.max(MAX_EVENT_COST_USD);
+
 /** The longest tool name a step records. */
 export const MAX_TOOL_NAME = 200;
 
 export const toolUsageSchema = z.looseObject({
   name: z.string().min(1).max(MAX_TOOL_NAME),
-  calls: nonNegInt,
-  duration_ms: nonNeg.default(0),
-  errors: nonNegInt.default(0),
+  calls: count,
+  duration_ms: durationMs.default(0),
+  errors: count.default(0),
 });
 
 export const eventDataSchemas = {
@@ -39,18 +54,18 @@ export const eventDataSchemas = {
   }),
   insight_started: z.looseObject({ insight_id: id, title: z.string().max(1000).optional() }),
   insight_failed: z.looseObject({ insight_id: id, error: z.string().max(10_000) }),
-  step_started: z.looseObject({ step: stepName, max_turns: z.number().int().positive().optional() }),
+  step_started: z.looseObject({ step: stepName, max_turns: z.number().int().positive().max(MAX_EVENT_COUNT).optional() }),
   step_completed: z.looseObject({
     step: stepName,
-    turns: nonNegInt,
-    cost_usd: nonNeg.optional(),
-    duration_ms: nonNeg.optional(),
+    turns: count,
+    cost_usd: costUsd.optional(),
+    duration_ms: durationMs.optional(),
   }),
   step_failed: z.looseObject({
     step: stepName,
     error: z.string().max(10_000),
-    turns: nonNegInt.optional(),
-    duration_ms: nonNeg.optional(),
+    turns: count.optional(),
+    duration_ms: durationMs.optional(),
   }),
   "alpha.registered": z.looseObject({
     alpha_id: clientId,
@@ -68,8 +83,8 @@ export const eventDataSchemas = {
   "usage.reported": z.looseObject({
     step: stepName,
     tools: z.array(toolUsageSchema).max(500),
-    turns: nonNegInt.optional(),
-    cost_usd: nonNeg.optional(),
+    turns: count.optional(),
+    cost_usd: costUsd.optional(),
   }),
 } as const;
 

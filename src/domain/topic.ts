@@ -480,12 +480,24 @@ function emptyAlpha(id: string): Alpha {
   return { id, name: null, expression: null, metrics: null, passed: null, registered_at: null, evaluated_at: null };
 }
 
+/**
+ * A running total that stays a finite, exact JSON number: capped at Number.MAX_SAFE_INTEGER
+ * (past it integers lose precision, and past Number.MAX_VALUE the sum is Infinity, which JSON
+ * writes as null). Each event's values are bounded (src/domain/events.ts), so only a very long
+ * run reaches the cap. A stored total that is not a number is a sum that overflowed before the
+ * cap (Infinity, null in the stored JSON): it is taken as the cap, not as 0. A missing one is 0.
+ */
+export function cappedSum(total: unknown, added: number): number {
+  const prior = total === null ? Number.MAX_SAFE_INTEGER : typeof total === "number" && !Number.isNaN(total) ? total : 0;
+  return Math.min(prior + added, Number.MAX_SAFE_INTEGER);
+}
+
 /** Sums tool usage by name; each `usage.reported` event is applied once (idempotent by id). */
 export function mergeTools(current: ToolUsage[], added: Array<{ name: string; calls: number; duration_ms: number; errors: number }>): ToolUsage[] {
   const byName = new Map(current.map((t) => [t.name, { ...t }]));
   for (const t of added) {
     const prior = byName.get(t.name) ?? { name: t.name, calls: 0, duration_ms: 0, errors: 0 };
-    byName.set(t.name, { name: t.name, calls: prior.calls + t.calls, duration_ms: prior.duration_ms + t.duration_ms, errors: prior.errors + t.errors });
+    byName.set(t.name, { name: t.name, calls: cappedSum(prior.calls, t.calls), duration_ms: cappedSum(prior.duration_ms, t.duration_ms), errors: cappedSum(prior.errors, t.errors) });
   }
   // By name, so the list does not depend on which report arrived first.
   return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -512,7 +524,10 @@ export function topicSummary(state: TopicState) {
 export type TopicSummary = ReturnType<typeof topicSummary>;
 
 function shownStep({ clock: _clock, ...shown }: StepRecord): Omit<StepRecord, "clock"> {
-  return shown;
+  // A tool total stored as null (it overflowed before sums were capped) is shown capped, so
+  // the summary keeps to its schema (numbers).
+  if (shown.tools.every((t) => typeof t.calls === "number" && typeof t.duration_ms === "number" && typeof t.errors === "number")) return shown;
+  return { ...shown, tools: shown.tools.map((t) => ({ name: t.name, calls: cappedSum(t.calls, 0), duration_ms: cappedSum(t.duration_ms, 0), errors: cappedSum(t.errors, 0) })) };
 }
 
 function shownAlpha({ clock: _clock, ...shown }: Alpha): Omit<Alpha, "clock"> {
