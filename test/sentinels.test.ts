@@ -164,6 +164,21 @@ describe("sentinel sweep", () => {
     expect(await sweepSentinels(env)).toMatchObject({ applied: 0, rejected: 0 });
   });
 
+  it("verifies a signed sentinel over its bytes as stored: a body starting with a UTF-8 BOM is applied", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const secret = `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } })).json();
+    const event = stepEvent(sid, tid, "step_started", { step: "prep" });
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(JSON.stringify(event))]);
+    const ts = Math.floor(Date.now() / 1000);
+    const key = sentinelKey({ team_id: team.team_id, session_id: sid, topic_id: tid, event_id: event.id });
+    await env.BUCKET.put(key, bytes, { customMetadata: { "webhook-id": "wb", "webhook-timestamp": String(ts), "webhook-signature": await signPayload(secret, "wb", ts, bytes) } });
+    expect(await sweepSentinels(env)).toMatchObject({ applied: 1, rejected: 0 });
+    const topic = await json(await call(`/v1/sessions/${sid}/topics/${tid}`, { key: team.api_key }));
+    expect(topic.steps.prep.status).toBe("running");
+  });
+
   it("without a signing secret, names each structural problem", async () => {
     const team = await createTeam();
     const { sid, tid } = await sessionWithTopic(team.api_key);

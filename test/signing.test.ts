@@ -68,6 +68,33 @@ describe("Standard Webhooks signatures", () => {
     await plain.json();
   });
 
+  it("verifies the signature over the body's bytes as sent: a body starting with a UTF-8 BOM is accepted", async () => {
+    const team = await createTeam();
+    const secret = newSecret();
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } })).json();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    const event = { id: uid("e"), type: "update_status", session_id: sid, data: { status: "running" } };
+    const text = new TextEncoder().encode(JSON.stringify(event));
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...text]);
+    const id = `msg_${uid()}`;
+    const ts = Math.floor(Date.now() / 1000);
+    const headers = { "Content-Type": "application/json", "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": await signPayload(secret, id, ts, bytes) };
+    // The signature over the bytes differs from one over the text without its BOM.
+    expect(headers["webhook-signature"]).not.toBe(await signPayload(secret, id, ts, JSON.stringify(event)));
+    expect(await verifyPayload(secret, { id, timestamp: String(ts), signature: headers["webhook-signature"] }, bytes, ts)).toEqual({ ok: true });
+    const res = await call("/v1/callbacks", { method: "POST", key: team.api_key, headers, body: bytes });
+    expect(res.status).toBe(202);
+    await res.json();
+    await eventually(() => summary(team.api_key, sid), (s) => s.status === "running");
+    // Signed without the BOM but sent with it: not what was signed.
+    const id2 = `msg_${uid()}`;
+    const other = { ...headers, "webhook-id": id2, "webhook-signature": await signPayload(secret, id2, ts, JSON.stringify({ ...event, id: uid("e") })) };
+    const bad = await call("/v1/callbacks", { method: "POST", key: team.api_key, headers: other, body: new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(JSON.stringify({ ...event, id: uid("e") }))]) });
+    expect(bad.status).toBe(401);
+    await bad.json();
+  });
+
   it("refuses a signed callback that names an unknown session, and changes nothing", async () => {
     const team = await createTeam();
     const secret = newSecret();

@@ -202,7 +202,7 @@ async function sweepOne(state: SweepState, key: string): Promise<void> {
 
   const bytes = await object.arrayBuffer();
   try {
-    const event = await validate(state, parsedKey.key, new TextDecoder().decode(bytes), meta);
+    const event = await validate(state, parsedKey.key, new Uint8Array(bytes), meta);
     // A sentinel's event without occurred_at occurred no later than its upload (not the sweep,
     // nor a rewrite that counted a failed try: see UPLOADED_META).
     const events = stampAccepted([event], uploadedAt(meta, object.uploaded));
@@ -295,7 +295,7 @@ async function reject(state: SweepState, object: R2Object, body: ReadableStream 
 }
 
 /** The same checks, in the same order, as `POST /v1/callbacks` (src/routes/callbacks.ts). */
-async function validate(state: SweepState, key: SentinelKey, raw: string, meta: Record<string, string>) {
+async function validate(state: SweepState, key: SentinelKey, raw: Uint8Array, meta: Record<string, string>) {
   const { env } = state;
   const team = key.team_id;
   let secret = state.secrets.get(team);
@@ -314,7 +314,8 @@ async function validate(state: SweepState, key: SentinelKey, raw: string, meta: 
   }
   let body: unknown;
   try {
-    body = JSON.parse(raw);
+    // Decoded only now: the signature was checked over the bytes (a BOM decoding drops included).
+    body = JSON.parse(new TextDecoder().decode(raw));
   } catch {
     throw new Refused("the body is not JSON");
   }

@@ -32,29 +32,40 @@ export class UnusableSecretError extends Error {
   }
 }
 
-async function hmac(raw: Uint8Array<ArrayBuffer>, content: string): Promise<string> {
+/**
+ * HMAC-SHA256 of `id.timestamp.` and the body's bytes. A body given as bytes is signed as it
+ * is: decoding it first would drop a leading BOM (TextDecoder does) or replace invalid UTF-8,
+ * and the signature would no longer be over what the sender signed.
+ */
+async function hmac(raw: Uint8Array<ArrayBuffer>, webhookId: string, timestampSeconds: number, body: string | Uint8Array): Promise<string> {
+  const head = utf8.encode(`${webhookId}.${timestampSeconds}.`);
+  const tail = typeof body === "string" ? utf8.encode(body) : body;
+  const content = new Uint8Array(head.byteLength + tail.byteLength);
+  content.set(head);
+  content.set(tail, head.byteLength);
   const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return toBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8.encode(content))));
+  return toBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, content)));
 }
 
-/** The `webhook-signature` value for a body: `v1,<base64>`. The CLI and tests sign with this too. */
-export async function signPayload(secret: string, webhookId: string, timestampSeconds: number, body: string): Promise<string> {
+/** The `webhook-signature` value for a body (a string is signed as UTF-8): `v1,<base64>`. The CLI and tests sign with this too. */
+export async function signPayload(secret: string, webhookId: string, timestampSeconds: number, body: string | Uint8Array): Promise<string> {
   const raw = secretKeyBytes(secret);
   if (!raw) throw new UnusableSecretError();
-  return `v1,${await hmac(raw, `${webhookId}.${timestampSeconds}.${body}`)}`;
+  return `v1,${await hmac(raw, webhookId, timestampSeconds, body)}`;
 }
 
 /** `unusable_secret`: the stored secret itself is broken, whatever the request carried. */
 export type VerifyFailure = "missing_headers" | "bad_timestamp" | "expired" | "bad_signature" | "unusable_secret";
 
 /**
- * Checks the three headers against the raw body. `toleranceSeconds: null` skips the time
+ * Checks the three headers against the raw body: its bytes as received (a string is taken as
+ * UTF-8, which loses a BOM its decoding dropped). `toleranceSeconds: null` skips the time
  * window (a sentinel is swept late by design); replay detection is the caller's, by id.
  */
 export async function verifyPayload(
   secret: string,
   headers: { id: string | null; timestamp: string | null; signature: string | null },
-  body: string,
+  body: string | Uint8Array,
   nowSeconds: number,
   toleranceSeconds: number | null = TOLERANCE_SECONDS,
 ): Promise<{ ok: true } | { ok: false; reason: VerifyFailure }> {
@@ -66,7 +77,7 @@ export async function verifyPayload(
   if (!/^\d{1,12}$/.test(headers.timestamp)) return { ok: false, reason: "bad_timestamp" };
   const ts = Number(headers.timestamp);
   if (toleranceSeconds !== null && Math.abs(nowSeconds - ts) > toleranceSeconds) return { ok: false, reason: "expired" };
-  const expected = await hmac(raw, `${headers.id}.${ts}.${body}`);
+  const expected = await hmac(raw, headers.id, ts, body);
   // The header may carry several space-separated signatures (during secret rotation).
   for (const part of headers.signature.split(" ")) {
     const [version, sig] = part.split(",", 2);

@@ -36,7 +36,10 @@ callbackRoutes.openAPIRegistry.registerPath(
 
 callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async (c) => {
   const acceptedAt = new Date();
-  const raw = await c.req.text();
+  // The signature is over the bytes as sent: c.req.text() would drop a leading UTF-8 BOM
+  // (TextDecoder does), and a signed body starting with one would never verify. Decoded only
+  // for parsing, where dropping the BOM is what JSON.parse needs.
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
   const team = c.get("auth").team_id;
   const db = dbOf(c.env);
 
@@ -44,7 +47,7 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
   const secret = await teamSigningSecret(c.env, team);
   if (secret) {
     const headers = { id: c.req.header("webhook-id") ?? null, timestamp: c.req.header("webhook-timestamp") ?? null, signature: c.req.header("webhook-signature") ?? null };
-    const verdict = await verifyPayload(secret, headers, raw, Math.floor(Date.now() / 1000));
+    const verdict = await verifyPayload(secret, headers, bytes, Math.floor(Date.now() / 1000));
     if (!verdict.ok && verdict.reason === "unusable_secret") {
       // Only a secret stored before PATCH /v1/team checked the key can get here: no request
       // could pass it, which is the team's configuration to fix, not this request's fault.
@@ -56,7 +59,7 @@ callbackRoutes.post("/v1/callbacks", authenticate, requireScope("agent"), async 
 
   let body: unknown;
   try {
-    body = JSON.parse(raw);
+    body = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw new ApiError("validation", "The body is not valid JSON.");
   }
