@@ -111,5 +111,7 @@ describe("GET /openapi.json", () => {
     for (const [method, path] of EXPECTED.filter(([, p]) => p.startsWith("/v1/sessions") || p.startsWith("/v1/tasks") || p === "/v1/callbacks")) {
       expect(Object.keys(doc.paths[path]?.[method]?.responses ?? {}), `${method} ${path}`).toEqual(expect.arrayContaining(["400", "401", "404"]));
     }
+    // What POST /v1/callbacks answers besides (test/callbacks-oversize.test.ts, bad-input, signatures-secret).
+    expect(Object.keys(doc.paths["/v1/callbacks"]?.post?.responses ?? {})).toEqual(expect.arrayContaining(["202", "413", "415", "503"]));
   });
 });

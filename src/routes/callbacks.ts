@@ -30,7 +30,13 @@ callbackRoutes.openAPIRegistry.registerPath(
     description: "With a team signing secret, Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature) are required.",
     security,
     request: { body: { required: true, content: { "application/json": { schema: callbackBodySchema } } } },
-    responses: { 202: { description: "Accepted for the queue", content: { "application/json": { schema: acceptedSchema } } }, ...problemResponses },
+    responses: {
+      202: { description: "Accepted for the queue", content: { "application/json": { schema: acceptedSchema } } },
+      ...problemResponses,
+      413: { description: "The body is over 1 MiB (problem+json)" },
+      415: { description: "The body is not JSON by its Content-Type (problem+json)" },
+      503: { description: "The team's signing secret carries no usable key: an operator must set a new one (problem+json)" },
+    },
   }),
 );
 
