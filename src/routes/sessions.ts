@@ -74,8 +74,19 @@ sessionRoutes.openapi(
       .onConflictDoNothing()
       .returning({ id: sessions.id })
       .all();
-    if (claimed.length === 0) throw new ApiError("conflict", `Session ${id} already exists.`);
-    const created = await sessionHub(c.env, team, id).create({ id, team_id: team, title: body.title ?? null, metadata: body.metadata ?? {}, created_at: now });
+    const hub = sessionHub(c.env, team, id);
+    let createdAt = now;
+    if (claimed.length === 0) {
+      // The id's row exists. A create whose hub call failed after the row was written left a
+      // row and no session (GET answers 404): a retry completes that creation, as the first
+      // try would have, rather than find the id taken for good. A session that exists is 409.
+      if (await hub.summary()) throw new ApiError("conflict", `Session ${id} already exists.`);
+      const row = await db.select({ createdAt: sessions.createdAt }).from(sessions).where(and(eq(sessions.teamId, team), eq(sessions.id, id))).get();
+      createdAt = row?.createdAt ?? now; // the row keeps its created_at (the upsert does not change it)
+    }
+    const created = await hub.create({ id, team_id: team, title: body.title ?? null, metadata: body.metadata ?? {}, created_at: createdAt });
+    // Another retry of the orphaned create got to the hub first: one of them creates it.
+    if (!created.created) throw new ApiError("conflict", `Session ${id} already exists.`);
     await upsertSessionRow(db, team, created.summary, created.version);
     return c.json({ ...(created.summary), topics: [], topics_total: 0 }, 201);
   },
@@ -186,15 +197,28 @@ sessionRoutes.openapi(
       .onConflictDoNothing()
       .returning({ id: topics.id })
       .all();
-    if (claimed.length === 0) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
-    const created = await topicHub(c.env, team, sessionId, id).ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns, created_at: now });
+    const hub = topicHub(c.env, team, sessionId, id);
+    let createdAt = now;
+    if (claimed.length === 0) {
+      // The id's row exists. A create whose hub call failed after the row was written left a
+      // row and no topic (GET answers 404): a retry completes that creation (hub, index,
+      // announcement) as the first try would have. A topic its hub has is 409.
+      if (await hub.summary()) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
+      const row = await db
+        .select({ createdAt: topics.createdAt })
+        .from(topics)
+        .where(and(eq(topics.teamId, team), eq(topics.sessionId, sessionId), eq(topics.id, id)))
+        .get();
+      createdAt = row?.createdAt ?? now; // the row keeps its created_at (the upsert does not change it)
+    }
+    const created = await hub.ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns, created_at: createdAt });
     await indexTopic(db, team, sessionId, created.summary, created.version);
-    // An agent's event created the topic in its hub first, and the consumer had not indexed it
-    // yet: the id was taken all the same (the body's max_turns were not applied). The index
+    // An agent's event created the topic in its hub first (or another retry of an orphaned
+    // create did), and the consumer had not indexed it yet: the id was taken all the same (the body's max_turns were not applied). The index
     // row now says what the hub has; the consumer announces the topic as it does for any
     // topic an event creates.
     if (!created.created) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
-    await sessionHub(c.env, team, sessionId).apply([platformTopicAdded(sessionId, id, now, created.summary.hypothesis ?? undefined)]);
+    await sessionHub(c.env, team, sessionId).apply([platformTopicAdded(sessionId, id, createdAt, created.summary.hypothesis ?? undefined)]);
     return c.json(created.summary, 201);
   },
 );
