@@ -23,9 +23,25 @@ export const WRITES_PER_SECOND = 1_000;
 /** Streams written together in one tick: WRITES_PER_SECOND spread over the ticks of a second. */
 const GROUP_SIZE = (WRITES_PER_SECOND * TICK_MS) / 1000;
 
+/**
+ * Where a resumed stream's missed events come from: the hub's log, read a page at a time,
+ * each only when the stream's reader asks for more (so a replay of 1,000 events of 1 MB is
+ * never held in memory at once, and a reader that stops reading stops the reading).
+ */
+export interface ReplaySource {
+  /**
+   * The events after `after`: one page of them encoded (null: none), the sequence number of
+   * its last, and whether that is the hub's current one. "gap": some of the events after
+   * `after` are no longer kept (trimmed while the reader lagged), so the stream cannot go on.
+   */
+  next(after: number): { chunk: Uint8Array | null; last: number; caughtUp: boolean } | "gap";
+}
+
 interface Subscriber {
   controller: ReadableStreamDefaultController<Uint8Array>;
-  group: Group;
+  /** Null while replaying: a stream joins a group, and the live events, once it caught up. */
+  group: Group | null;
+  replay: { after: number; source: ReplaySource } | null;
 }
 
 /** Streams written together, and the events they have not been sent yet. */
@@ -62,6 +78,8 @@ export type StreamHandle = Subscriber;
  */
 export class Fanout {
   private groups: Group[] = [];
+  /** Streams still being sent their replay: they get heartbeats, not live events. */
+  private replaying = new Set<Subscriber>();
   /** The group the next tick writes first. */
   private turn = 0;
   private streams = 0;
@@ -76,29 +94,73 @@ export class Fanout {
     return this.streams;
   }
 
+  /** Bytes enqueued on the streams that their readers have not taken yet (for tests). */
+  get unsentBytes(): number {
+    let bytes = 0;
+    const count = (sub: Subscriber) => void (bytes += Math.max(0, -(sub.controller.desiredSize ?? 0)));
+    this.replaying.forEach(count);
+    for (const group of this.groups) group.members.forEach(count);
+    return bytes;
+  }
+
   /**
-   * Opens a stream that starts with `first`, for a Response body. The caller read the new
-   * stream's replay or snapshot after the events waiting in its group were applied, so those
-   * go to the group's other streams first: the new one neither misses nor repeats them.
+   * Opens a stream that starts with `first`, for a Response body. Without `replay` it joins
+   * the live events at once. With it, the events after `replay.after` follow, a page each
+   * time the reader has taken the last (ReadableStream's pull), and the stream joins the
+   * live events in the same call that found it caught up: with no await in between, no event
+   * can be applied after the last page was read and before the stream is a member.
    */
-  open(first: Uint8Array): { readable: ReadableStream<Uint8Array>; handle: StreamHandle } {
-    let group = this.groups.find((g) => g.members.size < GROUP_SIZE);
-    if (group) this.writeGroup(group);
-    else this.groups.push((group = { members: new Set(), pending: [] }));
+  open(first: Uint8Array, replay?: { after: number; source: ReplaySource }): { readable: ReadableStream<Uint8Array>; handle: StreamHandle } {
     let sub!: Subscriber;
-    // The queue counts bytes, so desiredSize is minus what the reader is behind by.
+    // The queue counts bytes, so desiredSize is minus what the reader is behind by. With a
+    // high-water mark of 0, pull runs only when the reader waits on an empty queue.
     const readable = new ReadableStream<Uint8Array>(
       {
-        start: (controller) => void (sub = { controller, group: group as Group }),
+        start: (controller) => void (sub = { controller, group: null, replay: replay ?? null }),
+        pull: () => this.sendReplayPage(sub),
         cancel: () => void this.forget(sub),
       },
       { highWaterMark: 0, size: (chunk) => chunk.byteLength },
     );
-    this.send(sub, first);
-    group.members.add(sub);
+    sub.controller.enqueue(first);
     this.streams += 1;
+    if (sub.replay) this.replaying.add(sub);
+    else this.join(sub);
     this.startHeartbeat();
     return { readable, handle: sub };
+  }
+
+  /**
+   * Makes a stream a member of a group, to be sent live events. It has read the log (a
+   * snapshot, or a replay) after the events waiting in that group were applied, so those go
+   * to the group's other streams first: the new one neither misses nor repeats them.
+   */
+  private join(sub: Subscriber): void {
+    let group = this.groups.find((g) => g.members.size < GROUP_SIZE);
+    if (group) this.writeGroup(group);
+    else this.groups.push((group = { members: new Set(), pending: [] }));
+    group.members.add(sub);
+    sub.group = group;
+  }
+
+  /** The reader wants more: the next page of its replay, and live events once caught up. */
+  private sendReplayPage(sub: Subscriber): void {
+    const replay = sub.replay;
+    if (!replay || !this.replaying.has(sub)) return; // live (pull is moot) or gone
+    let page: ReturnType<ReplaySource["next"]>;
+    try {
+      page = replay.source.next(replay.after);
+    } catch {
+      page = "gap"; // the log could not be read: the client resumes from where it got to
+    }
+    // Dropped as a slow reader is: it reconnects from its last id (past the log: a reset).
+    if (page === "gap") return this.drop(sub);
+    if (page.chunk) sub.controller.enqueue(page.chunk);
+    replay.after = page.last;
+    if (!page.caughtUp) return;
+    this.replaying.delete(sub);
+    sub.replay = null;
+    this.join(sub);
   }
 
   /** The client went away (or was too slow): forget its stream. */
@@ -112,8 +174,13 @@ export class Fanout {
   }
 
   private forget(sub: Subscriber): boolean {
+    if (this.replaying.delete(sub)) {
+      this.streams -= 1;
+      if (this.streams === 0) this.stopHeartbeat();
+      return true;
+    }
     const group = sub.group;
-    if (!group.members.delete(sub)) return false;
+    if (!group?.members.delete(sub)) return false;
     this.streams -= 1;
     if (group.members.size === 0) {
       const i = this.groups.indexOf(group);
@@ -127,7 +194,8 @@ export class Fanout {
 
   /** Ends every stream cleanly; resolves once each has taken its last chunk, or after `waitMs`. */
   async closeAll(waitMs: number): Promise<void> {
-    const closing = this.groups.flatMap((g) => [...g.members]);
+    const closing = [...this.replaying, ...this.groups.flatMap((g) => [...g.members])];
+    this.replaying.clear();
     this.groups = [];
     this.turn = 0;
     this.streams = 0;
@@ -179,6 +247,8 @@ export class Fanout {
   }
 
   private broadcast(chunk: Uint8Array): void {
+    // Replaying streams too: a write is how a hub learns that a client went away.
+    for (const sub of this.replaying) this.send(sub, chunk);
     for (const group of this.groups) for (const sub of group.members) this.send(sub, chunk);
   }
 

@@ -2,12 +2,21 @@ import { DurableObject } from "cloudflare:workers";
 import type { AgentEvent } from "../src/domain/events";
 import { planReplay, trimBelow } from "../src/domain/replay";
 import { SSE_HEADERS, concat, parseLastEventId, sseEvent, sseRetry } from "../src/lib/sse";
-import { Fanout } from "./fanout";
+import { Fanout, type ReplaySource } from "./fanout";
 
 /** Applied event ids are kept this long: longer than a queue retains a message (4 days). */
 export const APPLIED_TTL_MS = 14 * 24 * 3600 * 1000;
 /** How long a client waits before it reconnects (the stream's `retry:`). */
 const RETRY_MS = 2000;
+/**
+ * A replay is read from the log and sent in pages of about this many bytes (at least one
+ * event, so at most this plus one event of up to 1 MiB), each when the reader took the last:
+ * built whole, a replay of 1,000 events near 1 MB each would take ~1 GB per client, far past
+ * a Durable Object's 128 MB, and reset the object and every stream on it.
+ */
+export const REPLAY_PAGE_BYTES = 512 * 1024;
+/** And at most this many events a page, however small. */
+const REPLAY_PAGE_EVENTS = 500;
 
 export type ApplyResult =
   | { event_id: string; status: "applied"; seq: number }
@@ -190,30 +199,55 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
     const snapshotAt = this.lastSeq;
     const external = planReplay(lastId, oldestSeq(), snapshotAt).kind === "replay" ? undefined : await this.readSnapshot();
 
-    // Everything from here to the subscription is synchronous (SQLite calls are), so no
-    // event can be applied in between: the replay and the live events meet with no gap.
+    // From here to the subscription is synchronous (SQLite calls are), so no event can be
+    // applied in between; a replay is then read a page at a time, and the stream joins the
+    // live events in the call that read the last page (Fanout.open): no gap, no duplicate.
     const plan = planReplay(lastId, oldestSeq(), this.lastSeq);
     const first: Uint8Array[] = [sseRetry(RETRY_MS)];
-    const replayAfter = (after: number) => {
-      for (const row of sql.exec<{ seq: number; type: string; body: string }>(`SELECT seq, type, body FROM hub_events WHERE seq > ? ORDER BY seq`, after)) {
-        first.push(sseEvent({ id: row.seq, event: row.type, data: row.body }));
-      }
-    };
+    let replayAfter: number | null = null;
     if (plan.kind === "replay") {
-      replayAfter(plan.after);
+      replayAfter = plan.after;
     } else {
       if (plan.kind === "reset") first.push(sseEvent({ event: "reset", data: { reason: plan.reason, last_event_id: lastId === "invalid" ? null : lastId, current: this.lastSeq } }));
       if (external === undefined) {
         first.push(sseEvent({ id: this.lastSeq, event: "snapshot", data: this.summarize(this.state) }));
       } else {
         first.push(sseEvent({ id: snapshotAt, event: "snapshot", data: external }));
-        replayAfter(snapshotAt);
+        replayAfter = snapshotAt;
       }
     }
-    const { readable, handle } = this.streams.open(concat(first));
+    const replay = replayAfter !== null && replayAfter < this.lastSeq ? { after: replayAfter, source: this.replaySource } : undefined;
+    const { readable, handle } = this.streams.open(concat(first), replay);
     request.signal?.addEventListener("abort", () => this.streams.drop(handle));
     return new Response(readable, { headers: SSE_HEADERS });
   }
+
+  /** The log, a page at a time, for replays (see REPLAY_PAGE_BYTES). */
+  private readonly replaySource: ReplaySource = {
+    next: (after) => {
+      const sql = this.ctx.storage.sql;
+      // Sizes first, so the page ends within the budget without reading past it.
+      const sizes = sql
+        .exec<{ seq: number; bytes: number }>(`SELECT seq, length(CAST(body AS BLOB)) AS bytes FROM hub_events WHERE seq > ? ORDER BY seq LIMIT ?`, after, REPLAY_PAGE_EVENTS)
+        .toArray();
+      // Sequence numbers have no holes, so a first one past after + 1 means the log was
+      // trimmed past what this reader got.
+      if (sizes.length === 0) return after >= this.lastSeq ? { chunk: null, last: after, caughtUp: true } : "gap";
+      if ((sizes[0] as { seq: number }).seq !== after + 1) return "gap";
+      let last = after;
+      let bytes = 0;
+      for (const row of sizes) {
+        if (bytes > 0 && bytes + row.bytes > REPLAY_PAGE_BYTES) break;
+        bytes += row.bytes;
+        last = row.seq;
+      }
+      const events: Uint8Array[] = [];
+      for (const row of sql.exec<{ seq: number; type: string; body: string }>(`SELECT seq, type, body FROM hub_events WHERE seq > ? AND seq <= ? ORDER BY seq`, after, last)) {
+        events.push(sseEvent({ id: row.seq, event: row.type, data: row.body }));
+      }
+      return { chunk: concat(events), last, caughtUp: last >= this.lastSeq };
+    },
+  };
 
   /**
    * Restarts this object the way a deploy does: its streams drop (clients resume them by
@@ -230,6 +264,11 @@ export abstract class Hub<S, Summary, E extends HubEvent = AgentEvent> extends D
   /** How many streams are open: for tests and the status page. */
   async subscriberCount(): Promise<number> {
     return this.streams.size;
+  }
+
+  /** What this object holds for its streams' readers, not taken yet: for tests of the bound. */
+  async unsentBytes(): Promise<number> {
+    return this.streams.unsentBytes;
   }
 
   /** Known set while this object lives, so the storage is asked once, not on every apply. */

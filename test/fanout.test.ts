@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Fanout, MAX_UNSENT_BYTES, WRITES_PER_SECOND } from "../durable-objects/fanout";
+import { Fanout, MAX_UNSENT_BYTES, type ReplaySource, WRITES_PER_SECOND } from "../durable-objects/fanout";
 
 const HOUR = 3_600_000; // no heartbeat gets in the way of counting bytes
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -124,5 +124,34 @@ describe("SSE fan-out", () => {
     await closed;
     await sleep(5);
     expect([gotA.ended, gotB.ended, gotB.bytes, fanout.size]).toEqual(["closed", "closed", 3, 0]);
+  });
+
+  it("reads a replay a page per read of its reader, heartbeats it meanwhile, and forgets it when cancelled", async () => {
+    const fanout = new Fanout(10);
+    const pages: number[] = [];
+    // Ten pages of 1 KB, events 1..10: nothing is read before the reader asks.
+    const source: ReplaySource = {
+      next: (after) => {
+        pages.push(after);
+        return { chunk: new Uint8Array(1024).fill(after + 1), last: after + 1, caughtUp: after + 1 === 10 };
+      },
+    };
+    const { readable } = fanout.open(new Uint8Array(1), { after: 0, source });
+    await sleep(50); // heartbeats
+    expect(pages).toEqual([]);
+    expect(fanout.unsentBytes).toBeLessThan(1024);
+    const reader = readable.getReader();
+    // Per chunk: the event a page carries, or 0 for the first chunk and the heartbeats.
+    const got: number[] = [];
+    while (got.filter((b) => b > 0).length < 3) {
+      const { value } = await reader.read();
+      got.push((value as Uint8Array).byteLength === 1024 ? ((value as Uint8Array)[0] as number) : 0);
+    }
+    expect(got.filter((b) => b > 0)).toEqual([1, 2, 3]);
+    expect(got.filter((b) => b === 0).length).toBeGreaterThan(1);
+    expect(pages).toEqual([0, 1, 2]);
+    expect(fanout.size).toBe(1);
+    await reader.cancel();
+    expect(fanout.size).toBe(0);
   });
 });
