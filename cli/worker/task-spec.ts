@@ -17,9 +17,11 @@ import { type Priority, ROLE_PATTERN } from "../../src/domain/tasks";
  * - [ ] …
  * ```
  *
- * The fields may also be written `**Component:** x`, as list items (`- **Priority**: high`),
- * or as `## Component` / `## Priority` / `## Depends On` sections; `**Role**` names a role
- * outright. Parsing is pure: no file or network access.
+ * The title may be at any heading level and numbered (`## Task 1: x`). The fields may also be
+ * written `**Component:** x`, as list items (`- **Priority**: high`), with their value as a
+ * list below them, or as `## Component` / `## Priority` / `## Depends On` sections;
+ * `**Role**` names a role outright. Nothing inside a fenced code block is a title or field.
+ * Parsing is pure: no file or network access.
  */
 export interface TaskSpec {
   title: string;
@@ -44,20 +46,29 @@ const NONE = new Set(["", "none", "n/a", "na", "-", "—", "–", "nothing", "no
 
 export function parseTaskSpec(markdown: string): ParseResult {
   const lines = markdown.replace(/\r\n?/g, "\n").split("\n");
-  const titleAt = lines.findIndex((l) => /^#\s+Task\s*:/i.test(l.trim()));
+  const fenced = fencedLines(lines);
+  const titleAt = lines.findIndex((l, i) => !fenced[i] && TITLE.test(l.trim()));
   if (titleAt < 0) return { ok: false, error: "no `# Task: <title>` line" };
-  const title = (lines[titleAt] as string).trim().replace(/^#\s+Task\s*:\s*/i, "").trim();
+  // Planners bold or code-quote the title now and then (`# Task: **Add login**`); the mark-up is not part of it.
+  const title = unwrap((lines[titleAt] as string).trim().replace(TITLE, "").trim());
   if (!title) return { ok: false, error: "the `# Task:` line has no title" };
   if (title.length > 500) return { ok: false, error: "the title is longer than 500 characters" };
 
   const rest = lines.slice(titleAt + 1);
+  const restFenced = fenced.slice(titleAt + 1);
   const fields = new Map<Field, string[]>();
   const sections = new Map<string, string[]>();
   const loose: string[] = []; // body lines outside any field or named section
   let section: string | null = null;
   for (let i = 0; i < rest.length; i++) {
     const line = rest[i] as string;
-    const heading = /^#{2,6}\s+(.+?)\s*:?\s*$/.exec(line.trim());
+    // Inside a code block (an example in the description) nothing is a heading or a field.
+    if (restFenced[i]) {
+      if (section !== null) (sections.get(section) as string[]).push(line);
+      else loose.push(line);
+      continue;
+    }
+    const heading = HEADING.exec(line.trim());
     if (heading) {
       const name = normalize(heading[1] as string);
       section = name;
@@ -66,14 +77,20 @@ export function parseTaskSpec(markdown: string): ParseResult {
     }
     const field = inlineField(line);
     if (field) {
-      fields.set(field.name, [...(fields.get(field.name) ?? []), field.value]);
-      // A `**Depends On**:` with nothing after it takes the list items below it.
-      if (field.name === "depends on" && field.value === "") {
-        while (i + 1 < rest.length && /^\s*([-*+]|\d+[.)])\s+/.test(rest[i + 1] as string)) {
-          i += 1;
-          fields.set("depends on", [...(fields.get("depends on") ?? []), listItem(rest[i] as string)]);
+      // A field with nothing after the colon takes the list items below it, blank lines
+      // before and between them allowed (planners often leave one), up to anything else:
+      // a paragraph, a heading, another field or a code block.
+      const items: string[] = [];
+      if (field.value === "") {
+        for (let j = i + 1; j < rest.length; j++) {
+          const next = rest[j] as string;
+          if (next.trim() === "") continue;
+          if (restFenced[j] || !LIST_ITEM.test(next) || inlineField(next) || HEADING.test(next.trim())) break;
+          items.push(listItem(next));
+          i = j;
         }
       }
+      fields.set(field.name, [...(fields.get(field.name) ?? []), ...(items.length > 0 ? items : [field.value])]);
       continue;
     }
     if (section !== null) (sections.get(section) as string[]).push(line);
@@ -94,9 +111,47 @@ export function parseTaskSpec(markdown: string): ParseResult {
   const dependsOn = [...new Set((fields.get("depends on") ?? []).flatMap(splitReferences))];
   const description = (sections.get("description") ?? loose).join("\n").trim();
   const criteriaLines = sections.get("acceptance criteria") ?? [];
-  const acceptanceCriteria = criteriaLines.filter((l) => /^\s*([-*+]|\d+[.)])\s+/.test(l)).map(listItem).filter((l) => l !== "");
+  const acceptanceCriteria = criteriaLines.filter((l) => LIST_ITEM.test(l)).map(listItem).filter((l) => l !== "");
   const body = rest.join("\n").trim();
   return { ok: true, spec: { title, component, role, priority, dependsOn, description, acceptanceCriteria, body, warnings } };
+}
+
+/** `**x**`, `_x_`, `` `x` `` (nested too) → `x`; only a matching pair: `` `npm ci` in CI `` stays. */
+function unwrap(text: string): string {
+  for (;;) {
+    const m = /^(\*\*|__|\*|_|`)(.+)\1$/.exec(text);
+    if (!m) return text;
+    text = (m[2] as string).trim();
+  }
+}
+
+/** `# Task: x`, at any heading level, with a number or id before the colon (`## Task 1: x`, `# Task T-2: x`). */
+const TITLE = /^#{1,6}\s+Task(?:\s+[\w.#-]+)?\s*:\s*/i;
+const HEADING = /^#{2,6}\s+(.+?)\s*:?\s*$/;
+const LIST_ITEM = /^\s*([-*+]|\d+[.)])\s+/;
+
+/**
+ * For each line, whether it is inside a fenced code block (or is one of its fences): a run
+ * of three or more ` or ~ opens one, closed by a run of the same character at least as long
+ * with nothing after it; an unclosed block runs to the end, as in CommonMark.
+ */
+function fencedLines(lines: string[]): boolean[] {
+  const out: boolean[] = [];
+  let open: { char: string; length: number } | null = null;
+  for (const line of lines) {
+    const fence = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(line);
+    if (open === null) {
+      // A backtick fence's info string may not hold a backtick (that is inline code).
+      if (fence && !(fence[1]?.startsWith("`") && (fence[2] as string).includes("`"))) {
+        open = { char: (fence[1] as string)[0] as string, length: (fence[1] as string).length };
+        out.push(true);
+      } else out.push(false);
+      continue;
+    }
+    out.push(true);
+    if (fence && (fence[1] as string)[0] === open.char && (fence[1] as string).length >= open.length && (fence[2] as string).trim() === "") open = null;
+  }
+  return out;
 }
 
 function normalize(text: string): string {
@@ -121,21 +176,43 @@ function fieldText(fields: Map<Field, string[]>, name: Field): string | null {
   return value ? value : null;
 }
 
-/** `a, b; c` → references, each without Markdown around it; `None` → nothing. */
+/**
+ * `a, b; c` → references, each without Markdown around it; `None` → nothing. A reference
+ * with more than one way to find it is `first|second|…`, tried in that order: as written,
+ * then without a `Task 1:` before it, then a file name in `[Title](file.md)` or
+ * `Title (file.md)`.
+ */
 export function splitReferences(value: string): string[] {
-  if (NONE.has(value.trim().toLowerCase())) return [];
+  if (isNone(value)) return [];
   return value
     .split(/[,;]/)
-    .map((r) =>
-      r
-        .trim()
-        // [Title](file.md) → Title; the file name is tried when the title matches nothing.
-        .replace(/^\[([^\]]+)\]\(([^)]+)\)$/, "$1|$2")
-        .replace(/^["'`*_]+|["'`*_.]+$/g, "")
-        .replace(/^#\s*Task\s*:\s*/i, "")
-        .trim(),
-    )
-    .filter((r) => !NONE.has(r.toLowerCase()));
+    .map((part) => {
+      const link = /^\s*\[([^\]]+)\]\(([^)]+)\)\s*$/.exec(part);
+      const written = clean(link ? (link[1] as string) : part);
+      const candidates = [written];
+      // Planners number their specs: `Task 1: Setup DB` (or `# Task: Setup DB`) names the spec titled `Setup DB`.
+      const unnumbered = written.replace(/^#*\s*Task(?:\s+[\w.#-]+)?\s*:\s*/i, "");
+      candidates.push(unnumbered);
+      // `Setup DB (01-setup.md)`: the title without the file, then the file.
+      const withFile = /^(.+?)\s*\(\s*`?([^()`\s|]+\.md)`?\s*\)$/i.exec(unnumbered);
+      if (withFile) candidates.push(clean(withFile[1] as string), withFile[2] as string);
+      if (link) candidates.push(clean(link[2] as string));
+      return [...new Set(candidates.filter((c) => c !== ""))].join("|");
+    })
+    .filter((r) => r !== "" && !isNone(r));
+}
+
+function clean(reference: string): string {
+  return reference.trim().replace(/^["'`*_]+|["'`*_.]+$/g, "").trim();
+}
+
+/**
+ * No dependencies: empty, a dash, `N/A`, `[]`, …, or anything whose first word is "none"
+ * (`None.`, `None (this is the first task)`), however a planner words it.
+ */
+function isNone(value: string): boolean {
+  const v = value.replace(/[*_`]/g, "").trim().toLowerCase();
+  return NONE.has(v) || /^none\b/.test(v);
 }
 
 /**

@@ -62,8 +62,40 @@ describe("parseTaskSpec", () => {
     expect(spec("# Task: t\n**Role**: Not A Role!\n").warnings[0]).toMatch(/not a role name/);
   });
 
+  it("takes a field's list after a blank line, up to the next heading, field or paragraph", () => {
+    const s = spec("# Task: Build the API\n\n**Component**: backend\n**Priority**: normal\n**Depends On**:\n\n- Set up the database\n\n- task_abc\n\n## Description\nEndpoints.\n");
+    expect(s).toMatchObject({ component: "backend", priority: "normal", dependsOn: ["Set up the database", "task_abc"], description: "Endpoints." });
+    // Any field: its first item is its value. A list field stops at the next field, even one written as a list item.
+    expect(spec("# Task: t\n**Priority**:\n\n- high\n")).toMatchObject({ priority: "high", warnings: [] });
+    expect(spec("# Task: t\n- **Depends On**:\n\n  - A\n- **Priority**: low\n- not a field\n")).toMatchObject({ dependsOn: ["A"], priority: "low", description: "- not a field" });
+    // A paragraph after the blank line is the body, not the field's value.
+    expect(spec("# Task: t\n**Depends On**:\n\nSome text.\n- a list of the body\n")).toMatchObject({ dependsOn: [], description: "Some text.\n- a list of the body" });
+  });
+
+  it("takes planners' other title lines", () => {
+    expect(spec("# Task 1: Setup DB\n").title).toBe("Setup DB");
+    expect(spec("## Task: Setup DB\n").title).toBe("Setup DB");
+    expect(spec("### Task T-2.1: Setup DB\n").title).toBe("Setup DB");
+    expect(spec("# Task #3: Setup DB\n").title).toBe("Setup DB");
+    expect(spec("# Task: **Add login**\n").title).toBe("Add login");
+    expect(spec("# Task: *`Add login`*\n").title).toBe("Add login");
+    expect(spec("# Task: `npm ci` in CI\n").title).toBe("`npm ci` in CI");
+    expect(spec("# Task: _Add_login_\n").title).toBe("Add_login");
+  });
+
+  it("does not read headings or fields inside a fenced code block", () => {
+    const md = "# Task: t\n**Priority**: low\n\n## Description\nWrite specs like this:\n\n```md\n## Priority\ncritical\n**Depends On**: Other\n```\n\n~~~\n# Task: not this\n**Role**: reviewer\n~~~\nThe end.\n";
+    const s = spec(md);
+    expect(s).toMatchObject({ title: "t", priority: "low", role: "executor", dependsOn: [] });
+    expect(s.description).toBe("Write specs like this:\n\n```md\n## Priority\ncritical\n**Depends On**: Other\n```\n\n~~~\n# Task: not this\n**Role**: reviewer\n~~~\nThe end.");
+    // Nor a title inside one; a fence is closed only by a run of the same character at least as long.
+    expect(spec("````\n# Task: example\n```\n````\n# Task: real\n").title).toBe("real");
+    expect(parseTaskSpec("```\n# Task: only an example\n```\n")).toEqual({ ok: false, error: "no `# Task: <title>` line" });
+  });
+
   it("refuses a file without a title", () => {
-    expect(parseTaskSpec("## Task: not a top heading\n")).toEqual({ ok: false, error: "no `# Task: <title>` line" });
+    expect(parseTaskSpec("Task: not a heading\n")).toEqual({ ok: false, error: "no `# Task: <title>` line" });
+    expect(parseTaskSpec("# Tasks: a list\n")).toEqual({ ok: false, error: "no `# Task: <title>` line" });
     expect(parseTaskSpec("# Task:   \n")).toEqual({ ok: false, error: "the `# Task:` line has no title" });
     expect(parseTaskSpec(`# Task: ${"x".repeat(501)}`)).toMatchObject({ ok: false });
   });
@@ -86,6 +118,10 @@ describe("field mappings", () => {
     expect(splitReferences("A, `b`; \"C\".")).toEqual(["A", "b", "C"]);
     expect(splitReferences("[The schema](01-schema.md)")).toEqual(["The schema|01-schema.md"]);
     expect(splitReferences("N/A")).toEqual([]);
+    for (const none of ["None", "none.", "None (this is the first task)", "**None**", "NONE - it starts everything", "-", "N/A"]) expect(splitReferences(none)).toEqual([]);
+    expect(splitReferences("Nonexistent spec")).toEqual(["Nonexistent spec"]);
+    expect(splitReferences("Task 1: Setup DB")).toEqual(["Task 1: Setup DB|Setup DB"]);
+    expect(splitReferences("Setup DB (01-setup.md)")).toEqual(["Setup DB (01-setup.md)|Setup DB|01-setup.md"]);
   });
 });
 
@@ -100,6 +136,23 @@ describe("planSpecs", () => {
       ["02-api.md", [{ kind: "spec", file: "01-schema.md" }]],
       ["03-docs.md", [{ kind: "spec", file: "02-api.md" }, { kind: "task", id: "task_xyz" }]],
     ]);
+  });
+
+  it("takes planners' wording: None with a remark, `Task 1: Title`, `Title (file.md)`", () => {
+    const plan = planSpecs([
+      file("01-setup.md", "Setup DB", "None (this is the first task)"),
+      file("02-api.md", "API", "Task 1: Setup DB"),
+      file("03-ui.md", "UI", "Old name of it (02-api.md)"),
+      file("04-cli.md", "Task runner: retries", "None."),
+      file("05-docs.md", "Docs", "Task runner: retries; Task 9: Nothing like it"),
+    ]);
+    expect(plan.ordered.map((p) => [p.file, p.dependencies])).toEqual([
+      ["01-setup.md", []],
+      ["02-api.md", [{ kind: "spec", file: "01-setup.md" }]],
+      ["03-ui.md", [{ kind: "spec", file: "02-api.md" }]],
+      ["04-cli.md", []],
+    ]);
+    expect(plan.rejected).toEqual([{ file: "05-docs.md", reason: '"Task 9: Nothing like it" is neither a task id nor the title or file of another spec' }]);
   });
 
   it("a title with a comma in it is one reference, while other commas still separate", () => {
