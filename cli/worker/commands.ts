@@ -59,6 +59,20 @@ function credentials(env: NodeJS.ProcessEnv): { baseUrl: string; apiKey: string 
   }
 }
 
+/** The environment `start` wrote for a worker (`<dir>/.fleet/env.json`): names to strings. */
+function readFleetEnv(file: string): Record<string, string> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UsageError(`--fleet-env: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === "string")) {
+    throw new UsageError(`--fleet-env: ${file} is not a JSON object of strings`);
+  }
+  return value as Record<string, string>;
+}
+
 export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const dashdash = argv.indexOf("--");
   const { values } = parseArgs({
@@ -74,10 +88,12 @@ export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
       "question-poll": { type: "string" },
       config: { type: "string" },
       "pid-file": { type: "string" },
-      "env-file": { type: "string" },
+      // What `start` passes to a worker in tmux. Not `--env-file`: Node takes that for its own
+      // option even after the script name, and dies before the CLI runs.
+      "fleet-env": { type: "string" },
     },
   });
-  if (values["env-file"]) env = { ...env, ...(JSON.parse(readFileSync(values["env-file"], "utf8")) as Record<string, string>) };
+  if (values["fleet-env"]) env = { ...env, ...readFleetEnv(values["fleet-env"]) };
   const role = values.role;
   if (!role || !ROLE_PATTERN.test(role)) throw new UsageError("worker needs --role, a lowercase name such as executor");
   const name = values.name ?? `${role}-${hostname().split(".")[0]}`.replace(/[^A-Za-z0-9._-]/g, "-");

@@ -141,7 +141,7 @@ export function startFleet(o: StartOptions): FleetState {
     const pidFile = join(fleetDir, `${m.name}.pid`);
     const log = join(fleetDir, `${m.name}.log`);
     rmSync(pidFile, { force: true });
-    const args = [...o.cli, "worker", "--role", m.role, "--name", m.name, "--dir", dir, "--pid-file", pidFile, ...(useTmux ? ["--env-file", envFile] : []), ...(o.workerArgs ?? []), "--", ...commandFor(o.config, m.role)];
+    const args = [...o.cli, "worker", "--role", m.role, "--name", m.name, "--dir", dir, "--pid-file", pidFile, ...(useTmux ? ["--fleet-env", envFile] : []), ...(o.workerArgs ?? []), "--", ...commandFor(o.config, m.role)];
     if (useTmux) {
       const session = sessionName(m.name);
       const r = tmux(socket, ["new-session", "-d", "-s", session, "-c", dir, ...args], o.env);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -83,6 +83,32 @@ describe("blank required text", () => {
       expect(run.stderr).toMatch(/^error: the (title|answer|question id or worker id) is empty\nhint: /);
     }
     expect(requests.length).toBe(before);
+  });
+});
+
+describe("switchboard worker --fleet-env (what `start` gives a worker in tmux)", () => {
+  it("is the CLI's own option, not Node's --env-file, which Node reads even after the script", async () => {
+    const missing = join(home, "no-such-env.json");
+    const gone = await runCli(home, ["worker", "--role", "executor", "--fleet-env", missing, "--", "true"], {});
+    expect(gone.code, gone.stderr).toBe(2);
+    expect(gone.stderr).toMatch(new RegExp(`^error: --fleet-env: cannot read ${missing}: ENOENT`));
+    expect(gone.stderr).not.toContain("node:");
+
+    const bad = join(home, "bad-env.json");
+    writeFileSync(bad, JSON.stringify({ SWITCHBOARD_URL: 1 }));
+    const refused = await runCli(home, ["worker", "--role", "executor", "--fleet-env", bad, "--", "true"], {});
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`--fleet-env: ${bad} is not a JSON object of strings`);
+
+    // The file's variables are the worker's: here the URL and key of the stand-in server,
+    // which refuses the claim (a 404 page), so the worker stops with that.
+    const file = join(home, "env.json");
+    writeFileSync(file, JSON.stringify(env()));
+    const before = requests.length;
+    const run = await runCli(home, ["worker", "--role", "executor", "--name", "fleet-env-test", "--dir", join(home, "w"), "--fleet-env", file, "--", "true"], {});
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain("claim refused: HTTP 404");
+    expect(requests.slice(before).some((r) => r.includes("claim"))).toBe(true);
   });
 });
 
