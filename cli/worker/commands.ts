@@ -1,5 +1,4 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ROLE_PATTERN } from "../../src/domain/tasks";
@@ -7,7 +6,7 @@ import { loadConfig } from "../config";
 import { CliError } from "../errors";
 import { WorkerApi } from "./api";
 import { runDaemon } from "./daemon";
-import { agentPidFileOf, commandFor, exitedWorkers, loadFleetConfig, startFleet, stopFleet } from "./fleet";
+import { agentPidFileOf, commandFor, exitedWorkers, hostPart, loadFleetConfig, SUFFIX_PATTERN, startFleet, stopFleet } from "./fleet";
 
 /** `switchboard worker|start|stop`: argument parsing and signals; the work is in daemon.ts and fleet.ts. */
 
@@ -15,9 +14,10 @@ export const WORKER_USAGE = `  switchboard worker --role ROLE [--name NAME] [--d
                      [--grace S] [--lease-heartbeat S] [--question-poll S] [-- <agent command …>]
       claim tasks of ROLE one at a time and run the agent on each in DIR (default ./workers/NAME);
       the agent command defaults to the role's in switchboard.fleet.json, else \`claude -p\`
-  switchboard start [--executors N] [--no-planner] [--dir DIR] [--config FILE] [--grace S] [--poll-interval S]
-      start the local fleet: planner-1, exec-1…N (default 2), docs-1, each in DIR/<worker>
-      (default ./workers), in tmux sessions switchboard-<worker> when tmux is installed
+  switchboard start [--executors N] [--no-planner] [--suffix S] [--dir DIR] [--config FILE] [--grace S] [--poll-interval S]
+      start the local fleet: planner-1-S, exec-1-S…exec-N-S (default 2), docs-1-S, where S is
+      this host's name unless given (--suffix '' for none), each in DIR/<worker> (default
+      ./workers), in tmux sessions switchboard-<worker> when tmux is installed
   switchboard stop [--dir DIR] [--timeout S]
       stop the fleet started from DIR: SIGTERM, wait (default 45 s), then SIGKILL`;
 
@@ -96,7 +96,7 @@ export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
   if (values["fleet-env"]) env = { ...env, ...readFleetEnv(values["fleet-env"]) };
   const role = values.role;
   if (!role || !ROLE_PATTERN.test(role)) throw new UsageError("worker needs --role, a lowercase name such as executor");
-  const name = values.name ?? `${role}-${hostname().split(".")[0]}`.replace(/[^A-Za-z0-9._-]/g, "-");
+  const name = values.name ?? `${role}-${hostPart()}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new UsageError("--name: 1-128 letters, digits, '.', '_' or '-'");
   const maxTasks = values["max-tasks"] === undefined ? undefined : Number(values["max-tasks"]);
   if (maxTasks !== undefined && !(Number.isInteger(maxTasks) && maxTasks > 0)) throw new UsageError("--max-tasks takes a positive whole number");
@@ -144,6 +144,7 @@ export async function startCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     options: {
       executors: { type: "string", short: "n" },
       "no-planner": { type: "boolean" },
+      suffix: { type: "string" },
       dir: { type: "string" },
       config: { type: "string" },
       grace: { type: "string" },
@@ -152,6 +153,8 @@ export async function startCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   });
   const executors = values.executors === undefined ? 2 : Number(values.executors);
   if (!(Number.isInteger(executors) && executors >= 0 && executors <= 64)) throw new UsageError("--executors takes a whole number from 0 to 64");
+  const suffix = values.suffix ?? hostPart();
+  if (!SUFFIX_PATTERN.test(suffix)) throw new UsageError(`--suffix: up to 64 letters, digits, '_' or '-' (not ${JSON.stringify(suffix)})`);
   credentials(env); // fail here, not in every worker
   seconds("grace", values.grace);
   seconds("poll-interval", values["poll-interval"]);
@@ -165,6 +168,7 @@ export async function startCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     root,
     executors,
     planner: !values["no-planner"],
+    suffix,
     config,
     cli: [process.execPath, resolve(script)],
     env,

@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 
 /**
- * The seed's local fleet: one planner, N executors and one documentation worker, each a
+ * The seed's local fleet: one planner, N executors and one documentation worker (named after
+ * this host, so fleets on several machines of one team do not collide), each a
  * `switchboard worker` in its own directory under the fleet's root (`./workers` by default),
  * in a tmux session `switchboard-<worker>` where tmux is installed, else a detached process
  * with its output in `<root>/.fleet/<worker>.log`. `<root>/.fleet/fleet.json` remembers
@@ -69,11 +70,25 @@ export interface FleetMember {
   role: string;
 }
 
-export function fleetMembers(executors: number, planner: boolean): FleetMember[] {
+/**
+ * This machine's part of a worker's default name: the host name's first label, with anything
+ * but letters, digits, '_' and '-' as '-'. Worker ids are per team, not per machine, so two
+ * machines' workers must not share names (one worker row, one log, `respond` ambiguous).
+ */
+export function hostPart(): string {
+  return (hostname().split(".")[0] ?? "").replace(/[^A-Za-z0-9_-]/g, "-");
+}
+
+/** What a fleet name suffix may be: tmux session names take no '.' or ':'. */
+export const SUFFIX_PATTERN = /^[A-Za-z0-9_-]{0,64}$/;
+
+/** `planner-1-<suffix>`, `exec-1-<suffix>` … `exec-N-<suffix>`, `docs-1-<suffix>`; an empty suffix: `exec-1` …. */
+export function fleetMembers(executors: number, planner: boolean, suffix = hostPart()): FleetMember[] {
+  const named = (base: string) => (suffix ? `${base}-${suffix}` : base);
   return [
-    ...(planner ? [{ name: "planner-1", role: "planner" }] : []),
-    ...Array.from({ length: executors }, (_, i) => ({ name: `exec-${i + 1}`, role: "executor" })),
-    { name: "docs-1", role: "documentation" },
+    ...(planner ? [{ name: named("planner-1"), role: "planner" }] : []),
+    ...Array.from({ length: executors }, (_, i) => ({ name: named(`exec-${i + 1}`), role: "executor" })),
+    { name: named("docs-1"), role: "documentation" },
   ];
 }
 
@@ -88,6 +103,8 @@ export interface StartOptions {
   root: string;
   executors: number;
   planner: boolean;
+  /** After each worker's name (`exec-1-<suffix>`); default this host's name, "" for none. */
+  suffix?: string;
   config: FleetConfig;
   /** How to run this CLI: `[node, script]`. */
   cli: string[];
@@ -121,7 +138,7 @@ export function startFleet(o: StartOptions): FleetState {
   if (running.length > 0) throw new Error(`a fleet is already running in ${root} (${running.join(", ")}); run \`switchboard stop\` first`);
   const useTmux = o.tmux === "always" || (o.tmux === "auto" && hasTmux(o.env));
   const socket = o.tmuxSocket ?? null;
-  const members = fleetMembers(o.executors, o.planner);
+  const members = fleetMembers(o.executors, o.planner, o.suffix);
   if (useTmux) {
     const taken = members.filter((m) => tmux(socket, ["has-session", "-t", `=${sessionName(m.name)}`], o.env).status === 0);
     if (taken.length > 0) throw new Error(`tmux already has ${taken.map((m) => sessionName(m.name)).join(", ")}; stop it first (tmux kill-session -t …)`);

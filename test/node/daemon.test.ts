@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkerApi } from "../../cli/worker/api";
+import { fleetMembers } from "../../cli/worker/fleet";
 import { createPlannedTasks } from "../../cli/worker/planner";
 import { type DevWorker, eventually, getJson, startDevWorker } from "./dev-worker";
 import { alive } from "./runner-helpers";
@@ -334,6 +335,22 @@ describe("switchboard worker", () => {
 });
 
 describe("switchboard start / stop", () => {
+  /** Fleet workers are named after the machine (its host name's first label), like `switchboard worker`'s default. */
+  const HOST = hostname().split(".")[0]?.replace(/[^A-Za-z0-9_-]/g, "-") as string;
+
+  it("names the fleet's workers after this host, or a --suffix, so two machines' fleets do not collide", () => {
+    expect(HOST).not.toBe("");
+    expect(fleetMembers(2, true).map((m) => `${m.name}:${m.role}`)).toEqual([`planner-1-${HOST}:planner`, `exec-1-${HOST}:executor`, `exec-2-${HOST}:executor`, `docs-1-${HOST}:documentation`]);
+    expect(fleetMembers(1, false, "box2").map((m) => m.name)).toEqual(["exec-1-box2", "docs-1-box2"]);
+    expect(fleetMembers(1, false, "").map((m) => m.name)).toEqual(["exec-1", "docs-1"]);
+  });
+
+  it("refuses a --suffix that is not a name part", async () => {
+    const bad = cli(["start", "--suffix", "a.b", "--dir", tempDir()], "unused", { env: { SWITCHBOARD_TMUX: "0" } });
+    expect((await bad.done).code).toBe(2);
+    expect(bad.output()).toContain("--suffix: up to 64 letters, digits, '_' or '-'");
+  });
+
   const fleetConfig = (cwd: string) => writeFileSync(join(cwd, "switchboard.fleet.json"), JSON.stringify({ commands: { executor: `bash '${AGENT}'` }, default: ["bash", AGENT] }));
 
   async function runFleet(env: Record<string, string>, check: (root: string, key: string) => Promise<void>) {
@@ -345,25 +362,25 @@ describe("switchboard start / stop", () => {
     const root = join(cwd, "fleet");
     try {
       const workers = await eventually(() => call("GET", "/v1/workers"), (l) => l.items.length === 3, 20_000);
-      expect(workers.items.map((w: { id: string; role: string }) => `${w.id}:${w.role}`)).toEqual(["docs-1:documentation", "exec-1:executor", "planner-1:planner"]);
+      expect(workers.items.map((w: { id: string; role: string }) => `${w.id}:${w.role}`)).toEqual([`docs-1-${HOST}:documentation`, `exec-1-${HOST}:executor`, `planner-1-${HOST}:planner`]);
       const task = await call("POST", "/v1/tasks", { title: "complete by the fleet", role: "executor" });
       const done = await eventually(() => call("GET", `/v1/tasks/${task.id}`), (t) => t.status === "completed", 20_000);
-      expect(done.worker_id).toBe("exec-1");
-      expect(done.result).toContain(`cwd=${join(root, "exec-1")}`);
+      expect(done.worker_id).toBe(`exec-1-${HOST}`);
+      expect(done.result).toContain(`cwd=${join(root, `exec-1-${HOST}`)}`);
       await check(root, key);
     } finally {
       const stopped = cli(["stop", "--dir", "fleet", "--timeout", "10"], key, { cwd, env });
       expect((await stopped.done).code, stopped.output()).toBe(0);
     }
     expect(readdirSync(join(root, ".fleet")).filter((f) => f.endsWith(".pid") || f === "fleet.json" || f === "env.json")).toEqual([]);
-    const log = readFileSync(join(root, ".fleet", "exec-1.log"), "utf8");
+    const log = readFileSync(join(root, ".fleet", `exec-1-${HOST}.log`), "utf8");
     return { root, log };
   }
 
   it("without tmux: detached workers with pid files and logs; stop ends them", async () => {
     const pids: number[] = [];
     const { log } = await runFleet({ SWITCHBOARD_TMUX: "0" }, async (root) => {
-      for (const w of ["planner-1", "exec-1", "docs-1"]) pids.push(Number(readFileSync(join(root, ".fleet", `${w}.pid`), "utf8")));
+      for (const w of [`planner-1-${HOST}`, `exec-1-${HOST}`, `docs-1-${HOST}`]) pids.push(Number(readFileSync(join(root, ".fleet", `${w}.pid`), "utf8")));
       expect(pids.every(alive)).toBe(true);
       // A second start from the same directory is refused.
       const again = cli(["start", "--dir", root], "unused", { env: { SWITCHBOARD_TMUX: "0" } });
@@ -371,8 +388,8 @@ describe("switchboard start / stop", () => {
       expect(again.output()).toContain("a fleet is already running");
     });
     expect(pids.some(alive)).toBe(false);
-    expect(log).toContain("[switchboard] worker exec-1 (executor)");
-    expect(log).toContain("worker exec-1 stopping: 1 task(s), 1 completed");
+    expect(log).toContain(`[switchboard] worker exec-1-${HOST} (executor)`);
+    expect(log).toContain(`worker exec-1-${HOST} stopping: 1 task(s), 1 completed`);
   });
 
   it("stop kills the agent of a worker it had to SIGKILL, which would otherwise run on as an orphan", async () => {
@@ -391,18 +408,18 @@ describe("switchboard start / stop", () => {
     expect(alive(agent)).toBe(true);
     const stopped = cli(["stop", "--dir", "fleet", "--timeout", "1"], key, { cwd, env });
     expect((await stopped.done).code).toBe(1);
-    expect(stopped.output()).toContain("exec-1: did not stop in time; SIGKILL to");
+    expect(stopped.output()).toContain(`exec-1-${HOST}: did not stop in time; SIGKILL to`);
     // The group of the command the worker started (here `sh -c`, the script's parent).
-    expect(stopped.output()).toMatch(/exec-1: SIGKILL to its agent's process group \d+/);
+    expect(stopped.output()).toMatch(new RegExp(`exec-1-${HOST}: SIGKILL to its agent's process group \\d+`));
     await until(() => !alive(agent), 5_000);
   });
 
   it("start says which workers exit at once (here: a refused key)", async () => {
     const cwd = tempDir();
     fleetConfig(cwd);
-    const started = cli(["start", "--executors", "0", "--no-planner", "--dir", "fleet"], "sb_not_a_key", { cwd, env: { SWITCHBOARD_TMUX: "0" } });
+    const started = cli(["start", "--executors", "0", "--no-planner", "--suffix", "box2", "--dir", "fleet"], "sb_not_a_key", { cwd, env: { SWITCHBOARD_TMUX: "0" } });
     expect((await started.done).code).toBe(1);
-    expect(started.output()).toContain("docs-1 exited at once");
+    expect(started.output()).toContain("docs-1-box2 exited at once");
     expect(started.output()).toMatch(/claim refused: HTTP 401/);
     const stopped = cli(["stop", "--dir", "fleet"], "unused", { cwd });
     expect((await stopped.done).code).toBe(0);
@@ -415,14 +432,14 @@ describe("switchboard start / stop", () => {
     const tmux = (...args: string[]) => spawnSync("tmux", ["-L", socket, ...args], { encoding: "utf8" });
     try {
       const { log } = await runFleet({ SWITCHBOARD_TMUX: "1", SWITCHBOARD_TMUX_SOCKET: socket }, async (root) => {
-        expect(tmux("list-sessions", "-F", "#{session_name}").stdout.trim().split("\n").sort()).toEqual(["switchboard-docs-1", "switchboard-exec-1", "switchboard-planner-1"]);
+        expect(tmux("list-sessions", "-F", "#{session_name}").stdout.trim().split("\n").sort()).toEqual([`switchboard-docs-1-${HOST}`, `switchboard-exec-1-${HOST}`, `switchboard-planner-1-${HOST}`]);
         // The key reached the sessions through an owner-only file, not the command line.
         expect(readFileSync(join(root, ".fleet", "env.json"), "utf8")).toContain("SWITCHBOARD_API_KEY");
-        expect(tmux("capture-pane", "-p", "-t", "switchboard-exec-1").stdout).toContain("[switchboard] worker exec-1");
+        expect(tmux("capture-pane", "-p", "-t", `switchboard-exec-1-${HOST}`).stdout).toContain(`[switchboard] worker exec-1-${HOST}`);
       });
       expect(tmux("list-sessions").status).not.toBe(0); // no sessions left (the server exits with the last)
       // pipe-pane copies the pane from a moment after it starts: the end is there.
-      expect(log).toContain("worker exec-1 stopping: 1 task(s), 1 completed");
+      expect(log).toContain(`worker exec-1-${HOST} stopping: 1 task(s), 1 completed`);
     } finally {
       tmux("kill-server");
     }
