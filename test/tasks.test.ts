@@ -178,4 +178,20 @@ describe("tasks: cancel and retry", () => {
     expect([first?.id, second?.id].sort()).toEqual([task.id, live.id].sort());
     expect([first, second].find((t) => t?.id === task.id)?.attempts).toBe(1);
   });
+
+  it("a retried task holds nothing of the last claim (worker, claim time, lease) but keeps the last attempt's result and the totals", async () => {
+    const team = await createTeam();
+    const k = team.api_key;
+    const task = await createTask(k, { title: "fails once", max_attempts: 1 });
+    const held = await claim(k, "executor", "exec-old");
+    const failed = await json(await leaseCall(k, task.id, "fail", { lease_id: held?.lease.id, result: "tests failed", cost_usd: 0.5 }));
+    expect(failed).toMatchObject({ status: "failed", worker_id: "exec-old", result: "tests failed" });
+
+    const retried = await call(`/v1/tasks/${task.id}/retry`, { method: "POST", key: k });
+    const expected = { status: "pending", attempts: 0, worker_id: null, claimed_at: null, lease_expires_at: null, completed_at: null, result: "tests failed", cost_usd: 0.5 };
+    expect(await json(retried)).toMatchObject(expected);
+    expect(await getTask(k, task.id)).toMatchObject(expected);
+    // The next claim is the new holder's.
+    expect(await claim(k, "executor", "exec-new")).toMatchObject({ id: task.id, worker_id: "exec-new", attempts: 1 });
+  });
 });

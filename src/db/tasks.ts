@@ -279,12 +279,19 @@ export function expireLeases(db: Db, now: string) {
     .all();
 }
 
-/** A person's retry: back to pending with fresh attempts, its dependents unblocked unless something else still blocks them. */
+/**
+ * A person's retry: back to pending with fresh attempts, its dependents unblocked unless
+ * something else still blocks them. The task starts over, so what belonged to the last
+ * claim goes (no worker holds it or claimed it in this run: worker_id and claimed_at, as
+ * well as the lease). What the attempts left stays, as after `failUnderLease` puts a failed
+ * attempt back to pending: `result` is still the last attempt's (why it failed, for whoever
+ * looks before the next attempt replaces it) and cost, tokens and duration keep adding up.
+ */
 export async function retryTask(db: Db, teamId: string, id: string, now: string) {
   const [retried, unblocked, blocked, current] = await db.batch([
     db
       .update(tasks)
-      .set({ status: "pending", attempts: 0, availableAt: now, blockedBy: null, completedAt: null, ...LEASE_CLEARED, updatedAt: now })
+      .set({ status: "pending", attempts: 0, availableAt: now, blockedBy: null, completedAt: null, ...LEASE_CLEARED, workerId: null, claimedAt: null, updatedAt: now })
       .where(and(eq(tasks.teamId, teamId), eq(tasks.id, id), inArray(tasks.status, [...RETRYABLE_STATUSES])))
       .returning({ id: tasks.id }),
     db

@@ -34,7 +34,7 @@ export const taskSchema = z
     available_at: z.string().describe("not claimable before this (a retry's backoff)"),
     idempotency_key: z.string().nullable(),
     source: z.enum(TASK_SOURCES),
-    worker_id: z.string().nullable().describe("the worker that claimed it last"),
+    worker_id: z.string().nullable().describe("the worker that claimed it last; null after a retry (POST /v1/tasks/{id}/retry) until it is claimed again"),
     lease_expires_at: z.string().nullable(),
     result: z.string().nullable(),
     cost_usd: z.number().describe("summed over attempts"),
