@@ -460,4 +460,25 @@ describe("auth: team settings and secrets", () => {
     }
     expect((await json<Team>(await call("/v1/team", { key: team.api_key }))).signing_secret).toEqual({ set: false });
   });
+
+  it("merges max_running into the current limits (JSON Merge Patch): other roles keep theirs, null removes one, or all", async () => {
+    const team = await createTeam();
+    const patch = async (body: unknown) => {
+      const res = await call("/v1/team", { method: "PATCH", key: team.api_key, json: body });
+      expect(res.status).toBe(200);
+      return (await json<Team>(res)).max_running;
+    };
+    expect(await patch({ max_running: { executor: 3, planner: 1 } })).toEqual({ executor: 3, planner: 1 });
+    expect(await patch({ max_running: { x: 0 } })).toEqual({ executor: 3, planner: 1, x: 0 });
+    expect(await patch({ max_running: { planner: null, executor: 5 } })).toEqual({ executor: 5, x: 0 });
+    expect(await patch({ max_running: { gone: null } })).toEqual({ executor: 5, x: 0 });
+    expect(await patch({ max_running: {} })).toEqual({ executor: 5, x: 0 });
+    expect(await patch({ name: "other field" })).toEqual({ executor: 5, x: 0 });
+    expect((await json<Team>(await call("/v1/team", { key: team.api_key }))).max_running).toEqual({ executor: 5, x: 0 });
+    expect(await patch({ max_running: null })).toEqual({});
+    expect(await patch({ max_running: { executor: null } })).toEqual({});
+    // Two operators changing different roles at once both keep their change.
+    await Promise.all([patch({ max_running: { a: 1 } }), patch({ max_running: { b: 2 } })]);
+    expect((await json<Team>(await call("/v1/team", { key: team.api_key }))).max_running).toEqual(expect.objectContaining({ a: 1, b: 2 }));
+  });
 });

@@ -558,7 +558,7 @@ describe("bad input: never a 500", () => {
     expect(set.status).toBe(200);
     await set.text();
     const cases: [string, string, string, string][] = [
-      // A record would drop the key silently: the limits would be cleared, not refused.
+      // A record would drop the key silently: the patch would change nothing, not be refused.
       ["PATCH", "/v1/team", '{"max_running":{"__proto__":5}}', "max_running.__proto__"],
       ["POST", "/v1/tasks", '{"title":"a\\ud800b","role":"executor"}', "title"],
       ["POST", "/v1/tasks", '{"title":"t","role":"executor","description":"x\\udc00"}', "description"],

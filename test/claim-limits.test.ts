@@ -87,7 +87,7 @@ describe("claims: a role's max_running", () => {
     await setTeam(k, { max_running: { executor: 0 } });
     await createTask(k);
     expect((await expectProblem(await claimCall(k, "w1"), 429)).detail).toContain("max_running for executor is 0");
-    await setTeam(k, { max_running: {} });
+    await setTeam(k, { max_running: { executor: null } });
     expect(await claim(k)).not.toBeNull();
   });
 });

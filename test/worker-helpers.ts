@@ -6,7 +6,7 @@ import { call } from "./helpers";
 import { leaseCall } from "./task-helpers";
 
 /** Changes the team's settings (operator key). */
-export async function setTeam(operatorKey: string, patch: { max_running?: Record<string, number>; daily_budget_usd?: number | null }) {
+export async function setTeam(operatorKey: string, patch: { max_running?: Record<string, number | null> | null; daily_budget_usd?: number | null }) {
   const res = await call("/v1/team", { method: "PATCH", key: operatorKey, json: patch });
   const text = await res.text();
   expect(res.status, text).toBe(200);

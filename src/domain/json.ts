@@ -28,7 +28,7 @@ export interface UnfitJson {
  * Where a client's parsed JSON body first breaks a rule every request shares, and why, or
  * null: nested deeper than `max` levels; a `__proto__` key (JSON.parse makes it an own key,
  * but a record built from it drops it silently, so `{"max_running":{"__proto__":5}}` would
- * clear the limits instead of being refused); a string or key that is not valid Unicode (a
+ * change nothing instead of being refused); a string or key that is not valid Unicode (a
  * lone surrogate such as `"\ud800"`, which storage would turn into U+FFFD). Not `strict`:
  * the depth only.
  */

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
+import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import { dbOf } from "../db/client";
 import { teams } from "../db/schema";
 import { authenticate, requireScope } from "../lib/auth";
@@ -42,7 +43,10 @@ const patchSchema = z
     github_webhook_secret: z.string().min(16).max(500).nullable(),
     github_token: z.string().min(10).max(500).nullable(),
     daily_budget_usd: z.number().nonnegative().nullable(),
-    max_running: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "a lowercase role name"), z.number().int().nonnegative()),
+    max_running: z
+      .record(z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "a lowercase role name"), z.number().int().nonnegative().nullable())
+      .nullable()
+      .describe("merged into the current limits (JSON Merge Patch): a role set to a number gets that limit, a role set to null loses its limit, roles not named keep theirs; null removes every limit"),
   })
   .partial()
   .strict();
@@ -77,6 +81,8 @@ teamRoutes.openapi(
     method: "patch",
     path: "/v1/team",
     summary: "Change settings; a secret set to null is removed",
+    description:
+      "Fields not in the body are kept. `max_running` is merged into the team's current limits as a JSON Merge Patch (RFC 7396): `{\"max_running\":{\"executor\":3}}` sets the executor limit and keeps the other roles'; a role set to null (`{\"planner\":null}`) loses its limit; `\"max_running\":null` removes every limit.",
     security,
     request: { body: { required: true, content: { "application/json": { schema: patchSchema } } } },
     responses: { 200: { description: "Settings", content: { "application/json": { schema: teamSchema } } }, ...problemResponses },
@@ -84,10 +90,13 @@ teamRoutes.openapi(
   async (c) => {
     const patch = c.req.valid("json");
     const teamId = c.get("auth").team_id;
-    const update: Partial<typeof teams.$inferInsert> = { updatedAt: new Date().toISOString() };
+    const update: SQLiteUpdateSetSource<typeof teams> = { updatedAt: new Date().toISOString() };
     if (patch.name !== undefined) update.name = patch.name;
     if (patch.daily_budget_usd !== undefined) update.dailyBudgetUsd = patch.daily_budget_usd;
-    if (patch.max_running !== undefined) update.maxRunning = patch.max_running;
+    // Merged in the UPDATE itself (SQLite's json_patch is RFC 7396), not read, merged and
+    // written back: two operators setting different roles at once both keep their change.
+    if (patch.max_running === null) update.maxRunning = null;
+    else if (patch.max_running !== undefined) update.maxRunning = sql`json_patch(coalesce(${teams.maxRunning}, '{}'), ${JSON.stringify(patch.max_running)})`;
     for (const [field, column] of Object.entries(SECRET_FIELDS) as [keyof typeof SECRET_FIELDS, (typeof SECRET_FIELDS)[keyof typeof SECRET_FIELDS]][]) {
       const value = patch[field];
       if (value === undefined) continue;
