@@ -28,11 +28,11 @@ export class TopicHub extends Hub<TopicState, TopicSummary> {
    * (queues keep no order, so a step may arrive before `topic_added`); a hypothesis that
    * arrives later fills in one that is still empty.
    */
-  async ensure(init: TopicInit): Promise<{ created: boolean; summary: TopicSummary; version: number }> {
+  async ensure(init: TopicInit, { onlyIfNew = false } = {}): Promise<{ created: boolean; summary: TopicSummary; version: number }> {
     const created = this.state === null;
     if (created) {
       this.save(initialTopic(init));
-    } else if (init.hypothesis && this.state && this.state.hypothesis === null) {
+    } else if (!onlyIfNew && init.hypothesis && this.state && this.state.hypothesis === null) {
       this.save({ ...this.state, hypothesis: init.hypothesis });
     }
     return { created, summary: this.summarize(this.state as TopicState), version: this.version };

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { sessionHub } from "../src/lib/hubs";
+import { sessionHub, topicHub } from "../src/lib/hubs";
 import { SseReader, call, createSession, createTeam, expectProblem, json, uid } from "./helpers";
 
 /**
@@ -71,5 +71,29 @@ describe("a create whose hub call failed after its index row was written: the re
     await sse.close();
 
     await expectProblem(await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1" } }), 409);
+  });
+
+  it("a topic create that stopped after its hub call (no announcement): the retry is 409, announces it, and changes nothing else", async () => {
+    const team = await createTeam();
+    const sid = uid("s");
+    await createSession(team.api_key, sid);
+    await orphanTopicRow(team.team_id, sid, "t1");
+    await topicHub(env, team.team_id, sid, "t1").ensure({ id: "t1", session_id: sid, team_id: team.team_id, hypothesis: null, created_at: CLAIMED_AT });
+    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(0);
+
+    await expectProblem(await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1", hypothesis: "h", max_turns: { design: 7 } } }), 409);
+    // Refused: the body's hypothesis did not fill the one the topic lacks, nor its budget apply.
+    const topic = await json(await call(`/v1/sessions/${sid}/topics/t1`, { key: team.api_key }));
+    expect(topic).toMatchObject({ id: "t1", hypothesis: null, steps: { design: { max_turns: 15 } } });
+    // But the topic the first try made is announced, once, as that try would have.
+    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(1);
+    const sse = new SseReader(await call(`/v1/sessions/${sid}/stream?last_event_id=0`, { key: team.api_key }));
+    await sse.next();
+    const announced = await sse.nextEvent();
+    expect(announced.event).toBe("topic_added");
+    expect(JSON.parse(announced.data)).toMatchObject({ id: "api:topic_added:t1", data: { topic_id: "t1" } });
+    await sse.close();
+    await expectProblem(await call(`/v1/sessions/${sid}/topics`, { method: "POST", key: team.api_key, json: { id: "t1" } }), 409);
+    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(1);
   });
 });

@@ -191,7 +191,7 @@ describe("one announcement per topic, with the hypothesis the topic has", () => 
     expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(1);
   });
 
-  it("a POST for a topic an agent's event already created in its hub is 409, indexes the hub's topic, and leaves the announcement to the consumer", async () => {
+  it("a POST for a topic an agent's event already created in its hub is 409, and indexes and announces the hub's topic (not the body's)", async () => {
     const team = await createTeam();
     const sid = uid("s");
     await createSession(team.api_key, sid);
@@ -207,6 +207,12 @@ describe("one announcement per topic, with the hypothesis the topic has", () => 
     const topic = await json(await call(`/v1/sessions/${sid}/topics/t1`, { key: team.api_key }));
     expect(topic.hypothesis).toBe("other");
     expect(topic.steps.design.max_turns).toBe(15);
-    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(before);
+    // Announced with the hypothesis the topic has, once: the consumer's announcement of the
+    // same topic (same event id) adds nothing.
+    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(before + 1);
+    await applyCallbackMessage(env, message(team.team_id, [stepEvent(sid, "t1", "step_started", { step: "design" })]));
+    expect((await sessionHub(env, team.team_id, sid).storageCounts()).last_seq).toBe(before + 1);
+    const added = await announcedUpTo(team.api_key, sid, before + 1);
+    expect(added).toEqual([{ id: "api:topic_added:t1", topic_id: "t1", hypothesis: "other" }]);
   });
 });

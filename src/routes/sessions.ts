@@ -202,8 +202,7 @@ sessionRoutes.openapi(
     if (claimed.length === 0) {
       // The id's row exists. A create whose hub call failed after the row was written left a
       // row and no topic (GET answers 404): a retry completes that creation (hub, index,
-      // announcement) as the first try would have. A topic its hub has is 409.
-      if (await hub.summary()) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
+      // announcement) as the first try would have. A topic its hub has is 409, below.
       const row = await db
         .select({ createdAt: topics.createdAt })
         .from(topics)
@@ -211,14 +210,16 @@ sessionRoutes.openapi(
         .get();
       createdAt = row?.createdAt ?? now; // the row keeps its created_at (the upsert does not change it)
     }
-    const created = await hub.ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns, created_at: createdAt });
+    const created = await hub.ensure({ id, session_id: sessionId, team_id: team, hypothesis: body.hypothesis ?? null, max_turns: body.max_turns, created_at: createdAt }, { onlyIfNew: true });
+    // Index, then announce, whether or not this request created the topic: both are
+    // idempotent (a versioned upsert; the session hub announces a topic once, by the event's
+    // id), and a topic whose first create or first event stopped after its hub call is then
+    // indexed and announced all the same, the row always before the announcement.
     await indexTopic(db, team, sessionId, created.summary, created.version);
-    // An agent's event created the topic in its hub first (or another retry of an orphaned
-    // create did), and the consumer had not indexed it yet: the id was taken all the same (the body's max_turns were not applied). The index
-    // row now says what the hub has; the consumer announces the topic as it does for any
-    // topic an event creates.
+    await sessionHub(c.env, team, sessionId).apply([platformTopicAdded(sessionId, id, created.summary.created_at, created.summary.hypothesis ?? undefined)], new Map([[id, created.summary.hypothesis ?? null]]));
+    // Another create, or an agent's event, made the topic first: the id is taken, and this
+    // body changed nothing (onlyIfNew: not even a hypothesis the topic lacked).
     if (!created.created) throw new ApiError("conflict", `Topic ${id} already exists in session ${sessionId}.`);
-    await sessionHub(c.env, team, sessionId).apply([platformTopicAdded(sessionId, id, createdAt, created.summary.hypothesis ?? undefined)]);
     return c.json(created.summary, 201);
   },
 );
