@@ -82,7 +82,7 @@ describe("task statements: what the claim batch reads when it took nothing", () 
     expect([none, noWorker]).toEqual([undefined, undefined]);
     expect(limits).toEqual({ claimable: 1, dailyBudgetUsd: 2, spentTodayUsd: 2.5, maxRunning: 5, running: 1 });
     // No limits: nothing summed (2.5 spent and 1 running, read as 0), and the task is claimed.
-    await setTeam(k, { daily_budget_usd: null, max_running: {} });
+    await setTeam(k, { daily_budget_usd: null, max_running: null });
     const [[last]] = await batch(claimRequest(teamId, "w4"));
     expect(last?.title).toBe("waits");
     const [[nothing], , [empty]] = await batch(claimRequest(teamId, "w5"));
