@@ -1,6 +1,7 @@
 import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { SENTINEL_PREFIX } from "../src/domain/sentinel";
 import worker from "../src/index";
 import type { LeasedTaskResponse, TaskResponse } from "../src/lib/task-schemas";
 import { call, createKey, createTeam, json } from "./helpers";
@@ -214,5 +215,32 @@ describe("cron: expired leases", () => {
     expect(await getTask(agent, task.id)).toMatchObject({ status: "failed", attempts: 2, completed_at: expect.any(String), lease_expires_at: null });
     expect(await getTask(agent, dependent.id)).toMatchObject({ status: "blocked", blocked_by: task.id });
     expect(await claim(agent)).toBeNull();
+  });
+});
+
+describe("the cron: each step on its own", () => {
+  it("a sentinel listing that fails (R2 for a moment) is logged, and leases still expire that minute; the run reports the failure", async () => {
+    const team = await createTeam();
+    const agent = await createKey(team.api_key, ["agent"]);
+    const task = await createTask(agent);
+    await claim(agent, "executor", "vanished");
+    await setTimes(task.id, { lease_expires_at: past() });
+    // The bucket as bound, except that listing the sentinels throws.
+    const bucket = new Proxy(env.BUCKET, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target);
+        if (name !== "list") return typeof value === "function" ? value.bind(target) : value;
+        return (options?: R2ListOptions) => (options?.prefix?.startsWith(SENTINEL_PREFIX) ? Promise.reject(new Error("R2 list: internal error")) : target.list(options));
+      },
+    });
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      await expect(worker.scheduled(createScheduledController({ cron: "* * * * *" }), { ...env, BUCKET: bucket }, createExecutionContext())).rejects.toThrow(/cron steps failed: sentinel sweep \(/);
+      const lines = errors.mock.calls.map((c) => JSON.parse(String(c[0])) as Record<string, unknown>);
+      expect(lines).toContainEqual(expect.objectContaining({ level: "error", msg: "cron step failed", step: "sentinel sweep", error: "R2 list: internal error" }));
+    } finally {
+      errors.mockRestore();
+    }
+    expect(await getTask(agent, task.id)).toMatchObject({ status: "pending", attempts: 1, lease_expires_at: null });
   });
 });

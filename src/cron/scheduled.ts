@@ -20,22 +20,64 @@ import { workspaceUsageCron } from "./workspace-usage";
  * queue and mark lost the workers that held them or went silent; forget webhook ids past the
  * signature window; delete worker log batches older than 30 days (R2 objects and index rows);
  * queue again notification deliveries whose message never went out, and forget ended ones
- * after 30 days.
+ * after 30 days; reconcile a slice of the workspace's usage.
+ *
+ * Each step runs on its own: one that throws (R2 or D1 failing for a moment) is logged as one
+ * JSON line and the others still run, so a sentinel listing that failed never keeps leases
+ * from expiring that minute. Every step is safe to run again the next minute. When any step
+ * failed the run still rejects, after all of them ran, naming the steps: the invocation shows
+ * as failed in the cron's history and alerts, rather than passing for a clean run.
  */
 export async function handleScheduled(_controller: ScheduledController, env: Env, _ctx?: ExecutionContext): Promise<void> {
-  const report = await sweepSentinels(env);
-  if (report.applied + report.rejected + report.skipped > 0) log("info", "sentinel sweep", { ...report });
-  await expireTaskLeases(env);
-  await dbOf(env)
-    .delete(webhookIds)
-    .where(lt(webhookIds.seenAt, Date.now() - 2 * TOLERANCE_SECONDS * 1000));
-  const expiredLogs = await expireLogs(env);
-  if (expiredLogs > 0) log("info", "log batches expired", { batches: expiredLogs });
-  const requeued = await requeueStalled(env);
-  if (requeued > 0) log("warn", "stalled notification deliveries queued again", { deliveries: requeued });
-  const forgotten = await expireDeliveries(env);
-  if (forgotten > 0) log("info", "old notification deliveries forgotten", { deliveries: forgotten });
-  await workspaceUsageCron(env); // rows vs R2 objects for a slice of the workspace, so usage converges
+  const steps: [string, () => Promise<unknown>][] = [
+    [
+      "sentinel sweep",
+      async () => {
+        const report = await sweepSentinels(env);
+        if (report.applied + report.rejected + report.skipped > 0) log("info", "sentinel sweep", { ...report });
+      },
+    ],
+    ["lease expiry", () => expireTaskLeases(env)],
+    [
+      "webhook id pruning",
+      () =>
+        dbOf(env)
+          .delete(webhookIds)
+          .where(lt(webhookIds.seenAt, Date.now() - 2 * TOLERANCE_SECONDS * 1000)),
+    ],
+    [
+      "log expiry",
+      async () => {
+        const expiredLogs = await expireLogs(env);
+        if (expiredLogs > 0) log("info", "log batches expired", { batches: expiredLogs });
+      },
+    ],
+    [
+      "notification re-queue",
+      async () => {
+        const requeued = await requeueStalled(env);
+        if (requeued > 0) log("warn", "stalled notification deliveries queued again", { deliveries: requeued });
+      },
+    ],
+    [
+      "notification expiry",
+      async () => {
+        const forgotten = await expireDeliveries(env);
+        if (forgotten > 0) log("info", "old notification deliveries forgotten", { deliveries: forgotten });
+      },
+    ],
+    ["workspace usage", () => workspaceUsageCron(env)], // rows vs R2 objects for a slice of the workspace, so usage converges
+  ];
+  const failed: string[] = [];
+  for (const [step, run] of steps) {
+    try {
+      await run();
+    } catch (error) {
+      failed.push(step);
+      log("error", "cron step failed", { step, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  if (failed.length > 0) throw new Error(`cron steps failed: ${failed.join(", ")} (each logged; the others ran)`);
 }
 
 /**
