@@ -90,7 +90,7 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     // Ctrl-C while the start was being reported: the step is reported started, so it is
     // ended as interrupted, but its agent is never started only to be stopped at once.
     const duration_ms = Date.now() - sendStarted;
-    await client.send(event("step_failed", { step, error: "interrupted", turns: 0, duration_ms }));
+    await client.send(event("step_failed", { step, error: "interrupted", turns: 0, cost_usd: 0, duration_ms }));
     return { step, status: "interrupted", turns: 0, max_turns: maxTurns, cost_usd: 0, duration_ms, detail: "interrupted" };
   }
 
@@ -175,7 +175,9 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   const error = interrupted ? "interrupted" : exit.error ? `could not start: ${exit.error}` : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
   // Said at once, on stderr: the summary comes only after the run, and stdout may be piped away.
   if (!interrupted) (o.err ?? ((t: string) => process.stderr.write(t)))(`[switchboard] ${step} failed: ${error}\n`);
-  await client.send(event("step_failed", { step, error, turns: usage.turns, duration_ms }));
+  // Its own turns and cost, as a completion carries them: the server shows these for the run
+  // that failed, whatever other runs of the step reported.
+  await client.send(event("step_failed", { step, error, turns: usage.turns, cost_usd: usage.cost_usd, duration_ms }));
   return { ...base, status: interrupted ? "interrupted" : "failed", detail: error };
 }
 

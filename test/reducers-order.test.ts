@@ -98,14 +98,63 @@ describe("topic reducer: the same events give the same topic, whatever order the
       max_turns: 30,
       cost_usd: 0.5,
       duration_ms: 100,
-      tools: [
-        { name: "bash", calls: 2, duration_ms: 5, errors: 1 },
-        { name: "web", calls: 1, duration_ms: 7, errors: 0 },
-      ],
+      // The bash call was reported at 2, in the run that failed; the re-run started at 3.
+      tools: [{ name: "web", calls: 1, duration_ms: 7, errors: 0 }],
       started_at: at(3),
       ended_at: at(5),
       error: null,
     });
+  });
+
+  it("a re-run of a failed step shows its own usage, cost and tools, not the earlier run's, in every order", () => {
+    // The runner's two runs: the first reported 5 turns, $0.50 and a bash call, then failed; the
+    // second 1 turn, $0.10 and a bash call, then failed again. Reports occur before their ending.
+    const run1 = [
+      ev("step_started", { step: "explore" }, 1),
+      ev("usage.reported", { step: "explore", tools: [{ name: "bash", calls: 1, duration_ms: 0, errors: 0 }], turns: 5, cost_usd: 0.5 }, 2),
+      ev("step_failed", { step: "explore", error: "exit code 3", turns: 5, cost_usd: 0.5 }, 3),
+    ];
+    const start2 = ev("step_started", { step: "explore" }, 4);
+    const usage2 = ev("usage.reported", { step: "explore", tools: [{ name: "bash", calls: 1, duration_ms: 0, errors: 0 }], turns: 1, cost_usd: 0.1 }, 5);
+    const fail2 = ev("step_failed", { step: "explore", error: "exit code 4", turns: 1, cost_usd: 0.1 }, 6);
+    const want = { turns: 1, cost_usd: 0.1, tools: [{ name: "bash", calls: 1, duration_ms: 0, errors: 0 }] };
+    expect(sameInEveryOrder([...run1, start2, usage2, fail2], runTopic).steps.explore).toMatchObject({ status: "failed", error: "exit code 4", ...want });
+    // While the re-run runs, before its ending: its own report only, or nothing yet.
+    expect(sameInEveryOrder([...run1, start2, usage2], runTopic).steps.explore).toMatchObject({ status: "running", ...want });
+    expect(sameInEveryOrder([...run1, start2], runTopic).steps.explore).toMatchObject({ status: "running", turns: 0, cost_usd: 0, tools: [] });
+    // A failure that gave no figures shows its own run's usage, never another run's.
+    const bare = ev("step_failed", { step: "explore", error: "exit code 4" }, 6);
+    expect(sameInEveryOrder([...run1, start2, usage2, bare], runTopic).steps.explore).toMatchObject({ status: "failed", ...want });
+  });
+
+  it("a run with more reports than a step keeps apart merges the earliest, the same in every order", () => {
+    const random = rng(7);
+    const start = ev("step_started", { step: "design" }, 0);
+    const reports = Array.from({ length: 40 }, (_, i) => ({ ...ev("usage.reported", { step: "design", tools: [{ name: `t${i % 3}`, calls: 1, duration_ms: 1, errors: 0 }], turns: i }, 1), occurred_at: `2026-11-22T10:01:${String(i).padStart(2, "0")}.000Z` }));
+    const want = canonical(runTopic([start, ...reports]));
+    for (let k = 0; k < 30; k++) expect(canonical(runTopic([start, ...reports].sort(() => random() - 0.5)))).toBe(want);
+    expect(runTopic([start, ...reports]).steps.design).toMatchObject({ turns: 39, tools: [{ name: "t0", calls: 14 }, { name: "t1", calls: 13 }, { name: "t2", calls: 13 }] });
+  });
+
+  it("a failure's cost is shown as a completion's is, not the highest usage reported", () => {
+    const events = [
+      ev("step_started", { step: "review" }, 1),
+      ev("usage.reported", { step: "review", tools: [], turns: 9, cost_usd: 0.9 }, 2),
+      ev("step_failed", { step: "review", error: "x", turns: 3, cost_usd: 0.3 }, 3),
+    ];
+    expect(sameInEveryOrder(events, runTopic).steps.review).toMatchObject({ status: "failed", turns: 3, cost_usd: 0.3 });
+  });
+
+  it("a step's usage stored before runs were told apart is kept as the latest start's run, and a re-run leaves it", () => {
+    const t = runTopic([ev("step_started", { step: "prep" }, 1), ev("usage.reported", { step: "prep", tools: [{ name: "bash", calls: 2, duration_ms: 1, errors: 0 }], turns: 4, cost_usd: 0.4 }, 2)]);
+    // The clock as it was stored then: the highest totals in `usage`, the tools on the record.
+    const { reports: _reports, ...clock } = t.steps.prep.clock as NonNullable<TopicState["steps"]["prep"]["clock"]>;
+    const old = { ...t, steps: { ...t.steps, prep: { ...t.steps.prep, clock: { ...clock, usage: { turns: 4, cost_usd: 0.4 } } } } } as TopicState;
+    const more = applyTopicEvent(old, ev("usage.reported", { step: "prep", tools: [{ name: "bash", calls: 1, duration_ms: 1, errors: 0 }], turns: 6 }, 3), NOW).state;
+    expect(more.steps.prep).toMatchObject({ status: "running", turns: 6, cost_usd: 0.4, tools: [{ name: "bash", calls: 3, duration_ms: 2, errors: 0 }] });
+    const failed = applyTopicEvent(more, ev("step_failed", { step: "prep", error: "x" }, 4), NOW).state;
+    const rerun = applyTopicEvent(failed, ev("step_started", { step: "prep" }, 5), NOW).state;
+    expect(rerun.steps.prep).toMatchObject({ status: "running", turns: 0, cost_usd: 0, tools: [] });
   });
 
   it("keeps its rules in every order: a completion is not reopened by a start, the later ending wins, a failure at the same instant as a completion shows", () => {

@@ -65,6 +65,7 @@ export const eventDataSchemas = {
     step: stepName,
     error: z.string().max(10_000),
     turns: count.optional(),
+    cost_usd: costUsd.optional(),
     duration_ms: durationMs.optional(),
   }),
   "alpha.registered": z.looseObject({

@@ -49,9 +49,32 @@ export interface StepClock {
   budget: (Stamp & { max_turns: number }) | null;
   /** The latest ending, with what it reported. */
   end: (Stamp & { status: "completed" | "failed"; turns: number | null; cost_usd: number | null; duration_ms: number | null; error: string | null }) | null;
-  /** The highest running totals `usage.reported` gave. */
-  usage: { turns: number; cost_usd: number };
+  /**
+   * The `usage.reported` of the latest run: those that did not occur before the latest start,
+   * in spans by time (see `addReport`). Absent on clocks stored before runs were told apart
+   * (they kept `usage`, the highest totals across every run; `clockOf` reads it).
+   */
+  reports?: UsageSpan[];
 }
+
+/**
+ * Reports that occurred from `from` to `to` (one report: the two are its stamp), with the
+ * highest running totals among them and their tools summed.
+ */
+export interface UsageSpan {
+  from: Stamp;
+  to: Stamp;
+  turns: number;
+  cost_usd: number;
+  tools: ToolUsage[];
+}
+
+/**
+ * Spans a step keeps for its latest run. Each report is its own span while they are few, so a
+ * start that arrives after reports that occurred on both sides of it (the queue keeps no
+ * order) can still tell which are its run's; past this the earliest two are merged.
+ */
+export const MAX_USAGE_SPANS = 16;
 
 export interface Alpha {
   id: string;
@@ -266,9 +289,9 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
   const ord = acceptanceOrder(event);
   const stamp: Stamp = { at: eventTime(event, now), id: event.id, ...(ord !== undefined ? { ord } : {}) };
   const at = stamp.at;
-  const withStep = (step: Step, clock: (c: StepClock) => StepClock, tools?: (t: ToolUsage[]) => ToolUsage[]): TopicOutcome => {
+  const withStep = (step: Step, clock: (c: StepClock) => StepClock): TopicOutcome => {
     const r = state.steps[step];
-    const record = derive({ ...r, tools: tools ? tools(r.tools) : r.tools }, clock(clockOf(r)));
+    const record = derive(r, clock(clockOf(r)));
     return { accepted: true, state: { ...state, updated_at: now, steps: { ...state.steps, [step]: record } } };
   };
   const withAlpha = (id: string, change: (prior: Alpha) => Alpha): TopicOutcome => {
@@ -284,11 +307,12 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
     case "step_started": {
       const data = dataOf({ ...event, type: "step_started" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
-      const outcome = withStep(data.step, (c) => ({
-        ...c,
-        start: latest(c.start, stamp),
-        budget: data.max_turns === undefined ? c.budget : latest(c.budget, { ...stamp, max_turns: data.max_turns }),
-      }));
+      const outcome = withStep(data.step, (c) => {
+        const start = latest(c.start, stamp);
+        // A later start begins another run: what was reported before it was an earlier run's.
+        const reports = start === c.start ? c.reports : (c.reports ?? []).filter((span) => !happenedAfter(start, span.from));
+        return { ...c, start, reports, budget: data.max_turns === undefined ? c.budget : latest(c.budget, { ...stamp, max_turns: data.max_turns }) };
+      });
       // A start that arrives after the step's ending and occurred before it changes what is
       // shown (started_at, the measured duration), so it is broadcast, as it came; but a
       // browser that took `step_started` to mean "running" would show a finished step running.
@@ -306,22 +330,23 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
     case "step_failed": {
       const data = dataOf({ ...event, type: "step_failed" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
-      const end = { ...stamp, status: "failed" as const, turns: data.turns ?? null, cost_usd: null, duration_ms: data.duration_ms ?? null, error: data.error };
+      // A failed run's own cost, as a completion's: without it the step would show the usage
+      // reported, which a start after this failure leaves behind with its run.
+      const end = { ...stamp, status: "failed" as const, turns: data.turns ?? null, cost_usd: data.cost_usd ?? null, duration_ms: data.duration_ms ?? null, error: data.error };
       return withStep(data.step, (c) => ({ ...c, end: latestEnd(c.end, end) }));
     }
     case "usage.reported": {
       const data = dataOf({ ...event, type: "usage.reported" });
       if (!isStep(data.step)) return unknownStep(state, data.step);
-      // Tools are kept by name for good, in the topic's one row (2 MB at most on Cloudflare):
-      // a report that would make a step track more than MAX_TOOLS_PER_STEP names is refused.
-      const named = mergeTools(state.steps[data.step].tools, data.tools).length;
+      const clock = clockOf(state.steps[data.step]);
+      // A report that occurred before the latest start was an earlier run's: accepted, not counted.
+      if (clock.start !== null && happenedAfter(clock.start, stamp)) return { accepted: true, state: { ...state, updated_at: now } };
+      // Tools are kept by name, in the topic's one row (2 MB at most on Cloudflare): a report
+      // that would make a step's run track more than MAX_TOOLS_PER_STEP names is refused.
+      const named = mergeTools(spanTools(clock.reports ?? []), data.tools).length;
       if (named > MAX_TOOLS_PER_STEP) return { accepted: false, state, reason: `step ${data.step} would track ${named} tool names; at most ${MAX_TOOLS_PER_STEP}` };
-      // Tools are deltas (summed); turns and cost are running totals: the highest is kept.
-      return withStep(
-        data.step,
-        (c) => ({ ...c, usage: { turns: Math.max(c.usage.turns, data.turns ?? 0), cost_usd: Math.max(c.usage.cost_usd, data.cost_usd ?? 0) } }),
-        (tools) => mergeTools(tools, data.tools),
-      );
+      const span: UsageSpan = { from: stamp, to: stamp, turns: data.turns ?? 0, cost_usd: data.cost_usd ?? 0, tools: mergeTools([], data.tools) };
+      return withStep(data.step, (c) => ({ ...c, reports: addReport(c.reports ?? [], span) }));
     }
     case "alpha.registered": {
       const data = dataOf({ ...event, type: "alpha.registered" });
@@ -368,11 +393,14 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
  * The step as shown, from its clock. A step with no ending runs once started; an ending is
  * final against starts, except that a start after a failure re-runs the step (a start after
  * a completion does not reopen it); between two endings the later one wins. An ending's own
- * figures are shown where it gave them, otherwise the highest usage reported, and for the
- * duration the time from the start to the ending (`measured`).
+ * figures are shown where it gave them, otherwise the highest usage its run reported, and for
+ * the duration the time from the start to the ending (`measured`). Usage and tools are the
+ * latest run's only (the reports not before the latest start): a re-run starts from nothing.
  */
 function derive(r: StepRecord, clock: StepClock): StepRecord {
-  const { start, end, usage } = clock;
+  const { start, end } = clock;
+  const reports = clock.reports ?? [];
+  const usage = { turns: Math.max(0, ...reports.map((s) => s.turns)), cost_usd: Math.max(0, ...reports.map((s) => s.cost_usd)) };
   const rerun = end !== null && end.status === "failed" && start !== null && happenedAfter(start, end);
   const status: StepStatus = end !== null && !rerun ? end.status : start !== null ? "running" : "pending";
   const ended = status === "completed" || status === "failed" ? end : null;
@@ -386,8 +414,47 @@ function derive(r: StepRecord, clock: StepClock): StepRecord {
     started_at: start?.at ?? null,
     ended_at: ended?.at ?? null,
     error: ended?.error ?? null,
+    tools: spanTools(reports),
     clock,
   };
+}
+
+/**
+ * Which run a report belongs to is decided by `occurred_at`: the latest start not after it
+ * (a report at the same instant as a start, not ordered by one request, is that start's run).
+ * Reports can arrive before their start, so the latest run's are kept as spans by time: when
+ * a later start arrives, the spans that began before it are dropped whole. That is exact, in
+ * every arrival order, while a run's reports fit MAX_USAGE_SPANS spans and MAX_TOOLS_PER_STEP
+ * tool entries; past either the earliest two spans are merged, and a span that then straddles
+ * a start arriving later is dropped whole with the earlier run, taking the later run's reports
+ * in it along (that run's later reports still count). The spans hold the run's tools apart from
+ * the record's `tools` (their sum): at most MAX_TOOLS_PER_STEP entries more a step.
+ */
+function addReport(spans: UsageSpan[], report: UsageSpan): UsageSpan[] {
+  const within = spans.findIndex((s) => compareStamps(s.from, report.from) < 0 && compareStamps(report.from, s.to) < 0);
+  let next: UsageSpan[];
+  if (within >= 0) next = spans.map((s, i) => (i === within ? mergeSpans(s, report) : s));
+  else next = [...spans, report].sort((a, b) => compareStamps(a.from, b.from));
+  while (next.length > 1 && (next.length > MAX_USAGE_SPANS || next.reduce((n, s) => n + s.tools.length, 0) > MAX_TOOLS_PER_STEP)) {
+    next = [mergeSpans(next[0] as UsageSpan, next[1] as UsageSpan), ...next.slice(2)];
+  }
+  return next;
+}
+
+function mergeSpans(a: UsageSpan, b: UsageSpan): UsageSpan {
+  const [first, second] = compareStamps(a.from, b.from) <= 0 ? [a, b] : [b, a];
+  return {
+    from: first.from,
+    to: compareStamps(first.to, second.to) >= 0 ? first.to : second.to,
+    turns: Math.max(a.turns, b.turns),
+    cost_usd: Math.max(a.cost_usd, b.cost_usd),
+    tools: mergeTools(first.tools, second.tools),
+  };
+}
+
+/** The run's tools: its spans' summed by name, in time order (so a sum does not depend on arrival). */
+function spanTools(spans: UsageSpan[]): ToolUsage[] {
+  return spans.reduce<ToolUsage[]>((tools, s) => mergeTools(tools, s.tools), []);
 }
 
 /**
@@ -403,13 +470,24 @@ function measured(start: Stamp | null, end: Stamp): number | null {
 
 /** A step's clock; for a record stored before clocks, what its fields still tell. */
 function clockOf(r: StepRecord): StepClock {
-  if (r.clock) return r.clock;
+  if (r.clock?.reports) return r.clock;
+  // Stored before runs were told apart: what was reported counts as the latest start's run.
+  const legacy = r.clock as (StepClock & { usage?: { turns: number; cost_usd: number } }) | undefined;
+  const start = legacy ? legacy.start : r.started_at !== null ? { at: r.started_at, id: "" } : null;
+  const usage = legacy ? (legacy.usage ?? { turns: 0, cost_usd: 0 }) : { turns: r.turns, cost_usd: r.cost_usd };
+  const reported = usage.turns > 0 || usage.cost_usd > 0 || r.tools.length > 0;
+  const at: Stamp = start ?? { at: "", id: "" };
+  const reports = reported ? [{ from: at, to: at, turns: usage.turns, cost_usd: usage.cost_usd, tools: r.tools }] : [];
+  if (legacy) {
+    const { usage: _usage, ...rest } = legacy;
+    return { ...rest, reports };
+  }
   const ended = (r.status === "completed" || r.status === "failed") && r.ended_at !== null;
   return {
-    start: r.started_at !== null ? { at: r.started_at, id: "" } : null,
+    start,
     budget: null,
     end: ended ? { at: r.ended_at as string, id: "", status: r.status as "completed" | "failed", turns: r.turns, cost_usd: r.cost_usd, duration_ms: r.duration_ms, error: r.error } : null,
-    usage: { turns: r.turns, cost_usd: r.cost_usd },
+    reports,
   };
 }
 

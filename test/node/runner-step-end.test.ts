@@ -43,6 +43,19 @@ describe("switchboard run: the step's end", () => {
     }
   }, 60_000);
 
+  it("a re-run of a failed step shows its own turns, cost and tool calls, as the runner's table does", async () => {
+    const team = await setUpTeam(worker, "rerun-usage", "t1");
+    const client = new SwitchboardClient({ baseUrl: worker.url, apiKey: team.api_key });
+    const options = { sessionId: "rerun-usage", topicId: "t1", steps: ["explore" as const], ...quiet };
+    const first = await runSteps(client, { ...options, command: nodeAgent(`console.log('{"turns":5}'); console.log('{"cost_usd":0.5}'); console.log('{"tool":"bash"}'); process.exit(3)`) });
+    expect(first[0]).toMatchObject({ status: "failed", turns: 5, cost_usd: 0.5 });
+    await eventually(() => getJson(worker, "/v1/sessions/rerun-usage/topics/t1", team.api_key), (t) => t.steps?.explore?.error === "exit code 3");
+    const again = await runSteps(client, { ...options, command: nodeAgent(`console.log('{"turns":1,"cost_usd":0.1,"tool":"bash"}'); process.exit(4)`) });
+    expect(again[0]).toMatchObject({ status: "failed", turns: 1, cost_usd: 0.1 });
+    const topic = await eventually(() => getJson(worker, "/v1/sessions/rerun-usage/topics/t1", team.api_key), (t) => t.steps?.explore?.error === "exit code 4");
+    expect(topic.steps.explore).toMatchObject({ status: "failed", turns: 1, cost_usd: 0.1, tools: [{ name: "bash", calls: 1 }] });
+  }, 60_000);
+
   it("a re-run whose agent prints nothing leaves an empty log, not the earlier run's", async () => {
     const team = await setUpTeam(worker, "rerun", "t1");
     const client = new SwitchboardClient({ baseUrl: worker.url, apiKey: team.api_key });
