@@ -1,5 +1,5 @@
-import type { ResolvedConfig } from "./config";
-import { bodyExcerpt, CliError, describeProblem, type Problem } from "./errors";
+import { type ResolvedConfig, urlSource } from "./config";
+import { bodyExcerpt, CliError, describeProblem, networkFailure, type Problem } from "./errors";
 
 /** The API refused: exit 1, with the problem in one line and a hint where one helps. */
 export class ApiFailure extends CliError {
@@ -72,7 +72,7 @@ export class Api {
       res = await this.fetch(url, { headers, signal: AbortSignal.any([signal, connect.signal]) });
     } catch (e) {
       if (signal.aborted) throw e;
-      throw unreachable(this.config.baseUrl, e);
+      throw unreachable(this.config, e);
     } finally {
       clearTimeout(timer);
     }
@@ -91,7 +91,7 @@ export class Api {
       res = await this.fetch(url, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal });
     } catch (e) {
       if (options.signal?.aborted) throw e;
-      throw unreachable(this.config.baseUrl, e);
+      throw unreachable(this.config, e);
     }
     const text = await res.text();
     if (!res.ok) throw failure(res, text, this.config);
@@ -104,11 +104,9 @@ export class Api {
   }
 }
 
-function unreachable(baseUrl: string, error: unknown): CliError {
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : null;
-  const code = (cause as NodeJS.ErrnoException | null)?.code;
-  const why = error instanceof Error && error.name === "TimeoutError" ? `no answer in ${TIMEOUT_MS / 1000} s` : (code ?? cause?.message ?? (error instanceof Error ? error.message : String(error)));
-  return new CliError(`could not reach ${baseUrl}: ${why}`, 1, "is the Worker running there? `npm start` runs one locally; SWITCHBOARD_URL or `switchboard login --url URL --key KEY` says where it is");
+function unreachable(config: Api["config"], error: unknown): CliError {
+  const why = error instanceof Error && error.name === "TimeoutError" ? `no answer in ${TIMEOUT_MS / 1000} s` : (networkFailure(error) ?? (error instanceof Error ? error.message : String(error)));
+  return new CliError(`could not reach ${config.baseUrl}: ${why}`, 1, `is the Worker running there? \`npm start\` runs one locally. The URL is ${urlSource(config)}: SWITCHBOARD_URL or \`switchboard login --url URL --key KEY\` says where it is`);
 }
 
 /** `error: <title>: <detail>` from problem+json (with field errors), and a hint for the common fixes. */

@@ -2,7 +2,8 @@ import { AwsClient } from "aws4fetch";
 import { type AgentEvent, eventSchema } from "../src/domain/events";
 import { sentinelKey } from "../src/domain/sentinel";
 import { secretKeyBytes, signPayload } from "../src/lib/standard-webhooks";
-import { describeProblem, type Problem, UsageError } from "./errors";
+import { checkUrl } from "./config";
+import { describeProblem, networkFailure, type Problem, UsageError } from "./errors";
 
 /** Where an agent writes events it could not deliver: R2's S3-compatible API. */
 export interface SentinelTarget {
@@ -82,7 +83,23 @@ function sentinelStoreError(error: unknown, callbacks: string): SentinelStoreErr
 }
 
 /** An attempt that got no answer in time; retried like a 503. */
-class TimeoutError extends Error {}
+export class TimeoutError extends Error {}
+
+/**
+ * fetch reached no server (connection refused, unknown host, a TLS handshake that failed, a
+ * connection cut mid-answer): retried like a 503, then a sentinel. The message names the cause.
+ */
+export class NetworkError extends Error {}
+
+/**
+ * Whether trying again (and, when every try failed, a sentinel) may help: the platform was
+ * busy or failed, or could not be reached in time. Anything else is final: a refusal, and
+ * errors of our own making (a TypeError from an invalid URL fails every try alike, and a
+ * sentinel of it would only hide it).
+ */
+function retryable(error: unknown): boolean {
+  return (error instanceof HttpError && RETRYABLE.has(error.status)) || error instanceof TimeoutError || error instanceof NetworkError;
+}
 
 /** Events per `POST /v1/callbacks` (its `{events: [...]}` takes at most 100). */
 const BATCH_EVENTS = 100;
@@ -116,8 +133,8 @@ export class SwitchboardClient {
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         // A refusal (400, 401, 404 …) is final: a sentinel would be refused by the sweep too.
-        if (error instanceof HttpError && !RETRYABLE.has(error.status)) throw error;
-        if (!this.options.sentinel) throw error;
+        // So is an error of ours: only an API that failed or could not be reached gets sentinels.
+        if (!retryable(error) || !this.options.sentinel) throw error;
         const keys = await this.writeSentinels(list.slice(i), message);
         this.options.log?.(`callbacks unreachable (${message}); wrote ${keys.length} sentinel(s)`);
         return { delivered: "sentinel", keys, error: message };
@@ -151,14 +168,16 @@ export class SwitchboardClient {
       throw new HttpError(res.status, text, retryAfterMs(res.headers.get("Retry-After")));
     } catch (error) {
       if (error instanceof DOMException && error.name === "TimeoutError") throw new TimeoutError(`no answer within ${timeoutMs} ms`);
+      const network = networkFailure(error);
+      if (network !== null) throw new NetworkError(`could not reach ${new URL(url).origin}: ${network}`, { cause: error });
       throw error;
     }
   }
 
   /**
-   * Runs `attempt` until it succeeds, at most 1 + `retries` times. A refusal (an HTTP status not
-   * in RETRYABLE) is final; a network error, a timeout or a retryable status is tried again
-   * after the delay ClientOptions.retries describes.
+   * Runs `attempt` until it succeeds, at most 1 + `retries` times. A network error, a timeout
+   * or a retryable status is tried again after the delay ClientOptions.retries describes;
+   * anything else (a refusal, an error of ours) is final.
    */
   private async withRetries<T>(what: string, retries: number, attempt: () => Promise<T>, minDelayMs = this.options.minDelayMs ?? 500): Promise<T> {
     const maxDelayMs = this.options.maxDelayMs ?? 30_000;
@@ -166,7 +185,7 @@ export class SwitchboardClient {
       try {
         return await attempt();
       } catch (error) {
-        const final = (error instanceof HttpError && !RETRYABLE.has(error.status)) || n >= retries;
+        const final = !retryable(error) || n >= retries;
         this.options.log?.(`${what} attempt ${n + 1} failed: ${error instanceof Error ? error.message : String(error)}${final ? "" : "; retrying"}`);
         if (final) throw error;
         const serverSays = error instanceof HttpError ? error.retryAfterMs : null;
@@ -282,10 +301,13 @@ function sleep(ms: number): Promise<void> {
 
 /** Options from the environment, as agents and shell scripts set them. */
 export function clientOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ClientOptions {
-  const baseUrl = env.SWITCHBOARD_URL ?? "http://127.0.0.1:8787";
+  const baseUrl = env.SWITCHBOARD_URL || "http://127.0.0.1:8787";
+  // Bad usage before anything is sent: an unusable URL is not an outage to retry and hide in sentinels.
+  checkUrl(baseUrl, "SWITCHBOARD_URL");
   const apiKey = env.SWITCHBOARD_API_KEY;
   if (!apiKey) throw new Error("SWITCHBOARD_API_KEY is not set");
   const s = env.SWITCHBOARD_SENTINEL_ENDPOINT;
+  if (s) checkUrl(s, "SWITCHBOARD_SENTINEL_ENDPOINT");
   const sentinel =
     s && env.SWITCHBOARD_SENTINEL_BUCKET && env.SWITCHBOARD_SENTINEL_ACCESS_KEY_ID && env.SWITCHBOARD_SENTINEL_SECRET_ACCESS_KEY && env.SWITCHBOARD_TEAM_ID
       ? { endpoint: s, bucket: env.SWITCHBOARD_SENTINEL_BUCKET, accessKeyId: env.SWITCHBOARD_SENTINEL_ACCESS_KEY_ID, secretAccessKey: env.SWITCHBOARD_SENTINEL_SECRET_ACCESS_KEY, teamId: env.SWITCHBOARD_TEAM_ID, region: env.SWITCHBOARD_SENTINEL_REGION }

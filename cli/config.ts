@@ -14,8 +14,11 @@ export interface StoredConfig {
 export interface ResolvedConfig {
   baseUrl: string;
   apiKey: string;
-  /** Where each value came from: an env var wins over the config file, which wins over the default URL. */
-  source: { url: "env" | "config" | "default"; apiKey: "env" | "config" };
+  /**
+   * Where each value came from: an env var wins over the config file, which wins over the
+   * default URL (`flag`: `switchboard login --url`).
+   */
+  source: { url: "env" | "config" | "default" | "flag"; apiKey: "env" | "config" };
   /** The config file, whether or not it exists. */
   path: string;
 }
@@ -61,7 +64,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig
   if (!key) {
     throw new UsageError("no API key: Switchboard does not know who you are", "run `switchboard login --url URL --key KEY` (stored in " + path + "), or set SWITCHBOARD_API_KEY (and SWITCHBOARD_URL)");
   }
+  // Checked here, before anything is sent: a URL that cannot be one would fail every request
+  // alike (an agent's would be retried, then written as sentinels, as if the API were down).
+  checkUrl(url.value, url.from === "env" ? "SWITCHBOARD_URL" : `the url in ${path}`);
   return { baseUrl: url.value, apiKey: key.value, source: { url: url.from, apiKey: key.from }, path };
+}
+
+/**
+ * Bad usage (exit 2) naming `name` unless `url` is an http(s) URL: `127.0.0.1:8792`, without
+ * its scheme, is not one (nor is `localhost:8792`, a URL of the scheme `localhost:`).
+ */
+export function checkUrl(url: string, name: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`${name} is not a URL: ${url}`, `give the Worker's base URL with its scheme, e.g. ${/^[\w.-]+(:\d+)?(\/|$)/.test(url) ? `http://${url}` : "https://switchboard.example.workers.dev"}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new UsageError(`${name} must be an http or https URL, not ${parsed.protocol} (${url})`, `give the Worker's base URL with its scheme, e.g. http://${url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "")}`);
+  }
+  return parsed;
+}
+
+/** How a hint names where the URL came from, with its value. */
+export function urlSource(config: Pick<ResolvedConfig, "baseUrl" | "source" | "path">): string {
+  switch (config.source.url) {
+    case "env":
+      return `SWITCHBOARD_URL (${config.baseUrl})`;
+    case "config":
+      return `the URL \`switchboard login\` stored in ${config.path} (${config.baseUrl})`;
+    case "flag":
+      return `--url (${config.baseUrl})`;
+    default:
+      return `the default URL (${config.baseUrl}; SWITCHBOARD_URL is not set and nothing is stored)`;
+  }
 }
 
 /** Writes the config readable by its owner only (0600, in a 0700 directory), replacing it whole. */
@@ -76,14 +113,7 @@ export function saveConfig(config: StoredConfig, env: NodeJS.ProcessEnv = proces
   return path;
 }
 
-/** A URL as people type it: no trailing slash; only http(s). */
-export function normalizeUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`--url ${url} is not a URL`, "give the Worker's base URL, e.g. https://switchboard.example.workers.dev");
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`--url must be http or https, not ${parsed.protocol}`);
-  return parsed.toString().replace(/\/+$/, "");
+/** A URL as people type it: no trailing slash; only http(s). `name` says where it came from, for the error. */
+export function normalizeUrl(url: string, name = "--url"): string {
+  return checkUrl(url, name).toString().replace(/\/+$/, "");
 }

@@ -63,3 +63,20 @@ export function bodyExcerpt(text: string, max = 100): string {
   const flat = plain.replace(/\s+/g, " ").trim();
   return printable(flat.length > max ? `${wholeChars(flat.slice(0, max - 1)).trimEnd()}…` : flat);
 }
+
+/**
+ * What Node's fetch says when it reached no server: a TypeError ("fetch failed", or
+ * "terminated" when the connection broke mid-answer) whose `cause` is the socket's, DNS's or
+ * TLS's error. One line naming the cause (`connect ECONNREFUSED 127.0.0.1:8792`, `getaddrinfo
+ * ENOTFOUND host`), or null for anything else (a TypeError of ours, an invalid URL among them).
+ */
+export function networkFailure(error: unknown): string | null {
+  if (!(error instanceof TypeError) || !(error.cause instanceof Error)) return null;
+  // `localhost` tried as ::1 and 127.0.0.1 fails as an AggregateError of both.
+  const cause = error.cause instanceof AggregateError && error.cause.errors[0] instanceof Error ? (error.cause.errors[0] as Error) : error.cause;
+  const code = (cause as NodeJS.ErrnoException).code ?? (error.cause as NodeJS.ErrnoException).code;
+  const message = (cause.message.split("\n")[0] ?? "").trim();
+  if (code?.startsWith("ERR_SSL_")) return `${code}: the TLS handshake failed (an https:// URL for a server that speaks plain http?)`;
+  const said = !code || message.includes(code) ? message || code || error.message : `${code}: ${message}`;
+  return said.length > 200 ? `${said.slice(0, 199)}…` : said;
+}

@@ -1,5 +1,5 @@
-import { type ClientOptions, clientOptionsFromEnv, HttpError, SentinelStoreError } from "../client";
-import { loadConfig } from "../config";
+import { type ClientOptions, clientOptionsFromEnv, HttpError, NetworkError, SentinelStoreError, TimeoutError } from "../client";
+import { loadConfig, urlSource } from "../config";
 import { CliError, UsageError } from "../errors";
 import { z } from "zod";
 
@@ -26,6 +26,7 @@ export function agentFailure(error: unknown, env: NodeJS.ProcessEnv): unknown {
     return new UsageError(`the event is not valid: ${issues.join("; ")}`, hint);
   }
   if (error instanceof SentinelStoreError) return new CliError(error.message, 1, sentinelHint(error, env));
+  if (error instanceof NetworkError || error instanceof TimeoutError) return new CliError(error.message, 1, unreachableHint(env));
   if (!(error instanceof HttpError)) return error;
   return new CliError(error.message, 1, agentHint(error, env));
 }
@@ -41,6 +42,17 @@ function agentHint(error: HttpError, env: NodeJS.ProcessEnv): string | undefined
   if (error.status === 403) return "the key lacks the agent scope: agents need a key with it (POST /v1/keys {\"name\":\"…\",\"scopes\":[\"agent\"]})";
   if (error.status === 404) return "the session does not exist in this key's team: create it first (POST /v1/sessions {\"id\":\"…\"})";
   return undefined;
+}
+
+/** The API could not be reached: where the URL came from, and its value, so a wrong one shows. */
+function unreachableHint(env: NodeJS.ProcessEnv): string {
+  let where: string;
+  try {
+    where = urlSource(loadConfig(env));
+  } catch {
+    where = `SWITCHBOARD_URL (${env.SWITCHBOARD_URL ?? "unset"})`;
+  }
+  return `is the Worker running at ${where}? \`npm start\` runs one locally; SWITCHBOARD_URL (or \`switchboard login\`) says where it is`;
 }
 
 /** The sentinel store's answer is about its settings, not the API's key or sessions. */

@@ -28,9 +28,13 @@ export const loginCommand: CliCommand = {
         action(ctx, async (opts: { key: string; url?: string; json?: boolean }) => {
           const key = (await textOrStdin(ctx, opts.key, "the key")).trim();
           if (!key || /\s/.test(key)) throw new UsageError("the key is empty or has spaces in it");
-          const url = normalizeUrl(opts.url ?? (ctx.env.SWITCHBOARD_URL || storedUrl(ctx.env)) ?? DEFAULT_URL);
           const path = configPath(ctx.env);
-          const api = new Api({ baseUrl: url, apiKey: key, source: { url: "config", apiKey: "config" }, path });
+          const stored = storedUrl(ctx.env);
+          // Where the URL came from, named in its error and in the hint of a failed check.
+          const from = opts.url !== undefined ? "flag" : ctx.env.SWITCHBOARD_URL ? "env" : stored ? "config" : "default";
+          const given = opts.url ?? (ctx.env.SWITCHBOARD_URL || stored) ?? DEFAULT_URL;
+          const url = normalizeUrl(given, from === "flag" ? "--url" : from === "env" ? "SWITCHBOARD_URL" : `the url in ${path}`);
+          const api = new Api({ baseUrl: url, apiKey: key, source: { url: from, apiKey: "config" }, path });
           let team: TeamSettings | null = null;
           try {
             team = await api.get<TeamSettings>("/v1/team");
