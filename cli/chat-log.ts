@@ -1,5 +1,5 @@
 import { WORKSPACE_MAX_BYTES } from "../src/domain/workspace-path";
-import type { SwitchboardClient } from "./client";
+import { callOptions, type SwitchboardClient } from "./client";
 
 /**
  * A step's chat log in the workspace, in parts: `logs/<step>.log`, then `logs/<step>.2.log`,
@@ -17,6 +17,8 @@ export interface ChatLogOptions {
   note: (text: string) => void;
   partBytes?: number;
   maxBytes?: number;
+  /** The run's Ctrl-C: uploads in flight stop at once; after it each gets one short try (`callOptions`). */
+  interrupt?: AbortSignal;
 }
 
 export const LOG_PART_BYTES = 8 * 1024 * 1024;
@@ -48,6 +50,11 @@ export class ChatLog {
     // A part may pass partBytes by one pipe read (64 KiB, at most 192 KiB of UTF-8): with the
     // defaults, 12 parts of at most 8.2 MiB stay within the 100 MiB.
     this.keepParts = Math.max(2, Math.floor((o.maxBytes ?? WORKSPACE_MAX_BYTES) / this.partBytes));
+  }
+
+  /** Each call's options, decided as it starts: whether the run was interrupted by then. */
+  private call() {
+    return callOptions(this.o.interrupt);
   }
 
   append(text: string): void {
@@ -84,8 +91,8 @@ export class ChatLog {
     if (!this.stored.includes(1)) await this.replaceEarlierFirstPart();
     try {
       const mine = new Set(this.stored.map((n) => this.path(n)));
-      const earlier = (await this.o.client.listWorkspace(this.o.sessionId, this.o.topicId, `logs/${this.o.step}.`)).filter((p) => /\.\d+\.log$/.test(p) && !mine.has(p));
-      for (const p of earlier) await this.o.client.deleteWorkspaceFile(this.o.sessionId, this.o.topicId, p);
+      const earlier = (await this.o.client.listWorkspace(this.o.sessionId, this.o.topicId, `logs/${this.o.step}.`, this.call())).filter((p) => /\.\d+\.log$/.test(p) && !mine.has(p));
+      for (const p of earlier) await this.o.client.deleteWorkspaceFile(this.o.sessionId, this.o.topicId, p, this.call());
     } catch (e) {
       this.o.note(`[switchboard] chat log: could not remove an earlier run's parts: ${message(e)}\n`);
     }
@@ -101,9 +108,9 @@ export class ChatLog {
     const printed = this.stored.length > 0 || this.parts.some((p) => p.bytes > 0);
     try {
       if (printed) {
-        await this.o.client.deleteWorkspaceFile(this.o.sessionId, this.o.topicId, path);
+        await this.o.client.deleteWorkspaceFile(this.o.sessionId, this.o.topicId, path, this.call());
       } else {
-        await this.o.client.putWorkspaceFile(this.o.sessionId, this.o.topicId, path, "");
+        await this.o.client.putWorkspaceFile(this.o.sessionId, this.o.topicId, path, "", undefined, this.call());
         this.stored.unshift(1);
       }
     } catch (e) {
@@ -116,7 +123,7 @@ export class ChatLog {
       if (part.stored < part.bytes) {
         const { text, bytes } = part;
         try {
-          await this.o.client.putWorkspaceFile(this.o.sessionId, this.o.topicId, this.path(part.n), text);
+          await this.o.client.putWorkspaceFile(this.o.sessionId, this.o.topicId, this.path(part.n), text, undefined, this.call());
         } catch (e) {
           this.o.note(`[switchboard] chat log upload failed: ${message(e)}\n`);
           return; // tried again on the next tick
@@ -134,7 +141,7 @@ export class ChatLog {
     while (this.stored.length > this.keepParts) {
       const n = this.stored[1] as number;
       try {
-        await this.o.client.deleteWorkspaceFile(this.o.sessionId, this.o.topicId, this.path(n));
+        await this.o.client.deleteWorkspaceFile(this.o.sessionId, this.o.topicId, this.path(n), this.call());
       } catch (e) {
         this.o.note(`[switchboard] chat log: could not remove ${this.path(n)}: ${message(e)}\n`);
         return;

@@ -40,6 +40,36 @@ export interface TopicSteps {
   steps: Partial<Record<string, { status: string; max_turns: number }>>;
 }
 
+/**
+ * One call's overrides. `signal` (a Ctrl-C) stops the wait between tries and the try in flight
+ * at once: the call rejects with an AbortError (`isAbort`), and `send` writes no sentinel.
+ * `retries` and `timeoutMs` replace the client's for this call (see `callOptions`).
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+  retries?: number;
+  timeoutMs?: number;
+}
+
+/** After a Ctrl-C, how long the one try a report still gets may take: the person is waiting for their prompt. */
+export const INTERRUPTED_TIMEOUT_MS = 3000;
+
+/**
+ * What a call made during a run gets: before `interrupt` aborts, the client's retries, stopped
+ * at once when it does; after it, one short try (then, for `send`, a sentinel when configured),
+ * so that what happened is still reported without keeping the person waiting.
+ */
+export function callOptions(interrupt?: AbortSignal): CallOptions {
+  return interrupt?.aborted ? { retries: 0, timeoutMs: INTERRUPTED_TIMEOUT_MS } : { signal: interrupt };
+}
+
+/** A call stopped by its `signal`. */
+export function isAbort(error: unknown): boolean {
+  return error instanceof DOMException && error.name === "AbortError";
+}
+
+const aborted = () => new DOMException("interrupted", "AbortError");
+
 export type SendResult = { delivered: "callback"; accepted: number } | { delivered: "sentinel"; keys: string[]; error: string };
 
 /** A refusal or failure the server answered; `problem` when the body is problem+json. */
@@ -122,14 +152,14 @@ export class SwitchboardClient {
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
-  async send(events: AgentEvent | AgentEvent[]): Promise<SendResult> {
+  async send(events: AgentEvent | AgentEvent[], call: CallOptions = {}): Promise<SendResult> {
     const list = (Array.isArray(events) ? events : [events]).map((e) => ({ ...e, occurred_at: e.occurred_at ?? new Date().toISOString() }));
     for (const event of list) eventSchema.parse(event);
     if (list.length === 0) return { delivered: "callback", accepted: 0 };
     let accepted = 0;
     for (const [i, chunk] of batches(list)) {
       try {
-        accepted += await this.post(chunk);
+        accepted += await this.post(chunk, call);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         // A refusal (400, 401, 404 …) is final: a sentinel would be refused by the sweep too.
@@ -143,9 +173,9 @@ export class SwitchboardClient {
     return { delivered: "callback", accepted };
   }
 
-  private async post(events: AgentEvent[]): Promise<number> {
+  private async post(events: AgentEvent[], call: CallOptions): Promise<number> {
     const body = JSON.stringify(events.length === 1 ? events[0] : { events });
-    return this.withRetries("callback", this.options.retries ?? 5, async () => {
+    return this.withRetries("callback", call.retries ?? this.options.retries ?? 5, call.signal, async () => {
       const headers: Record<string, string> = { "Content-Type": "application/json", Authorization: `Bearer ${this.options.apiKey}` };
       if (this.options.signingSecret) {
         // A fresh webhook-id per try: the server refuses an id it has seen (replay).
@@ -153,20 +183,22 @@ export class SwitchboardClient {
         const ts = Math.floor(Date.now() / 1000);
         Object.assign(headers, { "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": await signPayload(this.options.signingSecret, id, ts, body) });
       }
-      const text = await this.request(new URL("/v1/callbacks", this.options.baseUrl), { method: "POST", headers, body }, 202);
+      const text = await this.request(new URL("/v1/callbacks", this.options.baseUrl), { method: "POST", headers, body }, 202, call.timeoutMs, undefined, call.signal);
       return (JSON.parse(text) as { accepted: number }).accepted;
     });
   }
 
   /** One attempt: the body of an answer with status `ok` (any 2xx when omitted), else an HttpError; a TimeoutError past the limit. */
-  private async request(url: URL | string, init: RequestInit, ok?: number, timeoutMs = this.options.timeoutMs ?? 10_000, fetcher = this.fetch): Promise<string> {
+  private async request(url: URL | string, init: RequestInit, ok?: number, timeoutMs = this.options.timeoutMs ?? 10_000, fetcher = this.fetch, signal?: AbortSignal): Promise<string> {
     try {
-      // The one signal bounds the body's arrival as well as the headers'.
-      const res = await fetcher(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      // The one signal bounds the body's arrival as well as the headers'; a Ctrl-C stops both.
+      const limit = AbortSignal.timeout(timeoutMs);
+      const res = await fetcher(url, { ...init, signal: signal ? AbortSignal.any([limit, signal]) : limit });
       const text = await res.text();
       if (ok === undefined ? res.ok : res.status === ok) return text;
       throw new HttpError(res.status, text, retryAfterMs(res.headers.get("Retry-After")));
     } catch (error) {
+      if (signal?.aborted) throw aborted();
       if (error instanceof DOMException && error.name === "TimeoutError") throw new TimeoutError(`no answer within ${timeoutMs} ms`);
       const network = networkFailure(error);
       if (network !== null) throw new NetworkError(`could not reach ${new URL(url).origin}: ${network}`, { cause: error });
@@ -179,17 +211,19 @@ export class SwitchboardClient {
    * or a retryable status is tried again after the delay ClientOptions.retries describes;
    * anything else (a refusal, an error of ours) is final.
    */
-  private async withRetries<T>(what: string, retries: number, attempt: () => Promise<T>, minDelayMs = this.options.minDelayMs ?? 500): Promise<T> {
+  private async withRetries<T>(what: string, retries: number, signal: AbortSignal | undefined, attempt: () => Promise<T>, minDelayMs = this.options.minDelayMs ?? 500): Promise<T> {
     const maxDelayMs = this.options.maxDelayMs ?? 30_000;
     for (let n = 0; ; n++) {
+      if (signal?.aborted) throw aborted();
       try {
         return await attempt();
       } catch (error) {
+        if (isAbort(error)) throw error; // stopped: neither retried nor reported as a failed try
         const final = !retryable(error) || n >= retries;
         this.options.log?.(`${what} attempt ${n + 1} failed: ${error instanceof Error ? error.message : String(error)}${final ? "" : "; retrying"}`);
         if (final) throw error;
         const serverSays = error instanceof HttpError ? error.retryAfterMs : null;
-        await sleep(Math.min(serverSays ?? Math.random() * minDelayMs * 2 ** n, maxDelayMs));
+        await sleep(Math.min(serverSays ?? Math.random() * minDelayMs * 2 ** n, maxDelayMs), signal);
       }
     }
   }
@@ -210,7 +244,7 @@ export class SwitchboardClient {
       }
       const url = `${target.endpoint.replace(/\/$/, "")}/${target.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
       try {
-        await this.withRetries("sentinel PUT", 3, () => this.request(url, { method: "PUT", headers, body }, undefined, undefined, s3.fetch.bind(s3) as typeof fetch), 200);
+        await this.withRetries("sentinel PUT", 3, undefined, () => this.request(url, { method: "PUT", headers, body }, undefined, undefined, s3.fetch.bind(s3) as typeof fetch), 200);
       } catch (error) {
         throw sentinelStoreError(error, callbacks);
       }
@@ -220,38 +254,38 @@ export class SwitchboardClient {
   }
 
   /** A topic's per-step records, as GET /v1/sessions/:sid/topics/:tid gives them (an agent key may read it). */
-  async getTopic(sessionId: string, topicId: string): Promise<TopicSteps> {
+  async getTopic(sessionId: string, topicId: string, call: CallOptions = {}): Promise<TopicSteps> {
     const url = new URL(`/v1/sessions/${encodeURIComponent(sessionId)}/topics/${encodeURIComponent(topicId)}`, this.options.baseUrl);
     const init = { headers: { Authorization: `Bearer ${this.options.apiKey}`, Accept: "application/json" } };
-    return JSON.parse(await this.withRetries("topic read", this.options.retries ?? 3, () => this.request(url, init))) as TopicSteps;
+    return JSON.parse(await this.withRetries("topic read", call.retries ?? this.options.retries ?? 3, call.signal, () => this.request(url, init, undefined, call.timeoutMs, undefined, call.signal))) as TopicSteps;
   }
 
   /** Stores a workspace file (the runner's chat logs). */
-  async putWorkspaceFile(sessionId: string, topicId: string, path: string, body: string | Uint8Array<ArrayBuffer>, contentType = "text/plain; charset=utf-8"): Promise<void> {
+  async putWorkspaceFile(sessionId: string, topicId: string, path: string, body: string | Uint8Array<ArrayBuffer>, contentType = "text/plain; charset=utf-8", call: CallOptions = {}): Promise<void> {
     const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
     const url = this.workspaceUrl(sessionId, topicId, path);
     const init = { method: "PUT", headers: { Authorization: `Bearer ${this.options.apiKey}`, "Content-Type": contentType, "Content-Length": String(bytes.byteLength) }, body: bytes };
     // A long log needs time to send: the limit grows by 1 ms a KB (1 MB/s).
-    const timeoutMs = (this.options.timeoutMs ?? 10_000) + Math.ceil(bytes.byteLength / 1000);
-    await this.withRetries("workspace upload", this.options.retries ?? 3, () => this.request(url, init, undefined, timeoutMs));
+    const timeoutMs = (call.timeoutMs ?? this.options.timeoutMs ?? 10_000) + Math.ceil(bytes.byteLength / 1000);
+    await this.withRetries("workspace upload", call.retries ?? this.options.retries ?? 3, call.signal, () => this.request(url, init, undefined, timeoutMs, undefined, call.signal));
   }
 
   /** Removes a workspace file; one already gone is not an error. */
-  async deleteWorkspaceFile(sessionId: string, topicId: string, path: string): Promise<void> {
+  async deleteWorkspaceFile(sessionId: string, topicId: string, path: string, call: CallOptions = {}): Promise<void> {
     const init = { method: "DELETE", headers: { Authorization: `Bearer ${this.options.apiKey}` } };
     try {
-      await this.withRetries("workspace delete", this.options.retries ?? 3, () => this.request(this.workspaceUrl(sessionId, topicId, path), init));
+      await this.withRetries("workspace delete", call.retries ?? this.options.retries ?? 3, call.signal, () => this.request(this.workspaceUrl(sessionId, topicId, path), init, undefined, call.timeoutMs, undefined, call.signal));
     } catch (error) {
       if (!(error instanceof HttpError && error.status === 404)) throw error;
     }
   }
 
   /** The paths of a topic's workspace files under `prefix` (the first 1,000). */
-  async listWorkspace(sessionId: string, topicId: string, prefix: string): Promise<string[]> {
+  async listWorkspace(sessionId: string, topicId: string, prefix: string, call: CallOptions = {}): Promise<string[]> {
     const url = this.workspaceUrl(sessionId, topicId, "");
     url.search = new URLSearchParams({ prefix, limit: "1000" }).toString();
     const init = { headers: { Authorization: `Bearer ${this.options.apiKey}`, Accept: "application/json" } };
-    const text = await this.withRetries("workspace list", this.options.retries ?? 3, () => this.request(url, init));
+    const text = await this.withRetries("workspace list", call.retries ?? this.options.retries ?? 3, call.signal, () => this.request(url, init, undefined, call.timeoutMs, undefined, call.signal));
     return (JSON.parse(text) as { items: { path: string }[] }).items.map((i) => i.path);
   }
 
@@ -295,8 +329,18 @@ export function retryAfterMs(value: string | null): number | null {
   return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** Waits `ms`, or less when `signal` aborts (the caller then sees it aborted). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** Options from the environment, as agents and shell scripts set them. */

@@ -7,7 +7,7 @@ import { DEFAULT_MAX_TURNS, STEPS, type Step } from "../src/domain/steps";
 import { agentExit, signalGroup } from "./agent-exit";
 import { applySummary, emptyUsage, UsageLines } from "./agent-output";
 import { ChatLog } from "./chat-log";
-import { HttpError, type SwitchboardClient } from "./client";
+import { callOptions, HttpError, isAbort, type SwitchboardClient } from "./client";
 import { pickRotatedToken } from "./rotation";
 import type { StepOutcome } from "./summary-table";
 
@@ -63,7 +63,7 @@ async function turnBudgets(client: SwitchboardClient, o: RunOptions): Promise<Re
   const each = (f: (s: Step) => number) => Object.fromEntries(STEPS.map((s) => [s, f(s)])) as Record<Step, number>;
   if (o.maxTurns !== undefined) return each(() => o.maxTurns as number);
   try {
-    const topic = await client.getTopic(o.sessionId, o.topicId);
+    const topic = await client.getTopic(o.sessionId, o.topicId, callOptions(o.interrupt));
     return each((s) => topic.steps?.[s]?.max_turns ?? DEFAULT_MAX_TURNS[s]);
   } catch (e) {
     (o.out ?? ((t: string) => process.stdout.write(t)))(`[switchboard] could not read the topic's turn budgets (${e instanceof HttpError ? `HTTP ${e.status}, ` : ""}${e instanceof Error ? e.message : String(e)}); using the defaults\n`);
@@ -82,22 +82,49 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
     occurred_at: new Date().toISOString(),
     data,
   });
+  /**
+   * Sends one event: with the client's retries, stopped at once by a Ctrl-C (the send then
+   * rejects with an AbortError); after a Ctrl-C, one short try, then a sentinel if configured
+   * (`callOptions`), so the person gets their prompt back within seconds whatever the API does.
+   */
+  const report = (e: AgentEvent) => client.send(e, callOptions(o.interrupt));
+  /** After a Ctrl-C a report that fails is said, not thrown: the summary and exit 130 still come. */
+  const reportInterrupted = async (e: AgentEvent) => {
+    try {
+      await report(e);
+    } catch (error) {
+      out(`[switchboard] could not report ${e.type} for ${step} after the interrupt: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  };
+  /** The step's end while no Ctrl-C had come: one that comes during its retries stops them, and it gets its one short try. */
+  const sendEnd = async (e: AgentEvent) => {
+    try {
+      await report(e);
+    } catch (error) {
+      if (!isAbort(error)) throw error;
+      await reportInterrupted(e);
+    }
+  };
   // Only `-t` sets the budget on the server; without it the topic keeps its own (the reducer
   // leaves max_turns alone when step_started carries none).
   const sendStarted = Date.now();
-  await client.send(event("step_started", o.maxTurns === undefined ? { step } : { step, max_turns: o.maxTurns }));
+  try {
+    await report(event("step_started", o.maxTurns === undefined ? { step } : { step, max_turns: o.maxTurns }));
+  } catch (error) {
+    if (!isAbort(error)) throw error;
+  }
   if (o.interrupt?.aborted) {
-    // Ctrl-C while the start was being reported: the step is reported started, so it is
-    // ended as interrupted, but its agent is never started only to be stopped at once.
+    // Ctrl-C while the start was being reported (or retried): the step may be reported started,
+    // so it is ended as interrupted, but its agent is never started only to be stopped at once.
     const duration_ms = Date.now() - sendStarted;
-    await client.send(event("step_failed", { step, error: "interrupted", turns: 0, cost_usd: 0, duration_ms }));
+    await reportInterrupted(event("step_failed", { step, error: "interrupted", turns: 0, cost_usd: 0, duration_ms }));
     return { step, status: "interrupted", turns: 0, max_turns: maxTurns, cost_usd: 0, duration_ms, detail: "interrupted" };
   }
 
   const dir = mkdtempSync(join(tmpdir(), "switchboard-step-"));
   const summaryFile = join(dir, "summary.json");
   const usage = emptyUsage();
-  const log = new ChatLog({ client, sessionId: o.sessionId, topicId: o.topicId, step, note: out, partBytes: o.logPartBytes, maxBytes: o.logMaxBytes });
+  const log = new ChatLog({ client, sessionId: o.sessionId, topicId: o.topicId, step, note: out, partBytes: o.logPartBytes, maxBytes: o.logMaxBytes, interrupt: o.interrupt });
 
   const rotated = pickRotatedToken(o.env ?? process.env);
   const started = Date.now();
@@ -161,15 +188,19 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   await log.finish();
 
   try {
-    await client.send(event("usage.reported", { step, tools: [...usage.tools.values()], turns: usage.turns, cost_usd: usage.cost_usd }));
+    await report(event("usage.reported", { step, tools: [...usage.tools.values()], turns: usage.turns, cost_usd: usage.cost_usd }));
   } catch (e) {
-    // A refused report must not keep the step from ending (it would show running for good).
-    if (!(e instanceof HttpError) || e.status >= 500) throw e;
-    out(`[switchboard] the step's usage was refused (${e.message}); reporting its end without it\n`);
+    // A refused report must not keep the step from ending (it would show running for good),
+    // nor, after a Ctrl-C, one that failed or was stopped: the step's end is still reported.
+    if (o.interrupt?.aborted) out(`[switchboard] the step's usage was not reported after the interrupt (${e instanceof Error ? e.message : String(e)})\n`);
+    else if (!(e instanceof HttpError) || e.status >= 500) throw e;
+    else out(`[switchboard] the step's usage was refused (${e.message}); reporting its end without it\n`);
   }
   const base = { step, turns: usage.turns, max_turns: maxTurns, cost_usd: usage.cost_usd, duration_ms };
   if (!interrupted && exit.code === 0) {
-    await client.send(event("step_completed", { step, turns: usage.turns, cost_usd: usage.cost_usd, duration_ms }));
+    const completed = event("step_completed", { step, turns: usage.turns, cost_usd: usage.cost_usd, duration_ms });
+    if (o.interrupt?.aborted) await reportInterrupted(completed);
+    else await sendEnd(completed);
     return { ...base, status: "completed" };
   }
   const error = interrupted ? "interrupted" : exit.error ? `could not start: ${exit.error}` : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
@@ -177,7 +208,9 @@ async function runStep(client: SwitchboardClient, o: RunOptions, step: Step, run
   if (!interrupted) (o.err ?? ((t: string) => process.stderr.write(t)))(`[switchboard] ${step} failed: ${error}\n`);
   // Its own turns and cost, as a completion carries them: the server shows these for the run
   // that failed, whatever other runs of the step reported.
-  await client.send(event("step_failed", { step, error, turns: usage.turns, cost_usd: usage.cost_usd, duration_ms }));
+  const failed = event("step_failed", { step, error, turns: usage.turns, cost_usd: usage.cost_usd, duration_ms });
+  if (o.interrupt?.aborted) await reportInterrupted(failed);
+  else await sendEnd(failed);
   return { ...base, status: interrupted ? "interrupted" : "failed", detail: error };
 }
 
