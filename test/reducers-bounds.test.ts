@@ -242,8 +242,9 @@ describe("a full topic can still start and end every step", () => {
     let k = 0;
     for (const step of STEPS) {
       for (const [type, data] of [
-        ["step_started", { step, max_turns: 999_999 }],
-        ["step_failed", { step, error: CTRL.repeat(10_000), turns: 999_999, cost_usd: 1.2345678901234567e300, duration_ms: 999_999_999 }],
+        // The longest numbers the schemas let through (src/domain/events.ts, MAX_EVENT_*).
+        ["step_started", { step, max_turns: 999_999_999 }],
+        ["step_failed", { step, error: CTRL.repeat(10_000), turns: 999_999_999, cost_usd: 123_456.789_012_345_67, duration_ms: 999_999_999_999.999_9 }],
       ] as const) {
         const out = applyTopicEvent(t, { ...ev(type, data), id: longId(`${++k}`), occurred_at: "2026-11-22T10:00:00.123Z", accepted_at: "2026-11-22T10:00:00.123Z", accepted_index: 99 } as AgentEvent, NOW);
         expect(out.accepted).toBe(true);

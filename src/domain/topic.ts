@@ -565,9 +565,14 @@ function emptyAlpha(id: string): Alpha {
  * run reaches the cap. A stored total that is not a number is a sum that overflowed before the
  * cap (Infinity, null in the stored JSON): it is taken as the cap, not as 0. A missing one is 0.
  */
-export function cappedSum(total: unknown, added: number): number {
-  const prior = total === null ? Number.MAX_SAFE_INTEGER : typeof total === "number" && !Number.isNaN(total) ? total : 0;
-  return Math.min(prior + added, Number.MAX_SAFE_INTEGER);
+export function cappedSum(total: unknown, added: unknown): number {
+  // Both sides: a run's tools are summed from its reports, and a report converted from a
+  // state stored before runs were told apart carries the old total (clockOf).
+  return Math.min(storedTotal(total) + storedTotal(added), Number.MAX_SAFE_INTEGER);
+}
+
+function storedTotal(v: unknown): number {
+  return v === null ? Number.MAX_SAFE_INTEGER : typeof v === "number" && !Number.isNaN(v) ? v : 0;
 }
 
 /** Sums tool usage by name; each `usage.reported` event is applied once (idempotent by id). */
