@@ -223,7 +223,14 @@ export function applyTopicEvent(state: TopicState, event: AgentEvent, now: strin
 function shownChanged(prior: TopicState, next: TopicState, event: AgentEvent): boolean {
   // By type: data is loose, so an alpha event may carry a `step` of its own, and vice versa.
   const data = event.data as { step?: unknown; alpha_id?: unknown };
-  if (STEP_EVENTS.has(event.type) && typeof data.step === "string" && isStep(data.step)) return !sameJson(shownStep(prior.steps[data.step]), shownStep(next.steps[data.step]));
+  if (STEP_EVENTS.has(event.type) && typeof data.step === "string" && isStep(data.step)) {
+    const [before, after] = [prior.steps[data.step], next.steps[data.step]];
+    // A report kept for its run is news even when nothing shown moved (the failure's own
+    // figures are shown): a start arriving later makes it the step's usage, and a watcher
+    // applying the stream must have had it. Only one dropped as an earlier run's is not.
+    if (event.type === "usage.reported" && !sameJson(before.clock?.reports, after.clock?.reports)) return true;
+    return !sameJson(shownStep(before), shownStep(after));
+  }
   if (ALPHA_EVENTS.has(event.type) && typeof data.alpha_id === "string") {
     const before = ownEntry(prior.alphas, data.alpha_id);
     const after = ownEntry(next.alphas, data.alpha_id);
@@ -342,11 +349,14 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
       // A report that occurred before the latest start was an earlier run's: accepted, not counted.
       if (clock.start !== null && happenedAfter(clock.start, stamp)) return { accepted: true, state: { ...state, updated_at: now } };
       // Tools are kept by name, in the topic's one row (2 MB at most on Cloudflare): a report
-      // that would make a step's run track more than MAX_TOOLS_PER_STEP names is refused.
-      const named = mergeTools(spanTools(clock.reports ?? []), data.tools).length;
-      if (named > MAX_TOOLS_PER_STEP) return { accepted: false, state, reason: `step ${data.step} would track ${named} tool names; at most ${MAX_TOOLS_PER_STEP}` };
+      // that would make a step's run track more than MAX_TOOLS_PER_STEP names is refused. The
+      // run's names, as shown (runReports), so an earlier run's spans that a start not yet
+      // arrived will drop do not count: the verdict does not depend on arrival order.
       const span: UsageSpan = { from: stamp, to: stamp, turns: data.turns ?? 0, cost_usd: data.cost_usd ?? 0, tools: mergeTools([], data.tools) };
-      return withStep(data.step, (c) => ({ ...c, reports: addReport(c.reports ?? [], span) }));
+      const reports = addReport(clock.reports ?? [], span);
+      const named = spanTools(runReports({ ...clock, reports })).length;
+      if (named > MAX_TOOLS_PER_STEP) return { accepted: false, state, reason: `step ${data.step} would track ${named} tool names; at most ${MAX_TOOLS_PER_STEP}` };
+      return withStep(data.step, (c) => ({ ...c, reports }));
     }
     case "alpha.registered": {
       const data = dataOf({ ...event, type: "alpha.registered" });
@@ -399,7 +409,7 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
  */
 function derive(r: StepRecord, clock: StepClock): StepRecord {
   const { start, end } = clock;
-  const reports = clock.reports ?? [];
+  const reports = runReports(clock);
   const usage = { turns: Math.max(0, ...reports.map((s) => s.turns)), cost_usd: Math.max(0, ...reports.map((s) => s.cost_usd)) };
   const rerun = end !== null && end.status === "failed" && start !== null && happenedAfter(start, end);
   const status: StepStatus = end !== null && !rerun ? end.status : start !== null ? "running" : "pending";
@@ -424,18 +434,35 @@ function derive(r: StepRecord, clock: StepClock): StepRecord {
  * (a report at the same instant as a start, not ordered by one request, is that start's run).
  * Reports can arrive before their start, so the latest run's are kept as spans by time: when
  * a later start arrives, the spans that began before it are dropped whole. That is exact, in
- * every arrival order, while a run's reports fit MAX_USAGE_SPANS spans and MAX_TOOLS_PER_STEP
- * tool entries; past either the earliest two spans are merged, and a span that then straddles
+ * every arrival order, while the kept reports fit MAX_USAGE_SPANS spans and twice
+ * MAX_TOOLS_PER_STEP tool entries; past either the earliest two spans are merged, and a span that then straddles
  * a start arriving later is dropped whole with the earlier run, taking the later run's reports
  * in it along (that run's later reports still count). The spans hold the run's tools apart from
  * the record's `tools` (their sum): at most MAX_TOOLS_PER_STEP entries more a step.
  */
+/**
+ * The reports of the step's latest run: those kept (none before the latest start), less, when
+ * the latest ending is a failure and some report occurred after it, those that did not: a
+ * report after a failure is a re-run's, whose start may not have arrived yet, so the failed
+ * run's reports no longer count. Read from what is kept, never pruned by it, so the result
+ * does not depend on which arrived first (the start, when it arrives, drops them for good).
+ */
+function runReports(clock: StepClock): UsageSpan[] {
+  const spans = clock.reports ?? [];
+  const end = clock.end;
+  if (end === null || end.status !== "failed") return spans;
+  const after = spans.filter((s) => happenedAfter(s.from, end));
+  return after.length > 0 ? after : spans;
+}
+
 function addReport(spans: UsageSpan[], report: UsageSpan): UsageSpan[] {
   const within = spans.findIndex((s) => compareStamps(s.from, report.from) < 0 && compareStamps(report.from, s.to) < 0);
   let next: UsageSpan[];
   if (within >= 0) next = spans.map((s, i) => (i === within ? mergeSpans(s, report) : s));
   else next = [...spans, report].sort((a, b) => compareStamps(a.from, b.from));
-  while (next.length > 1 && (next.length > MAX_USAGE_SPANS || next.reduce((n, s) => n + s.tools.length, 0) > MAX_TOOLS_PER_STEP)) {
+  // Twice a run's names: until its start arrives, a re-run's reports are kept beside the
+  // failed run's, each run up to MAX_TOOLS_PER_STEP, and merging the two would mix the runs.
+  while (next.length > 1 && (next.length > MAX_USAGE_SPANS || next.reduce((n, s) => n + s.tools.length, 0) > 2 * MAX_TOOLS_PER_STEP)) {
     next = [mergeSpans(next[0] as UsageSpan, next[1] as UsageSpan), ...next.slice(2)];
   }
   return next;
