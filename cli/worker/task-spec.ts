@@ -186,20 +186,23 @@ export function splitReferences(value: string): string[] {
   if (isNone(value)) return [];
   return value
     .split(/[,;]/)
-    .map((part) => {
-      const link = /^\s*\[([^\]]+)\]\(([^)]+)\)\s*$/.exec(part);
-      const written = clean(link ? (link[1] as string) : part);
-      const candidates = [written];
-      // Planners number their specs: `Task 1: Setup DB` (or `# Task: Setup DB`) names the spec titled `Setup DB`.
-      const unnumbered = written.replace(/^#*\s*Task(?:\s+[\w.#-]+)?\s*:\s*/i, "");
-      candidates.push(unnumbered);
-      // `Setup DB (01-setup.md)`: the title without the file, then the file.
-      const withFile = /^(.+?)\s*\(\s*`?([^()`\s|]+\.md)`?\s*\)$/i.exec(unnumbered);
-      if (withFile) candidates.push(clean(withFile[1] as string), withFile[2] as string);
-      if (link) candidates.push(clean(link[2] as string));
-      return [...new Set(candidates.filter((c) => c !== ""))].join("|");
-    })
+    .map(reference)
     .filter((r) => r !== "" && !isNone(r));
+}
+
+/** One reference as `first|second|…` (see splitReferences); the first is always the reference as written. */
+function reference(part: string): string {
+  const link = /^\s*\[([^\]]+)\]\(([^)]+)\)\s*$/.exec(part);
+  const written = clean(link ? (link[1] as string) : part);
+  const candidates = [written];
+  // Planners number their specs: `Task 1: Setup DB` (or `# Task: Setup DB`) names the spec titled `Setup DB`.
+  const unnumbered = written.replace(/^#*\s*Task(?:\s+[\w.#-]+)?\s*:\s*/i, "");
+  candidates.push(unnumbered);
+  // `Setup DB (01-setup.md)`: the title without the file, then the file.
+  const withFile = /^(.+?)\s*\(\s*`?([^()`\s|]+\.md)`?\s*\)$/i.exec(unnumbered);
+  if (withFile) candidates.push(clean(withFile[1] as string), withFile[2] as string);
+  if (link) candidates.push(clean(link[2] as string));
+  return [...new Set(candidates.filter((c) => c !== ""))].join("|");
 }
 
 function clean(reference: string): string {
@@ -348,19 +351,25 @@ export function planSpecs(files: SpecFile[]): SpecPlan {
 /**
  * References were split at commas, but a title may hold one ("Parse CSV, JSON files"): the
  * longest run of neighbouring parts that, joined again with ", ", is a spec's title is one
- * reference.
+ * reference. The run is joined as written and read again as one reference, so a `Task 1:` or
+ * `# Task:` before it and a `(file.md)` after it are taken off the whole title, not the
+ * part they were written on.
  */
 function joinSplitTitles(refs: string[], byTitle: Map<string, string[]>): string[] {
+  const written = refs.map((r) => r.split("|")[0] as string);
   const out: string[] = [];
   for (let i = 0; i < refs.length; ) {
+    let joined = refs[i] as string;
     let end = i + 1;
     for (let j = refs.length; j > i + 1; j--) {
-      if (byTitle.has(normalize(refs.slice(i, j).join(", ")))) {
+      const ref = reference(written.slice(i, j).join(", "));
+      if (ref.split("|").some((c) => byTitle.has(normalize(c)))) {
+        joined = ref;
         end = j;
         break;
       }
     }
-    out.push(refs.slice(i, end).join(", "));
+    out.push(joined);
     i = end;
   }
   return out;

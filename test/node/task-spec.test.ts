@@ -164,6 +164,33 @@ describe("planSpecs", () => {
     ]);
   });
 
+  it("a title with a comma in it is one reference with a `# Task:` or `Task 1:` before it or a `(file.md)` after it", () => {
+    const forms = ["# Task: Parse CSV, JSON files", "Task 1: Parse CSV, JSON files", "Parse CSV, JSON files (01-parse.md)", "**Task 1: Parse CSV, JSON files**", "[Parse CSV, JSON files](01-parse.md)"];
+    for (const deps of forms) {
+      const plan = planSpecs([file("01-parse.md", "Parse CSV, JSON files"), file("02-b.md", "B", deps)]);
+      expect(plan.rejected, deps).toEqual([]);
+      expect(plan.ordered.find((p) => p.file === "02-b.md")?.dependencies, deps).toEqual([{ kind: "spec", file: "01-parse.md" }]);
+    }
+    // In a list of two, in either order and with either separator.
+    const parse = { kind: "spec", file: "01-parse.md" };
+    const docs = { kind: "spec", file: "02-docs.md" };
+    for (const [deps, expected] of [
+      ["Task 1: Parse CSV, JSON files; Task 2: Docs", [parse, docs]],
+      ["Docs, Parse CSV, JSON files (01-parse.md)", [docs, parse]],
+      ["# Task: Parse CSV, JSON files, 02-docs.md", [parse, docs]],
+    ] as const) {
+      const plan = planSpecs([file("01-parse.md", "Parse CSV, JSON files"), file("02-docs.md", "Docs"), file("03-all.md", "All", deps)]);
+      expect(plan.rejected, deps).toEqual([]);
+      expect(plan.ordered.find((p) => p.file === "03-all.md")?.dependencies, deps).toEqual(expected);
+    }
+    // A `(file.md)` after the last of two references is not read as naming the whole run.
+    const plan = planSpecs([file("01-a.md", "A"), file("02-b.md", "B"), file("03-c.md", "C", "A, B (02-b.md)")]);
+    expect(plan.ordered.find((p) => p.file === "03-c.md")?.dependencies).toEqual([
+      { kind: "spec", file: "01-a.md" },
+      { kind: "spec", file: "02-b.md" },
+    ]);
+  });
+
   it("rejects unknown, ambiguous, self and cyclic references, and what depends on a rejected spec", () => {
     const plan = planSpecs([
       file("a.md", "A", "nothing like it"),
