@@ -149,7 +149,7 @@ class WatchView {
     if (!s) return;
     const { ctx } = this;
     const c = ctx.color;
-    const header = c.dim(`${this.options.api.config.baseUrl} · ${this.state()} · Ctrl-C to stop · ${new Date(s.at).toLocaleTimeString()}`);
+    const header = c.dim(`${this.options.api.config.baseUrl} · ${this.state()} · Ctrl-C to stop · ${clockTime(s.at)}`);
     let recent = "";
     if (this.connection.kind !== "polling" || this.recent.length > 0) {
       const lines = this.recent.length > 0 ? this.recent.map((e) => recentLine(e, c)) : [c.dim(`no events since ${clockTime(this.since)}`)];

@@ -38,7 +38,7 @@ export const logsCommand: CliCommand = {
       .description("The last lines of a worker's log (or of a task's, with --task), oldest first; --follow keeps printing new lines until Ctrl-C.")
       .argument("[worker]", "the worker id (optional with --task; with it, only that worker's lines about the task)")
       .option("--task <id>", "the log of this task")
-      .option("-n, --lines <n>", "how many of the last lines (default 100)", positiveInt(MAX_LINES), 100)
+      .option("-n, --lines <n>", "how many of the last lines", positiveInt(MAX_LINES), 100)
       .option("-f, --follow", `keep printing new lines (asks every ${FOLLOW_INTERVAL_MS / 1000} s) until Ctrl-C`)
       .option("--json", "print each line as a JSON object, one a line")
       .action(

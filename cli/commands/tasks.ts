@@ -18,7 +18,7 @@ export const tasksCommand: CliCommand = {
       .description("The team's tasks, newest first: id, title, role, priority, status, attempts, worker, updated.")
       .addOption(new Option("--status <status>", "only tasks in this status").choices(TASK_STATUSES))
       .option("--role <role>", "only tasks of this role")
-      .option("-n, --limit <n>", "at most this many (default 50)", positiveInt(10_000), 50)
+      .option("-n, --limit <n>", "at most this many", positiveInt(10_000), 50)
       .option("--json", `print {"items": [...], "next_cursor": …} as the API gives it`)
       .action(
         action(ctx, async (opts: { status?: TaskStatus; role?: string; limit: number; json?: boolean }) => {
