@@ -3,7 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { ApiError, type ProblemCode, problemResponse, refuseUnfitJson } from "./lib/errors";
 import { log } from "./lib/log";
-import { newRouter } from "./lib/openapi";
+import { newRouter, withBodyRefusals } from "./lib/openapi";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { callbackRoutes } from "./routes/callbacks";
@@ -108,10 +108,16 @@ export function createApp() {
   app.route("/", costRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });
-  app.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: { title: "Switchboard", version: "1.0.0", description: "Control plane for fleets of AI agents" },
-  });
+  app.get("/openapi.json", (c) =>
+    c.json(
+      withBodyRefusals(
+        app.getOpenAPI31Document({
+          openapi: "3.1.0",
+          info: { title: "Switchboard", version: "1.0.0", description: "Control plane for fleets of AI agents" },
+        }),
+      ),
+    ),
+  );
 
   app.notFound((c) => problemResponse("not_found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}.`, c.get("requestId") ?? ""));
 

@@ -114,4 +114,19 @@ describe("GET /openapi.json", () => {
     // What POST /v1/callbacks answers besides (test/callbacks-oversize.test.ts, bad-input, signatures-secret).
     expect(Object.keys(doc.paths["/v1/callbacks"]?.post?.responses ?? {})).toEqual(expect.arrayContaining(["202", "413", "415", "503"]));
   });
+
+  it("lists 413 and 415 on every operation with a JSON body (refused before any handler), and 412 on the workspace's conditional writes", async () => {
+    const doc = await fetchDoc();
+    let withBody = 0;
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (!op?.requestBody?.content?.["application/json"]) continue;
+        withBody += 1;
+        expect(Object.keys(op.responses ?? {}), `${method} ${path}`).toEqual(expect.arrayContaining(["413", "415"]));
+      }
+    }
+    expect(withBody).toBeGreaterThan(15);
+    const ws = doc.paths["/v1/sessions/{sid}/topics/{tid}/workspace/{path}"];
+    for (const method of ["get", "put", "delete"]) expect(Object.keys(ws?.[method]?.responses ?? {}), method).toContain("412");
+  });
 });

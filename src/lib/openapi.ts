@@ -22,3 +22,19 @@ export const security = [{ bearer: [] }];
 
 /** A JSON body or response for `createRoute`: `{ description, ...json(schema) }`. */
 export const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+
+/**
+ * Every operation that takes a JSON body can be refused before its handler runs, by the
+ * middleware every request passes (src/app.ts): 413 past 1 MiB, 415 for a body that is not
+ * JSON. Listed on each such operation here, once, rather than in every route's definition.
+ */
+export function withBodyRefusals<D extends { paths?: object }>(doc: D): D {
+  for (const item of Object.values(doc.paths ?? {}) as (object | undefined)[]) {
+    for (const op of Object.values(item ?? {}) as { requestBody?: { content?: Record<string, unknown> }; responses?: Record<string, unknown> }[]) {
+      if (!op?.requestBody?.content?.["application/json"] || !op.responses) continue;
+      op.responses["413"] ??= { description: "The body is over 1 MiB (problem+json)" };
+      op.responses["415"] ??= { description: "The body is not JSON: send Content-Type: application/json (problem+json)" };
+    }
+  }
+  return doc;
+}

@@ -239,13 +239,13 @@ workspaceRoutes.get("/v1/usage", async (c) => {
 // Documented in /openapi.json; served by the plain routes above (a wildcard path and raw bodies).
 const wsParams = z.object({ sid: clientId, tid: clientId, path: z.string().describe("file path, may contain /") });
 for (const [method, summary, responses] of [
-  ["put", "Store a file (any content type, Content-Length required, ≤ 100 MB); announces workspace.sync", { 200: { description: "Replaced" }, 201: { description: "Created" }, 411: { description: "No Content-Length" }, 413: { description: "Over 100 MB" }, 503: { description: "Storage did not take the file (nothing written; Retry-After)" } }],
+  ["put", "Store a file (any content type, Content-Length required, ≤ 100 MB); announces workspace.sync", { 200: { description: "Replaced" }, 201: { description: "Created" }, 411: { description: "No Content-Length" }, 412: { description: "If-Match, If-None-Match or If-Unmodified-Since does not hold (nothing written)" }, 413: { description: "Over 100 MB" }, 503: { description: "Storage did not take the file (nothing written; Retry-After)" } }],
   [
     "get",
     "Read a file; honours If-None-Match / If-Modified-Since (304), If-Match / If-Unmodified-Since (412), Range with one byte range (206; unsatisfiable: 416; another unit, several ranges or a stale If-Range: the whole file)",
     { 200: { description: "The file" }, 206: { description: "A range" }, 304: { description: "Not modified" }, 412: { description: "Precondition failed" }, 416: { description: "Range not satisfiable" } },
   ],
-  ["delete", "Delete a file; announces workspace.sync", { 204: { description: "Deleted" } }],
+  ["delete", "Delete a file; announces workspace.sync", { 204: { description: "Deleted" }, 412: { description: "If-Match, If-None-Match or If-Unmodified-Since does not hold (nothing deleted)" } }],
 ] as const) {
   workspaceRoutes.openAPIRegistry.registerPath(createRoute({ method, path: "/v1/sessions/{sid}/topics/{tid}/workspace/{path}", summary, security, request: { params: wsParams }, responses: { ...responses, ...problemResponses } }));
 }
