@@ -227,8 +227,9 @@ function shownChanged(prior: TopicState, next: TopicState, event: AgentEvent): b
     const [before, after] = [prior.steps[data.step], next.steps[data.step]];
     // A report kept for its run is news even when nothing shown moved (the failure's own
     // figures are shown): a start arriving later makes it the step's usage, and a watcher
-    // applying the stream must have had it. Only one dropped as an earlier run's is not.
-    if (event.type === "usage.reported" && !sameJson(before.clock?.reports, after.clock?.reports)) return true;
+    // applying the stream must have had it. One dropped as an earlier run's says `unchanged`
+    // where it is applied and never reaches here.
+    if (event.type === "usage.reported") return true;
     return !sameJson(shownStep(before), shownStep(after));
   }
   if (ALPHA_EVENTS.has(event.type) && typeof data.alpha_id === "string") {
@@ -347,7 +348,7 @@ function applyTopicEventData(state: TopicState, event: AgentEvent, now: string):
       if (!isStep(data.step)) return unknownStep(state, data.step);
       const clock = clockOf(state.steps[data.step]);
       // A report that occurred before the latest start was an earlier run's: accepted, not counted.
-      if (clock.start !== null && happenedAfter(clock.start, stamp)) return { accepted: true, state: { ...state, updated_at: now } };
+      if (clock.start !== null && happenedAfter(clock.start, stamp)) return { accepted: true, state, unchanged: true };
       // Tools are kept by name, in the topic's one row (2 MB at most on Cloudflare): a report
       // that would make a step's run track more than MAX_TOOLS_PER_STEP names is refused. The
       // run's names, as shown (runReports), so an earlier run's spans that a start not yet
