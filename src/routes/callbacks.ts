@@ -33,8 +33,7 @@ callbackRoutes.openAPIRegistry.registerPath(
     responses: {
       202: { description: "Accepted for the queue", content: { "application/json": { schema: acceptedSchema } } },
       ...problemResponses,
-      413: { description: "The body is over 1 MiB (problem+json)" },
-      415: { description: "The body is not JSON by its Content-Type (problem+json)" },
+      // 413 and 415, as on every JSON-body operation: withBodyRefusals (src/lib/openapi.ts).
       503: { description: "The team's signing secret carries no usable key: an operator must set a new one (problem+json)" },
     },
   }),

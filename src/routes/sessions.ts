@@ -79,13 +79,13 @@ sessionRoutes.openapi(
     if (claimed.length === 0) {
       // The id's row exists. A create whose hub call failed after the row was written left a
       // row and no session (GET answers 404): a retry completes that creation, as the first
-      // try would have, rather than find the id taken for good. A session that exists is 409.
-      if (await hub.summary()) throw new ApiError("conflict", `Session ${id} already exists.`);
+      // try would have, rather than find the id taken for good. A session its hub has is 409,
+      // below (create changes nothing then).
       const row = await db.select({ createdAt: sessions.createdAt }).from(sessions).where(and(eq(sessions.teamId, team), eq(sessions.id, id))).get();
       createdAt = row?.createdAt ?? now; // the row keeps its created_at (the upsert does not change it)
     }
     const created = await hub.create({ id, team_id: team, title: body.title ?? null, metadata: body.metadata ?? {}, created_at: createdAt });
-    // Another retry of the orphaned create got to the hub first: one of them creates it.
+    // The session exists (or another retry of the orphaned create got to the hub first).
     if (!created.created) throw new ApiError("conflict", `Session ${id} already exists.`);
     await upsertSessionRow(db, team, created.summary, created.version);
     return c.json({ ...(created.summary), topics: [], topics_total: 0 }, 201);
