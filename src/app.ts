@@ -1,4 +1,6 @@
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { matchedRoutes } from "hono/route";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { ApiError, type ProblemCode, problemResponse, refuseUnfitJson } from "./lib/errors";
@@ -58,9 +60,13 @@ export function createApp() {
 
   // JSON API bodies: 415 for another content type, 413 over 1 MiB (also when chunked).
   // The workspace takes any content type up to 100 MB: it has its own checks.
+  // Only for a method and path a route handles: anything else is 404 whatever its body
+  // (middleware is registered with method ALL, routes with theirs).
   const isWorkspace = (path: string) => /^\/v1\/sessions\/[^/]+\/topics\/[^/]+\/workspace(\/|$)/.test(path);
+  const takesJson = (c: Context) =>
+    ["POST", "PUT", "PATCH"].includes(c.req.method) && !isWorkspace(c.req.path) && matchedRoutes(c).some((r) => r.method !== "ALL");
   app.use("/v1/*", async (c, next) => {
-    if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path)) return next();
+    if (!takesJson(c)) return next();
     const type = c.req.header("Content-Type");
     const length = c.req.header("Content-Length");
     const hasBody = (length !== undefined && length !== "0") || c.req.header("Transfer-Encoding") !== undefined;
@@ -75,13 +81,13 @@ export function createApp() {
       throw new ApiError("too_large", `The body is over ${JSON_BODY_LIMIT} bytes.`);
     },
   });
-  app.use("/v1/*", (c, next) => (isWorkspace(c.req.path) ? next() : jsonLimit(c, next)));
+  app.use("/v1/*", (c, next) => (takesJson(c) ? jsonLimit(c, next) : next()));
   // Depth, __proto__ keys and lone surrogates are checked once here, on the body Hono parses
   // and caches for the validators.
   // Callbacks and GitHub deliveries parse their raw body themselves (it is signed) and check it there.
   const isSigned = (path: string) => path === "/v1/callbacks" || path.startsWith("/v1/webhooks/github/");
   app.use("/v1/*", async (c, next) => {
-    if (!["POST", "PUT", "PATCH"].includes(c.req.method) || isWorkspace(c.req.path) || isSigned(c.req.path) || !c.req.header("Content-Type")) return next();
+    if (!takesJson(c) || isSigned(c.req.path) || !c.req.header("Content-Type")) return next();
     const body: unknown = await c.req.json().catch(() => undefined); // malformed: the validator answers 400
     refuseUnfitJson(body);
     return next();

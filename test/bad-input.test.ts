@@ -350,10 +350,18 @@ describe("bad input: unknown routes and conflicts", () => {
       ["DELETE", `/v1/sessions/${sid}/topics`],
       ["GET", "/v1/callbacks"],
       ["GET", `/alpha/discovery/${sid}`],
+      ["POST", "/v1/nope"],
+      ["PATCH", "/v1/keys"],
     ];
     for (const [method, path] of cases) {
       const problem = await expectProblem(await call(path, { method, key: team.api_key }), 404);
       expect(problem.title, `${method} ${path}`).toBe("Not found");
+      // Whatever the body: no route takes it, so neither its type nor its size matters.
+      const bodies = method === "GET" ? [] : ["plain text", "x".repeat(MiB + 1)];
+      for (const body of bodies) {
+        const withBody = await expectProblem(await raw(path, team.api_key, body, { method, type: "text/plain" }), 404);
+        expect(withBody.title, `${method} ${path} with a body`).toBe("Not found");
+      }
     }
     expect((await summary(team.api_key, sid)).status).toBe("created");
   });
