@@ -170,7 +170,7 @@ describe("topic reducer: the same events give the same topic, whatever order the
     for (const [events, status] of cases) expect(sameInEveryOrder(events, runTopic).steps.prep.status, JSON.stringify(events)).toBe(status);
   });
 
-  it("one request's events at one instant keep the order given, in every arrival order; across requests the old tie rules stand", () => {
+  it("one request's events at one instant keep the order given, in every arrival order; across requests the later accepted is later", () => {
     // As POST /v1/callbacks stamps them: one accepted_at, positions 0, 1, 2; ids out of order on purpose.
     const request = (acceptedAt: string, events: AgentEvent[]) => stampAccepted(events.map((e) => ({ ...e, occurred_at: undefined })), new Date(acceptedAt));
     const t0 = "2026-11-22T10:00:00.000Z";
@@ -188,10 +188,14 @@ describe("topic reducer: the same events give the same topic, whatever order the
     expect(sameInEveryOrder(twoEndings, runTopic).steps.prep).toMatchObject({ status: "completed", turns: 9 });
     const failThenComplete = request(t0, [ev("step_failed", { step: "review", error: "x" }, 0, "r-b"), ev("step_completed", { step: "review", turns: 1 }, 0, "r-a")]);
     expect(sameInEveryOrder(failThenComplete, runTopic).steps.review.status).toBe("completed");
-    // Two requests whose events claim one instant: the position in each says nothing across them.
+    // Two requests whose events claim one instant: the one accepted later is taken as later
+    // (one fixed order for every tie; see the cycles below), in either direction.
     const [failed] = stampAccepted([ev("step_failed", { step: "evaluate", error: "x" }, 5)], new Date("2026-11-22T10:00:01.000Z"));
     const [completed] = stampAccepted([ev("step_completed", { step: "evaluate", turns: 1 }, 5)], new Date("2026-11-22T10:00:02.000Z"));
-    expect(sameInEveryOrder([failed as AgentEvent, completed as AgentEvent], runTopic).steps.evaluate.status).toBe("failed");
+    expect(sameInEveryOrder([failed as AgentEvent, completed as AgentEvent], runTopic).steps.evaluate.status).toBe("completed");
+    const [completedFirst] = stampAccepted([ev("step_completed", { step: "implement", turns: 1 }, 5)], new Date("2026-11-22T10:00:01.000Z"));
+    const [failedLater] = stampAccepted([ev("step_failed", { step: "implement", error: "x" }, 5)], new Date("2026-11-22T10:00:02.000Z"));
+    expect(sameInEveryOrder([completedFirst as AgentEvent, failedLater as AgentEvent], runTopic).steps.implement.status).toBe("failed");
   });
 
   it("alphas: the earliest registration, the latest name and evaluation, in every order", () => {
@@ -240,6 +244,68 @@ describe("topic reducer: the same events give the same topic, whatever order the
         const got = runTopic(order);
         expect(canonical(got), `trial ${trial}: ${order.map((e) => `${e.type}${JSON.stringify(e.data)}@${e.occurred_at}`).join(", ")}`).toBe(want);
         expect(currentStep(got)).toBe(currentStep(runTopic(events)));
+      }
+    }
+  });
+});
+
+describe("topic reducer: events stamped as requests stamp them, at shared instants, give one topic in every order", () => {
+  // Ties at one instant are ordered within a request by position and across requests by some
+  // rule: the order must be one total order, or three events can form a cycle and the winner
+  // depend on which arrived last.
+  const stamped = (acceptedAt: string, events: AgentEvent[]) => stampAccepted(events, new Date(acceptedAt));
+
+  it("two starts of one request and one of another at one instant: one latest start whatever the ids", () => {
+    // Ids picked so that position, id and id would disagree: z before m in the request, m < p < z.
+    const sameMinute = (id: string, maxTurns: number) => ev("step_started", { step: "explore", max_turns: maxTurns }, 7, id);
+    const one = stamped("2026-11-22T11:00:00.000Z", [sameMinute("z", 1), sameMinute("m", 2)]);
+    const other = stamped("2026-11-22T11:00:05.000Z", [sameMinute("p", 3)]);
+    const t = sameInEveryOrder([...one, ...other], runTopic);
+    expect(t.steps.explore.max_turns).toBe(3);
+  });
+
+  it("a failure and a completion of one request and a completion of another at one instant: one ending", () => {
+    const end = (type: "step_failed" | "step_completed", id: string) =>
+      ev(type, type === "step_failed" ? { step: "review", error: "x" } : { step: "review", turns: 4 }, 7, id);
+    const one = stamped("2026-11-22T11:00:00.000Z", [end("step_failed", "a"), end("step_completed", "b")]);
+    const other = stamped("2026-11-22T11:00:05.000Z", [end("step_completed", "c")]);
+    sameInEveryOrder([...one, ...other], runTopic);
+    const reversed = stamped("2026-11-22T11:00:00.000Z", [end("step_completed", "c2")]);
+    const later = stamped("2026-11-22T11:00:05.000Z", [end("step_failed", "a2"), end("step_completed", "b2")]);
+    sameInEveryOrder([...reversed, ...later], runTopic);
+  });
+
+  it("random requests of events over two steps, many at one instant, give one topic in random orders", () => {
+    const random = rng(20261207);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
+    for (let trial = 0; trial < 300; trial++) {
+      const requests = Array.from({ length: 1 + Math.floor(random() * 3) }, (_, r) => {
+        const events = Array.from({ length: 1 + Math.floor(random() * 4) }, (): AgentEvent => {
+          const step = pick(["explore", "evaluate"]);
+          // Mostly one instant; sometimes none given, so the request's instant stands in.
+          const minute = random() < 0.8 ? 5 : Math.floor(random() * 3) + 4;
+          const e = (() => {
+            switch (pick(["start", "start", "complete", "fail", "usage"])) {
+              case "start":
+                return ev("step_started", { step, max_turns: 1 + Math.floor(random() * 50) }, minute);
+              case "complete":
+                return ev("step_completed", { step, turns: Math.floor(random() * 20), cost_usd: Math.round(random() * 100) / 100 }, minute);
+              case "fail":
+                return ev("step_failed", { step, error: `e${Math.floor(random() * 3)}`, turns: Math.floor(random() * 20) }, minute);
+              default:
+                return ev("usage.reported", { step, tools: [{ name: pick(["bash", "web"]), calls: 1, duration_ms: 2, errors: 0 }], turns: Math.floor(random() * 20), cost_usd: 0.5 }, minute);
+            }
+          })();
+          // Ids in random order, so they neither follow positions nor requests.
+          return { ...e, id: `x${Math.floor(random() * 1e6)}-${e.id}`, ...(random() < 0.2 ? { occurred_at: undefined } : {}) };
+        });
+        return stamped(`2026-11-22T10:05:0${r}.000Z`, events);
+      });
+      const events = requests.flat();
+      const want = canonical(runTopic(events));
+      for (let k = 0; k < 20; k++) {
+        const order = [...events].sort(() => random() - 0.5);
+        expect(canonical(runTopic(order)), `trial ${trial}: ${order.map((e) => `${e.type}#${e.id}${JSON.stringify(e.data)}@${e.occurred_at}/${e.accepted_at}#${e.accepted_index}`).join(", ")}`).toBe(want);
       }
     }
   });

@@ -33,8 +33,8 @@ export interface StepRecord {
 }
 
 /**
- * When an event occurred, and what orders two at the same instant: for two of one request,
- * the order given (`ord`, see acceptanceOrder), else the event id.
+ * When an event occurred, and what orders two at the same instant: the order accepted
+ * (`ord`, see acceptanceOrder: the request's instant, then the position in it), else the event id.
  */
 export interface Stamp {
   at: string;
@@ -531,30 +531,35 @@ function alphaClock(a: Alpha): NonNullable<Alpha["clock"]> {
 }
 
 /**
- * By instant, then, for two events of one request, by their order in it; 0 when neither
- * tells. (Across requests the order accepted says nothing of when events occurred: a retried
- * request is accepted late.)
+ * Whether `a` is taken to have come after `b`: a later instant, or at one instant later in
+ * the order accepted (one request's events keep the order given; across requests the one
+ * accepted later, which is a guess, but one fixed order: a rule that only sometimes tells is
+ * not transitive, and then what a topic shows would depend on the order events arrived in).
  */
-function compareOccurrence(a: Stamp, b: Stamp): number {
+function happenedAfter(a: Stamp, b: Stamp): boolean {
+  return compareInstantAndOrder(a, b) > 0;
+}
+
+/**
+ * Orders stamps by instant, then as accepted (request instant, then position; unstamped
+ * first), then by event id: one key compared field by field, so a total order (transitive:
+ * sorting spans cannot depend on the order they arrived in). Agrees with `happenedAfter`
+ * wherever that tells.
+ */
+function compareStamps(a: Stamp, b: Stamp): number {
+  const d = compareInstantAndOrder(a, b);
+  return d !== 0 ? d : compareText(a.id, b.id);
+}
+
+/** The instant, then the order accepted (`acceptanceOrder` sorts as text; unstamped first). */
+function compareInstantAndOrder(a: Stamp, b: Stamp): number {
   const d = instant(a.at) - instant(b.at);
   if (d !== 0 && !Number.isNaN(d)) return d;
-  if (a.ord === undefined || b.ord === undefined || a.ord === b.ord) return 0;
-  const [aRequest, aIndex] = a.ord.split("#");
-  const [bRequest, bIndex] = b.ord.split("#");
-  if (aRequest !== bRequest) return 0;
-  return (aIndex ?? "") < (bIndex ?? "") ? -1 : 1;
+  return compareText(a.ord ?? "", b.ord ?? "");
 }
 
-/** Whether `a` is known to have come after `b` (a later instant, or later in the order accepted). */
-function happenedAfter(a: Stamp, b: Stamp): boolean {
-  return compareOccurrence(a, b) > 0;
-}
-
-/** Orders stamps by instant, then as accepted, then by event id: a total order, so no arrival order decides. */
-function compareStamps(a: Stamp, b: Stamp): number {
-  const d = compareOccurrence(a, b);
-  if (d !== 0) return d;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function isLater(a: Stamp, b: Stamp | null | undefined): boolean {
@@ -566,16 +571,18 @@ function latest<T extends Stamp>(current: T | null, next: T): T {
 }
 
 /**
- * The later ending. At one instant the order accepted decides (one request's endings keep
- * the order given); where it cannot, a failure wins over a completion (never hidden by it),
+ * The later ending, by one total order (so which ending shows cannot depend on arrival
+ * order): the instant, then the order accepted (one request's endings keep the order given;
+ * of two requests at one instant the one accepted later), and where neither tells (events
+ * stamped before positions were) a failure wins over a completion (never hidden by it),
  * then the event id decides.
  */
 function latestEnd(current: StepClock["end"], next: NonNullable<StepClock["end"]>): NonNullable<StepClock["end"]> {
   if (!current) return next;
-  const d = compareOccurrence(next, current);
+  const d = compareInstantAndOrder(next, current);
   if (d !== 0) return d > 0 ? next : current;
   if (next.status !== current.status) return next.status === "failed" ? next : current;
-  return compareStamps(next, current) > 0 ? next : current;
+  return compareText(next.id, current.id) > 0 ? next : current;
 }
 
 function unknownStep(state: TopicState, step: string): TopicOutcome {
