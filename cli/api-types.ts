@@ -19,14 +19,20 @@ export interface Task {
   blocked_by: string | null;
   attempts: number;
   max_attempts: number;
+  /** Not claimable before this (a retry's backoff). */
+  available_at: string;
   source: TaskSource;
   worker_id: string | null;
+  lease_expires_at: string | null;
   result: string | null;
   cost_usd: number;
   tokens: number;
   duration_ms: number;
   created_at: string;
   updated_at: string;
+  claimed_at: string | null;
+  /** When it ended: completed, failed or cancelled. */
+  completed_at: string | null;
 }
 
 export interface Worker {
@@ -37,6 +43,16 @@ export interface Worker {
   tasks_completed: number;
   last_seen_at: string;
   cost_usd: number;
+}
+
+/** One group of GET /v1/costs (src/routes/costs.ts): `key` is the day, role, worker id or task id. */
+export interface CostGroup {
+  key: string;
+  cost_usd: number;
+  tokens: number;
+  duration_ms: number;
+  /** How many tasks the group's attempts belong to. */
+  tasks: number;
 }
 
 export interface Question {

@@ -57,6 +57,18 @@ export class Api {
     }
   }
 
+  /** Pages of a list until `max` items or its end: the items, and the cursor to read on from (null at the end), as `--json` prints them. */
+  async upTo<T>(path: string, query: Query = {}, max = 10_000, signal?: AbortSignal): Promise<Page<T>> {
+    const items: T[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Page<T> = await this.get<Page<T>>(path, { ...query, limit: Math.min(200, max - items.length), cursor: cursor ?? undefined }, signal);
+      items.push(...page.items);
+      cursor = page.next_cursor;
+    } while (cursor && items.length < max);
+    return { items, next_cursor: cursor };
+  }
+
   /**
    * Opens a text/event-stream: only the wait for the headers is bounded, since the body is
    * meant to stay open; a refusal is an ApiFailure like any request's.

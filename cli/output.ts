@@ -63,6 +63,26 @@ export function printable(text: string): string {
   });
 }
 
+/**
+ * Multi-line text from others (a task's description, its result), each line printable and
+ * indented, at most `maxLines` of them: the rest is counted, not shown.
+ */
+export function textBlock(text: string, maxLines: number, indent = "  "): { text: string; hidden: number } {
+  const lines = text.replace(/^\s*\n/, "").replace(/\s+$/, "").split("\n").map((l) => l.replace(/\r$/, ""));
+  const shown = lines.slice(0, maxLines).map((l) => (l === "" ? "" : `${indent}${printable(l)}`));
+  return { text: shown.join("\n"), hidden: lines.length - Math.min(lines.length, maxLines) };
+}
+
+/** Dollars: cents, or four decimals for less than a cent (an agent's step can cost $0.0042). */
+export function usd(value: number): string {
+  return `$${value.toFixed(value !== 0 && Math.abs(value) < 0.01 ? 4 : 2)}`;
+}
+
+/** A count with thousands separators (`1,234,567`), the same on every machine. */
+export function count(value: number): string {
+  return value.toLocaleString("en-US");
+}
+
 /** The first line of `text`, cut to `max` characters with an ellipsis, printable. */
 export function oneLine(text: string, max: number): string {
   const first = printable((text.trim().split("\n")[0] ?? "").replace(/\r$/, ""));

@@ -2,13 +2,17 @@
 import { Command, CommanderError } from "commander";
 import { version } from "../package.json";
 import { addTaskCommand } from "./commands/add-task";
+import { costsCommand } from "./commands/costs";
 import { emitCommand } from "./commands/emit";
 import { loginCommand } from "./commands/login";
 import { logsCommand } from "./commands/logs";
 import { respondCommand } from "./commands/respond";
 import { runCommand } from "./commands/run";
 import { statusCommand } from "./commands/status";
+import { taskCommand } from "./commands/task";
+import { cancelCommand, retryCommand } from "./commands/task-actions";
 import { tasksCommand } from "./commands/tasks";
+import { workersCommand } from "./commands/workers";
 import { argvCommand } from "./commands/argv-command";
 import { startCommand, stopCommand, WORKER_USAGE, workerCommand } from "./worker/commands";
 import { type CliCommand, type Context, createContext, type Io } from "./context";
@@ -25,9 +29,14 @@ export const COMMANDS: CliCommand[] = [
   loginCommand,
   statusCommand,
   tasksCommand,
+  taskCommand,
   addTaskCommand,
+  cancelCommand,
+  retryCommand,
   respondCommand,
   logsCommand,
+  workersCommand,
+  costsCommand,
   // agents
   emitCommand,
   runCommand,
@@ -45,7 +54,8 @@ SWITCHBOARD_SIGNING_SECRET (whsec_…) and, for the sentinel fallback,
 SWITCHBOARD_SENTINEL_ENDPOINT, _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY and
 SWITCHBOARD_TEAM_ID. Rotation: AVAILABLE_TOKENS=1,2,3 with CLAUDE_OAUTH_TOKEN_{i}.
 
-Exit codes: 0 ok, 1 failed (the API refused, the network), 2 bad usage.
+Exit codes: 0 ok, 1 failed (the API refused: 403 for a key without the
+scope, 404, 409 for a task in the wrong state; or the network), 2 bad usage.
 Colour only on a terminal, and never with NO_COLOR set.
 `;
 

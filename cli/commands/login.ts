@@ -50,7 +50,7 @@ export const loginCommand: CliCommand = {
             printJson(ctx.out, { url, team: team ? { id: team.id, name: team.name } : null, operator: team !== null, config_path: path, overridden_by: overridden });
           } else {
             const c = ctx.color;
-            ctx.out(team ? `Logged in to ${c.bold(url)} as team ${c.bold(team.name)} (${team.id}).\n` : `Key accepted by ${c.bold(url)}; it is not an operator key, so \`switchboard respond\` will be refused.\n`);
+            ctx.out(team ? `Logged in to ${c.bold(url)} as team ${c.bold(team.name)} (${team.id}).\n` : `Key accepted by ${c.bold(url)}; it is not an operator key, so \`switchboard respond\`, \`cancel\` and \`retry\` will be refused.\n`);
             ctx.out(`Saved to ${path}\n`);
           }
           if (overridden.length > 0) ctx.err(`note: ${overridden.join(" and ")} ${overridden.length > 1 ? "are" : "is"} set in this shell and ${overridden.length > 1 ? "override" : "overrides"} what was saved\n`);

@@ -17,7 +17,8 @@ interface LogsOptions {
   json?: boolean;
 }
 
-function formatLine(ctx: Context, line: LogLine, byTask: boolean): string {
+/** A log line as `logs` prints it: time, the worker (for a task's log) or the task, the text. */
+export function formatLine(ctx: Context, line: LogLine, byTask: boolean): string {
   const c = ctx.color;
   // A worker's log names the task of each line; a task's log names the worker.
   const who = byTask ? line.worker_id : (line.task_id ?? "-");

@@ -1,4 +1,4 @@
-import { Option } from "commander";
+import { type Command, Option } from "commander";
 import { ROLE_PATTERN, TASK_STATUSES, type TaskStatus } from "../../src/domain/tasks";
 import { apiFor, type Page } from "../api";
 import type { Task } from "../api-types";
@@ -6,7 +6,7 @@ import { loadConfig } from "../config";
 import { action, type CliCommand } from "../context";
 import { UsageError } from "../errors";
 import { positiveInt } from "../options";
-import { ago, oneLine, paintStatus, printJson, renderTable } from "../output";
+import { ago, oneLine, paintStatus, printable, printJson, renderTable } from "../output";
 
 /** `switchboard tasks [--status S] [--role R] [--limit N] [--json]`: newest first. */
 export const tasksCommand: CliCommand = {
@@ -20,8 +20,12 @@ export const tasksCommand: CliCommand = {
       .option("--role <role>", "only tasks of this role")
       .option("-n, --limit <n>", "at most this many", positiveInt(10_000), 50)
       .option("--json", `print {"items": [...], "next_cursor": …} as the API gives it`)
+      // Words are still bad usage, but `tasks task_…` is a person asking for one task: say how.
+      .allowExcessArguments()
       .action(
-        action(ctx, async (opts: { status?: TaskStatus; role?: string; limit: number; json?: boolean }) => {
+        action(ctx, async (opts: { status?: TaskStatus; role?: string; limit: number; json?: boolean }, command: Command) => {
+          const [word] = command.args;
+          if (word !== undefined) throw new UsageError(`tasks takes no arguments (got ${printable(word)})`, `one task in full is \`switchboard task ${printable(word)}\``);
           if (opts.role !== undefined && !ROLE_PATTERN.test(opts.role)) throw new UsageError(`--role ${opts.role} is not a role name`, "roles are lowercase: a letter, then letters, digits, '_' or '-' (e.g. executor)");
           const api = apiFor(loadConfig(ctx.env));
           const items: Task[] = [];
