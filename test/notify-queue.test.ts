@@ -115,7 +115,7 @@ describe("notifications have a queue of their own", () => {
   it("keeps the notifications queue's dead letters in D1, under that queue's name", async () => {
     const team = await createTeam();
     const dead: NotificationMessage = { kind: "notification", team_id: team.team_id, delivery_id: "ndl_dead" };
-    const batch = createMessageBatch("switchboard-notifications-dlq", [{ id: `msg-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 6, body: dead }]);
+    const batch = createMessageBatch("switchboard-notifications-dlq", [{ id: `msg-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: dead }]);
     const ctx = createExecutionContext();
     await worker.queue(batch as MessageBatch<unknown>, env, ctx);
     expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(1);

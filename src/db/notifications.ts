@@ -98,3 +98,32 @@ export function listDeliveries(db: Db, teamId: string, channelId: string, limit:
     .limit(limit)
     .all();
 }
+
+/**
+ * Counts a try that threw before `recordAttempt` (the consumer's fallback): attempts + 1,
+ * `failed` once they reach `max`. One statement over plain columns, so a row whose event no
+ * longer parses is still counted. Undefined when nothing pending matched.
+ */
+export function countTry(db: Db, d: { teamId: string; id: string; reason: string; max: number; now: string }) {
+  const spent = sql`${notificationDeliveries.attempts} + 1 >= ${d.max}`;
+  return db
+    .update(notificationDeliveries)
+    .set({
+      attempts: sql`${notificationDeliveries.attempts} + 1`,
+      status: sql`CASE WHEN ${spent} THEN 'failed' ELSE 'pending' END`,
+      lastStatusCode: null,
+      lastError: sql`CASE WHEN ${spent} THEN ${d.reason} || '; gave up after ' || (${notificationDeliveries.attempts} + 1) || ' attempts' ELSE ${d.reason} END`,
+      updatedAt: d.now,
+    })
+    .where(and(eq(notificationDeliveries.teamId, d.teamId), eq(notificationDeliveries.id, d.id), eq(notificationDeliveries.status, "pending")))
+    .returning({ status: notificationDeliveries.status, attempts: notificationDeliveries.attempts })
+    .get();
+}
+
+/** Ends a pending delivery as `failed` with the reason, its tries as counted. */
+export function failPending(db: Db, d: { teamId: string; id: string; reason: string; now: string }) {
+  return db
+    .update(notificationDeliveries)
+    .set({ status: "failed", lastError: d.reason, updatedAt: d.now })
+    .where(and(eq(notificationDeliveries.teamId, d.teamId), eq(notificationDeliveries.id, d.id), eq(notificationDeliveries.status, "pending")));
+}

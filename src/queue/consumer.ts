@@ -5,7 +5,8 @@ import { newId } from "../lib/crypto";
 import { log } from "../lib/log";
 import { applyCallbackRequests } from "./apply-callbacks";
 import { type TeamEventsMessage, teamHub } from "../lib/team-stream";
-import { attemptDelivery, type NotificationMessage } from "../notify/deliver";
+import { failPending } from "../db/notifications";
+import { attemptDelivery, type NotificationMessage, recordThrownAttempt } from "../notify/deliver";
 import { retryDelaySeconds } from "../domain/notifications";
 import type { CallbackMessage } from "./messages";
 
@@ -52,8 +53,8 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?:
     const body = message.body as CallbackMessage | TeamEventsMessage | NotificationMessage;
     if (body.kind === "notification") notifications.push({ message, body });
     else if (role === "notifications") {
-      // Nothing else is sent there: retried, it ends in the dead-letter queue, kept in D1.
-      retry(batch.queue, message, new Error(`a ${String((body as { kind?: unknown }).kind)} message on the notifications queue`));
+      // Nothing else is sent there: retried on that queue's schedule, it ends in the dead-letter queue, kept in D1.
+      retry(batch.queue, message, new Error(`a ${kindOf(message)} message on the notifications queue`), retryDelaySeconds(message.attempts, notifyBackoffCap(env)));
     } else if (body.kind === "team-events") teamEvents.push({ message, body });
     else callbacks.push(message);
   }
@@ -111,27 +112,60 @@ async function deliverAll(env: Env, queue: string, items: { message: Message<unk
 
 /** One notification attempt: acked when it landed or gave up, else retried after a backoff (or the receiver's Retry-After). */
 async function deliverOne(env: Env, queue: string, message: Message<unknown>, body: NotificationMessage): Promise<void> {
+  const cap = notifyBackoffCap(env);
   try {
     const verdict = await attemptDelivery(env, body);
     if (verdict.status !== "retry") return message.ack();
-    const cap = Number(env.NOTIFY_MAX_BACKOFF_SECONDS) || 300;
     message.retry({ delaySeconds: retryDelaySeconds(message.attempts, cap, verdict.retryAfterSeconds) });
   } catch (error) {
-    retry(queue, message, error);
+    // The try is still counted, so a delivery whose sending keeps throwing ends `failed` after
+    // its tries rather than staying pending; only when even that write fails does the message
+    // go back to the queue (and, after max_retries, to the dead-letter queue, which fails it).
+    let counted: Awaited<ReturnType<typeof recordThrownAttempt>>;
+    try {
+      counted = await recordThrownAttempt(env, body, error);
+    } catch {
+      return retry(queue, message, error, retryDelaySeconds(message.attempts, cap));
+    }
+    if (counted?.status !== "pending") return message.ack();
+    retry(queue, message, error, retryDelaySeconds(counted.attempts, cap));
   }
 }
 
-function retry(queue: string, message: Message<unknown>, error: unknown): void {
-  const delaySeconds = backoffSeconds(message.attempts);
-  log("warn", "callback message failed; retrying", { queue, message_id: message.id, attempts: message.attempts, delay_s: delaySeconds, error: error instanceof Error ? error.message : String(error) });
+/** The longest wait between two tries on the notifications queue (NOTIFY_MAX_BACKOFF_SECONDS). */
+const notifyBackoffCap = (env: Env) => Number(env.NOTIFY_MAX_BACKOFF_SECONDS) || 300;
+
+/** The tries a message gets on its queue before it is dead-lettered: `max_retries` (5, every consumer in wrangler.toml) + 1. */
+export const QUEUE_TRIES = 6;
+
+/** The kind a message names (callbacks, team-events, notification), for logs. */
+function kindOf(message: Message<unknown>): string {
+  const kind = (message.body as { kind?: unknown } | null)?.kind;
+  return typeof kind === "string" ? kind : "unknown";
+}
+
+function retry(queue: string, message: Message<unknown>, error: unknown, delaySeconds = backoffSeconds(message.attempts)): void {
+  const kind = kindOf(message);
+  log("warn", `${kind} message failed; retrying`, { queue, kind, message_id: message.id, attempts: message.attempts, delay_s: delaySeconds, error: error instanceof Error ? error.message : String(error) });
   message.retry({ delaySeconds });
 }
 
+/**
+ * A message that failed every try on its queue, kept in D1. `attempts` is those tries
+ * (QUEUE_TRIES): the dead-letter queue hands it over as its own first delivery, so the
+ * message's count here says nothing about them. A notification's delivery ends `failed`
+ * in the same batch: otherwise it would stay pending and the cron would queue it again.
+ */
 async function keepDeadLetter(env: Env, queue: string, message: Message<unknown>): Promise<void> {
-  const body = message.body as Partial<CallbackMessage>;
-  await dbOf(env)
+  const body = message.body as Partial<CallbackMessage> | Partial<NotificationMessage>;
+  const db = dbOf(env);
+  const now = new Date().toISOString();
+  const kept = db
     .insert(deadLetters)
-    .values({ id: newId("dl"), teamId: body.team_id ?? "unknown", queue, messageId: message.id, body: message.body as object, attempts: message.attempts, receivedAt: new Date().toISOString() })
+    .values({ id: newId("dl"), teamId: body.team_id ?? "unknown", queue, messageId: message.id, body: message.body as object, attempts: QUEUE_TRIES, receivedAt: now })
     .onConflictDoNothing();
-  log("error", "callback message dead-lettered", { queue, message_id: message.id, team_id: body.team_id });
+  const delivery = body.kind === "notification" && typeof body.team_id === "string" && "delivery_id" in body && typeof body.delivery_id === "string" ? { teamId: body.team_id, id: body.delivery_id } : undefined;
+  if (delivery) await db.batch([kept, failPending(db, { ...delivery, reason: `not sent: its queue message failed all ${QUEUE_TRIES} tries and was dead-lettered`, now })]);
+  else await kept;
+  log("error", `${kindOf(message)} message dead-lettered`, { queue, kind: kindOf(message), message_id: message.id, team_id: body.team_id, ...(delivery ? { delivery_id: delivery.id } : {}) });
 }

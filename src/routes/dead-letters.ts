@@ -15,7 +15,8 @@ deadLetterRoutes.openapi(
   createRoute({
     method: "get",
     path: "/v1/dead-letters",
-    summary: "Callback messages that failed every retry, newest first",
+    summary: "Queue messages (callbacks, team events, notification deliveries) that failed every retry, newest first",
+    description: "`attempts` is the tries the message had on its queue before it was dead-lettered (max_retries + 1).",
     security,
     request: { query: listQuery },
     responses: { 200: { description: "Dead letters", content: { "application/json": { schema: listSchema(deadLetterSchema) } } }, ...problemResponses },
