@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app";
+import { TEAM_EVENT_TYPES } from "../src/domain/team-events";
 import { call, json } from "./helpers";
 
 interface OpenApiDoc {
   openapi: string;
-  paths: Record<string, Record<string, { summary?: string; responses?: Record<string, unknown> }>>;
+  paths: Record<string, Record<string, { summary?: string; description?: string; responses?: Record<string, unknown> }>>;
   components?: { securitySchemes?: Record<string, unknown> };
 }
 
@@ -128,5 +129,10 @@ describe("GET /openapi.json", () => {
     expect(withBody).toBeGreaterThan(15);
     const ws = doc.paths["/v1/sessions/{sid}/topics/{tid}/workspace/{path}"];
     for (const method of ["get", "put", "delete"]) expect(Object.keys(ws?.[method]?.responses ?? {}), method).toContain("412");
+  });
+
+  it("describes the team stream with every event type it carries", async () => {
+    const description = (await fetchDoc()).paths["/v1/stream"]?.get?.description ?? "";
+    for (const type of TEAM_EVENT_TYPES) expect(description, type).toMatch(new RegExp(`\\b${type.replace(".", "\\.")}\\b`));
   });
 });

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { TEAM_EVENT_TYPES } from "../domain/team-events";
 import type { AppEnv } from "../lib/app-env";
 import { KEY_CHECK_SHARE_MS, authenticate, keyExists, requireScope } from "../lib/auth";
 import { ApiError } from "../lib/errors";
@@ -84,8 +85,7 @@ streamRoutes.openapi(
     method: "get",
     path: TEAM_STREAM_PATH,
     summary: "The team's live events: tasks, workers, questions and the budget",
-    description:
-      "Starts with a `snapshot` (task counts by status, up to 200 workers, up to 50 open questions, read from D1), or the replay after Last-Event-ID; then task.created|claimed|running|completed|retry_scheduled|failed|lease_expired|blocked|unblocked|cancelled|retried, worker.updated, question.asked|answered and budget.reached, with heartbeat comments.",
+    description: `Starts with a \`snapshot\` (task counts by status, up to 200 workers, up to 50 open questions, read from D1), or the replay after Last-Event-ID; then ${TEAM_EVENT_TYPES.join(", ")}, with heartbeat comments.`,
     security,
     request: { headers: streamHeaders, query: streamQuery },
     responses: sseResponse,
