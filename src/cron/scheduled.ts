@@ -3,7 +3,7 @@ import { dbOf } from "../db/client";
 import { webhookIds } from "../db/schema";
 import { blockDependents, expireLeases } from "../db/tasks";
 import { markWorkersLost } from "../db/workers";
-import { withdrawQuestions } from "../db/questions";
+import { withdrawOrphanedQuestions } from "../db/orphaned-questions";
 import { LOST_AFTER_MS } from "../domain/workers";
 import { TOLERANCE_SECONDS } from "../lib/standard-webhooks";
 import { expiryEventType, type TeamEvent } from "../domain/team-events";
@@ -17,7 +17,8 @@ import { workspaceUsageCron } from "./workspace-usage";
 
 /**
  * The every-minute cron: sweep callback sentinels; return tasks whose lease expired to the
- * queue and mark lost the workers that held them or went silent; forget webhook ids past the
+ * queue and mark lost the workers that held them or went silent; withdraw open questions no
+ * attempt waits on any more (those of the expired attempts); forget webhook ids past the
  * signature window; delete worker log batches older than 30 days (R2 objects and index rows);
  * queue again notification deliveries whose message never went out, and forget ended ones
  * after 30 days; reconcile a slice of the workspace's usage.
@@ -38,6 +39,8 @@ export async function handleScheduled(_controller: ScheduledController, env: Env
       },
     ],
     ["lease expiry", () => expireTaskLeases(env)],
+    // After the expiry, and on its own: the questions of the attempts it ended, and any an earlier run left open.
+    ["question withdrawal", () => withdrawMootQuestions(env)],
     [
       "webhook id pruning",
       () =>
@@ -93,11 +96,6 @@ export async function expireTaskLeases(env: Env, now = new Date().toISOString())
   for (const task of expired) add(task.teamId, [taskEvent(expiryEventType(task.status), task, { reason: "lease expired" })]);
   // A task that failed for good blocks its dependents, as a worker's last `fail` does.
   for (const team of new Set(failed.map((t) => t.teamId))) add(team, blockedEvents(await blockDependents(db, team, now), now));
-  // Their open questions are moot: the attempt that asked is over (a later one asks anew).
-  for (const [team, ids] of groupIds(expired)) {
-    const [first, ...rest] = chunkIds(ids).map((chunk) => withdrawQuestions(db, team, chunk, now));
-    if (first) add(team, withdrawnEvents((await db.batch([first, ...rest])).flat(), now));
-  }
   const lost = await markWorkersLost(db, expired, new Date(new Date(now).getTime() - LOST_AFTER_MS).toISOString());
   for (const worker of lost) add(worker.teamId, [workerEvent(worker, now)]);
   for (const [team, list] of events) await publishTeamEvents(env, team, list);
@@ -105,16 +103,16 @@ export async function expireTaskLeases(env: Env, now = new Date().toISOString())
   return { returned: expired.length - failed.length, failed: failed.length };
 }
 
-/** Task ids by team. */
-function groupIds(rows: { teamId: string; id: string }[]): Map<string, string[]> {
-  const byTeam = new Map<string, string[]>();
-  for (const r of rows) byTeam.set(r.teamId, [...(byTeam.get(r.teamId) ?? []), r.id]);
-  return byTeam;
-}
-
-/** At most 50 ids a statement: D1 binds at most 100 parameters. */
-function chunkIds(ids: string[]): string[][] {
-  const out: string[][] = [];
-  for (let i = 0; i < ids.length; i += 50) out.push(ids.slice(i, i + 50));
-  return out;
+/**
+ * Open questions no attempt waits on are `withdrawn` and announced: the attempt that asked is
+ * over (a later one asks anew). Not in the expiry's batch (expireLeases runs its own
+ * statement), so this finds them by state: what a failed run left open, the next one withdraws.
+ */
+export async function withdrawMootQuestions(env: Env, now = new Date().toISOString()): Promise<number> {
+  const withdrawn = await withdrawOrphanedQuestions(dbOf(env));
+  const byTeam = new Map<string, typeof withdrawn>();
+  for (const q of withdrawn) byTeam.set(q.teamId, [...(byTeam.get(q.teamId) ?? []), q]);
+  for (const [team, rows] of byTeam) await publishTeamEvents(env, team, withdrawnEvents(rows, now));
+  if (withdrawn.length > 0) log("info", "questions withdrawn", { questions: withdrawn.length });
+  return withdrawn.length;
 }
