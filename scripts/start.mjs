@@ -58,8 +58,15 @@ async function waitHealthy() {
   for (let i = 0; i < 600; i++) {
     try {
       const res = await fetch(`${base}/healthz`);
-      await res.body?.cancel();
+      const body = await res.json().catch(() => null);
       if (res.ok) return;
+      // Missing or short secrets do not heal by waiting: say so at once (the Worker fails closed).
+      const secrets = body?.checks?.secrets;
+      if (typeof secrets === "string" && secrets !== "ok") {
+        console.error(`the Worker is misconfigured: ${secrets.replace(/^error: /, "")}. A .dev.vars file is read instead of the values npm start passes: it must hold ADMIN_TOKEN and a SECRETS_KEY of at least 32 bytes (e.g. openssl rand -base64 32), or be removed.`);
+        stop(1);
+        return new Promise(() => {}); // stop() exits; nothing after this may run
+      }
     } catch {}
     await new Promise((r) => setTimeout(r, 250));
   }

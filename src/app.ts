@@ -5,7 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { ApiError, type ProblemCode, problemResponse, refuseUnfitJson } from "./lib/errors";
 import { log } from "./lib/log";
-import { newRouter, withBodyRefusals } from "./lib/openapi";
+import { newRouter, withBodyRefusals, withMisconfigured } from "./lib/openapi";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { callbackRoutes } from "./routes/callbacks";
@@ -116,11 +116,13 @@ export function createApp() {
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });
   app.get("/openapi.json", (c) =>
     c.json(
-      withBodyRefusals(
-        app.getOpenAPI31Document({
-          openapi: "3.1.0",
-          info: { title: "Switchboard", version: "1.0.0", description: "Control plane for fleets of AI agents" },
-        }),
+      withMisconfigured(
+        withBodyRefusals(
+          app.getOpenAPI31Document({
+            openapi: "3.1.0",
+            info: { title: "Switchboard", version: "1.0.0", description: "Control plane for fleets of AI agents" },
+          }),
+        ),
       ),
     ),
   );

@@ -12,10 +12,10 @@ function healthz(bindings: Partial<Record<keyof Env, unknown>>) {
 const never = () => new Promise<never>(() => {});
 
 describe("GET /healthz", () => {
-  it("answers 200 after reaching D1, R2 and a Durable Object", async () => {
+  it("answers 200 after reaching D1, R2 and a Durable Object, with its secrets set", async () => {
     const res = await call("/healthz");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true, checks: { d1: "ok", r2: "ok", queue: "ok", durable_objects: "ok" } });
+    expect(await res.json()).toEqual({ ok: true, checks: { secrets: "ok", d1: "ok", r2: "ok", queue: "ok", durable_objects: "ok" } });
   });
 
   it("calls a Durable Object: one that fails is a 503 problem naming durable_objects", async () => {

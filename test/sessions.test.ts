@@ -81,10 +81,10 @@ describe("sessions: what works", () => {
 });
 
 describe("health and contract", () => {
-  it("GET /healthz answers 200 when D1, R2, the queue and the hubs are usable", async () => {
+  it("GET /healthz answers 200 when D1, R2, the queue and the hubs are usable and the secrets set", async () => {
     const res = await call("/healthz");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true, checks: { d1: "ok", r2: "ok", queue: "ok", durable_objects: "ok" } });
+    expect(await res.json()).toEqual({ ok: true, checks: { secrets: "ok", d1: "ok", r2: "ok", queue: "ok", durable_objects: "ok" } });
   });
 
   it("every response carries a request id, and errors repeat it", async () => {

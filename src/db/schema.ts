@@ -27,6 +27,8 @@ export const apiKeys = sqliteTable(
     prefix: text("prefix").notNull(),
     createdAt: text("created_at").notNull(),
     lastUsedAt: text("last_used_at"),
+    // Moved on by signing out: browser cookies carry the value at sign-in (src/lib/auth.ts).
+    sessionEpoch: integer("session_epoch").notNull().default(0),
   },
   (t) => [uniqueIndex("api_keys_hash").on(t.hash), index("api_keys_team").on(t.teamId)],
 );

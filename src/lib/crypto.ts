@@ -1,4 +1,24 @@
 import { fromBase64, fromBase64Url, toBase64, toBase64Url, toHex, utf8 } from "./encoding";
+import { ApiError } from "./errors";
+
+/**
+ * The shortest SECRETS_KEY accepted, in bytes (UTF-8 of the value as set). `npm start`, the
+ * README (`openssl rand -base64 32`: 44 characters) and the benches give 32 random bytes in
+ * base64; anything shorter is a typo or a placeholder, not a key.
+ */
+export const MIN_SECRETS_KEY_BYTES = 32;
+
+/** What is wrong with a SECRETS_KEY as configured, or null when it is usable. Never names the value. */
+export function secretsKeyProblem(secretsKey: unknown): string | null {
+  if (typeof secretsKey !== "string" || secretsKey.trim() === "") return "SECRETS_KEY is not set";
+  if (utf8.encode(secretsKey).length < MIN_SECRETS_KEY_BYTES) return `SECRETS_KEY is shorter than ${MIN_SECRETS_KEY_BYTES} bytes`;
+  return null;
+}
+
+/** What is wrong with the ADMIN_TOKEN as configured, or null when it is set. */
+export function adminTokenProblem(adminToken: unknown): string | null {
+  return typeof adminToken !== "string" || adminToken.trim() === "" ? "ADMIN_TOKEN is not set" : null;
+}
 
 /** Random id with a kind prefix, e.g. `key_3f9c…`. */
 export function newId(prefix: string, bytes = 12): string {
@@ -9,7 +29,11 @@ export async function sha256Hex(value: string): Promise<string> {
   return toHex(await crypto.subtle.digest("SHA-256", utf8.encode(value)));
 }
 
-/** Constant-time comparison of two strings (lengths may leak; contents do not). */
+/**
+ * Constant-time comparison of two strings of a known, fixed length, such as two signatures
+ * (lengths may leak; contents do not). For a secret whose length is itself secret, use
+ * `secretEquals`.
+ */
 export function timingSafeEqual(a: string, b: string): boolean {
   const x = utf8.encode(a);
   const y = utf8.encode(b);
@@ -19,7 +43,29 @@ export function timingSafeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
+/**
+ * Whether `given` equals the secret `expected`, leaking neither its contents nor its length:
+ * the SHA-256 digests (always 32 bytes) are compared in constant time, not the strings, which
+ * `timingSafeEqual` would refuse at once when the lengths differ.
+ */
+export async function secretEquals(given: string, expected: string): Promise<boolean> {
+  const [x, y] = await Promise.all([crypto.subtle.digest("SHA-256", utf8.encode(given)), crypto.subtle.digest("SHA-256", utf8.encode(expected))]);
+  const a = new Uint8Array(x);
+  const b = new Uint8Array(y);
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
+  return diff === 0;
+}
+
+/**
+ * Every key (secrets at rest, session cookies, stream tokens) is derived here, so this is where
+ * a missing or short SECRETS_KEY fails closed: HKDF over empty bytes would give keys anyone can
+ * compute, letting them forge cookies and read stored secrets. A route answers 503; the queue
+ * consumer and cron see the error and retry later.
+ */
 async function deriveKey(secretsKey: string, purpose: string, usage: "AES-GCM" | "HMAC"): Promise<CryptoKey> {
+  const problem = secretsKeyProblem(secretsKey);
+  if (problem) throw new ApiError("unavailable", `This deployment is misconfigured: ${problem}, so nothing that is signed or encrypted can be used (see README, Deploy).`);
   const base = await crypto.subtle.importKey("raw", utf8.encode(secretsKey), "HKDF", false, ["deriveKey"]);
   const algo = usage === "AES-GCM" ? { name: "AES-GCM", length: 256 } : { name: "HMAC", hash: "SHA-256", length: 256 };
   const uses: Array<"encrypt" | "decrypt" | "sign" | "verify"> = usage === "AES-GCM" ? ["encrypt", "decrypt"] : ["sign", "verify"];

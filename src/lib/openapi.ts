@@ -14,7 +14,7 @@ export function newRouter() {
 export const problemResponses = {
   400: { description: "Invalid input (problem+json, with field `errors`)" },
   401: { description: "No or invalid credentials" },
-  403: { description: "The key lacks the scope" },
+  403: { description: "The key lacks the scope, or a change made with the sign-in cookie came from another origin" },
   404: { description: "Not found, or another team's" },
 } as const;
 
@@ -34,6 +34,22 @@ export function withBodyRefusals<D extends { paths?: object }>(doc: D): D {
       if (!op?.requestBody?.content?.["application/json"] || !op.responses) continue;
       op.responses["413"] ??= { description: "The body is over 1 MiB (problem+json)" };
       op.responses["415"] ??= { description: "The body is not JSON: send Content-Type: application/json (problem+json)" };
+    }
+  }
+  return doc;
+}
+
+/**
+ * Every operation that takes credentials can answer 503 when the deployment lacks a usable
+ * SECRETS_KEY (cookies, stream tokens and stored secrets need it: src/lib/crypto.ts) or, on
+ * admin routes, ADMIN_TOKEN. Listed here once, like the body refusals above; an operation's own
+ * 503 stays.
+ */
+export function withMisconfigured<D extends { paths?: object }>(doc: D): D {
+  for (const item of Object.values(doc.paths ?? {}) as (object | undefined)[]) {
+    for (const op of Object.values(item ?? {}) as { responses?: Record<string, unknown> }[]) {
+      if (!op?.responses?.["401"]) continue;
+      op.responses["503"] ??= { description: "The deployment is misconfigured: SECRETS_KEY (or, for admin routes, ADMIN_TOKEN) is missing or too short (problem+json)" };
     }
   }
   return doc;

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { adminTokenProblem, secretsKeyProblem } from "../lib/crypto";
 import { problemBody } from "../lib/errors";
 import { newRouter } from "../lib/openapi";
 
@@ -26,7 +27,7 @@ healthRoutes.openapi(
   createRoute({
     method: "get",
     path: "/healthz",
-    summary: "Whether the Worker reaches D1, R2 and a Durable Object, and has its queue bound",
+    summary: "Whether the Worker reaches D1, R2 and a Durable Object, has its queues bound and its secrets (SECRETS_KEY, ADMIN_TOKEN) set",
     responses: {
       200: { description: "Usable", content: { "application/json": { schema: healthSchema } } },
       503: { description: "A check failed or timed out (problem+json naming it)", content: { "application/problem+json": { schema: unhealthySchema } } },
@@ -49,6 +50,13 @@ healthRoutes.openapi(
       }
     };
     await Promise.all([
+      // Without a usable SECRETS_KEY every route that signs or encrypts answers 503 (and
+      // without ADMIN_TOKEN the admin routes do): a deployment in that state is not usable.
+      // What is wrong is named, never the value.
+      probe("secrets", async () => {
+        const problems = [secretsKeyProblem(c.env.SECRETS_KEY), adminTokenProblem(c.env.ADMIN_TOKEN)].filter((p) => p !== null);
+        if (problems.length > 0) throw new Error(problems.join("; "));
+      }),
       probe("d1", () => c.env.DB.prepare("SELECT 1 FROM teams LIMIT 1").all()),
       probe("r2", () => c.env.BUCKET.head(HEALTH_R2_KEY)),
       // A queue cannot be reached without sending a message, which a probe must not do.
