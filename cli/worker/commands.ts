@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { ROLE_PATTERN } from "../../src/domain/tasks";
 import { loadConfig } from "../config";
 import { CliError } from "../errors";
+import { resolveAgentCommand } from "./agent-command";
 import { WorkerApi } from "./api";
 import { runDaemon } from "./daemon";
 import { agentPidFileOf, commandFor, exitedWorkers, hostPart, loadFleetConfig, SUFFIX_PATTERN, startFleet, stopFleet } from "./fleet";
@@ -13,7 +14,9 @@ import { agentPidFileOf, commandFor, exitedWorkers, hostPart, loadFleetConfig, S
 export const WORKER_USAGE = `  switchboard worker --role ROLE [--name NAME] [--dir DIR] [--max-tasks N] [--poll-interval S]
                      [--grace S] [--lease-heartbeat S] [--question-poll S] [-- <agent command …>]
       claim tasks of ROLE one at a time and run the agent on each in DIR (default ./workers/NAME);
-      the agent command defaults to the role's in switchboard.fleet.json, else \`claude -p\`
+      the agent command defaults to the role's in switchboard.fleet.json, else \`claude -p\`;
+      it is checked before the first claim (a relative path is taken from the current directory);
+      with --max-tasks, exits 1 when no task completed and some failed or were lost
   switchboard start [--executors N] [--no-planner] [--suffix S] [--dir DIR] [--config FILE] [--grace S] [--poll-interval S]
       start the local fleet: planner-1-S, exec-1-S…exec-N-S (default 2), docs-1-S, where S is
       this host's name unless given (--suffix '' for none), each in DIR/<worker> (default
@@ -100,8 +103,12 @@ export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new UsageError("--name: 1-128 letters, digits, '.', '_' or '-'");
   const maxTasks = values["max-tasks"] === undefined ? undefined : Number(values["max-tasks"]);
   if (maxTasks !== undefined && !(Number.isInteger(maxTasks) && maxTasks > 0)) throw new UsageError("--max-tasks takes a positive whole number");
-  const command = dashdash >= 0 ? argv.slice(dashdash + 1) : commandFor(loadFleetConfig(values.config, process.cwd(), env).config, role);
-  if (command.length === 0) throw new UsageError("the agent command after -- is empty");
+  const given = dashdash >= 0 ? argv.slice(dashdash + 1) : commandFor(loadFleetConfig(values.config, process.cwd(), env).config, role);
+  if (given.length === 0) throw new UsageError("the agent command after -- is empty");
+  const dir = resolve(values.dir ?? `workers/${name}`);
+  // Checked now, not by failing the role's tasks one after another: a relative path is taken
+  // from here (the agent runs in `dir`), and the program must be there and executable.
+  const command = resolveAgentCommand(given, process.cwd(), dir, env);
   const api = new WorkerApi({ ...credentials(env), log: (l) => process.stderr.write(`[switchboard] ${l}\n`) });
 
   // A tmux session closed under the worker leaves its terminal gone: writes fail with EIO.
@@ -112,14 +119,26 @@ export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
   // First SIGTERM/SIGINT/SIGHUP: finish (within the grace) or give back the current task; a second: now.
   const stop = new AbortController();
   const stopNow = new AbortController();
-  const onSignal = () => (stop.signal.aborted ? stopNow.abort() : stop.abort());
+  // After the second, the daemon cuts what it waits on short; should anything still hold it
+  // (a planner's task creation, say), the process ends anyway.
+  let backstop: NodeJS.Timeout | undefined;
+  const onSignal = () => {
+    if (!stop.signal.aborted) return stop.abort();
+    if (stopNow.signal.aborted) return;
+    stopNow.abort();
+    backstop = setTimeout(() => {
+      process.stderr.write("[switchboard] still stopping 10 s after the second signal; exiting\n");
+      process.exit(1);
+    }, 10_000);
+    backstop.unref();
+  };
   for (const s of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(s, onSignal);
   try {
-    await runDaemon({
+    const summary = await runDaemon({
       api,
       name,
       role,
-      dir: resolve(values.dir ?? `workers/${name}`),
+      dir,
       command,
       env,
       maxTasks,
@@ -131,8 +150,15 @@ export async function workerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
       stopNow: stopNow.signal,
       ...(pidFile ? { agentPidFile: agentPidFileOf(pidFile) } : {}),
     });
-    return 0;
+    if (summary.fatal) {
+      process.stderr.write(`switchboard: ${summary.fatal}\n`);
+      return 1;
+    }
+    // A run of --max-tasks whose tasks all failed or were lost did not do its job (a task
+    // given back because the worker was stopped is neither).
+    return maxTasks !== undefined && summary.completed === 0 && summary.failed + summary.lost > 0 ? 1 : 0;
   } finally {
+    clearTimeout(backstop);
     for (const s of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.off(s, onSignal);
     if (pidFile) rmSync(pidFile, { force: true });
   }

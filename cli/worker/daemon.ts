@@ -1,9 +1,11 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { printable } from "../output";
 import { pickRotatedToken } from "../rotation";
+import { agentDidNotStart } from "./agent-command";
 import { addReports, type AgentReport, failureText, fitJson, head, readAgentReport, tail } from "./agent-result";
 import { type AgentExit, type AgentRun, startAgent } from "./agent-process";
-import { ApiError, type LeasedTaskResponse, type TaskStateResponse, type WorkerApi } from "./api";
+import { ApiError, type ClaimResult, type LeasedTaskResponse, newClaimId, type RequestOptions, StoppedError, type TaskStateResponse, type WorkerApi } from "./api";
 import { readFileHead } from "./file-head";
 import { LogShipper } from "./log-shipper";
 import { createPlannedTasks, describePlannedTasks, setAsideStaleSpecs, specFiles } from "./planner";
@@ -56,6 +58,8 @@ export interface DaemonSummary {
   lost: number;
   /** Tasks given back to the queue because the worker was stopped (their attempt not used up). */
   released: number;
+  /** Why the worker stopped on its own, when it did: the agent command would not start. */
+  fatal?: string;
 }
 
 type Outcome = "completed" | "failed" | "lost" | "released";
@@ -67,6 +71,16 @@ const QUESTION_CHARS = 20_000;
 /** A result's share of the API's 1 MiB body (the rest of the report is a few figures). */
 const RESULT_JSON_BYTES = 900 * 1024;
 const STDOUT_TAIL = 20_000;
+/**
+ * Once stopping, a request that must not hold the stop up (the last idle heartbeat, a release
+ * after a second signal, asking what an interrupted claim took) gets one try this long.
+ */
+const QUICK: RequestOptions = { retries: 0, timeoutMs: 3000 };
+/**
+ * How long past the lease's expiry (as last heartbeated) a report is still tried: the worker's
+ * clock may be behind the server's. A report that comes too late is answered 409 anyway.
+ */
+const LEASE_CLOCK_SLACK_MS = 60_000;
 
 /** `switchboard worker`: claim a task of the role, run the agent on it, report, repeat. */
 export async function runDaemon(options: DaemonOptions): Promise<DaemonSummary> {
@@ -84,14 +98,28 @@ class Daemon {
   private leaseLost: string | null = null;
   private graceTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | null = null;
+  /** The held lease's expiry (epoch ms) as the last heartbeat (or the claim) set it. */
+  private leaseExpiresAt = 0;
+  /** Set when the agent command would not start: the worker stops after giving the task back. */
+  private fatal: string | null = null;
 
   constructor(o: DaemonOptions) {
     this.o = o;
-    this.logs = new LogShipper({ send: (body) => o.api.postLogs(o.name, body), warn: (l) => this.print(`[switchboard] ${l}\n`), ...o.logs });
+    // A second signal cuts a batch in flight short; the first lets the logs go on being sent.
+    this.logs = new LogShipper({ send: (body) => o.api.postLogs(o.name, body, { signal: o.stopNow }), warn: (l) => this.print(`[switchboard] ${l}\n`), ...o.logs });
   }
 
   private get stopping(): boolean {
     return this.o.stop?.aborted === true;
+  }
+
+  private get stoppingNow(): boolean {
+    return this.o.stopNow?.aborted === true;
+  }
+
+  /** How long a log flush may take: after a second signal, nothing more is waited for. */
+  private get flushMs(): number {
+    return this.stoppingNow ? 0 : 5000;
   }
 
   async run(): Promise<DaemonSummary> {
@@ -101,20 +129,27 @@ class Daemon {
     const summary: DaemonSummary = { handled: 0, completed: 0, failed: 0, lost: 0, released: 0 };
     o.stop?.addEventListener("abort", () => this.onStop(), { once: true });
     o.stopNow?.addEventListener("abort", () => this.onStopNow(), { once: true });
-    const beat = setInterval(() => void this.heartbeat(), o.workerHeartbeatMs ?? 30_000);
+    // Periodic heartbeats go on while an agent finishes within the grace; a second signal cuts them.
+    const beat = setInterval(() => void this.heartbeat({ signal: o.stopNow }), o.workerHeartbeatMs ?? 30_000);
     this.say(undefined, `worker ${o.name} (${o.role}) in ${o.dir}: ${o.command.join(" ")}`);
-    await this.heartbeat();
+    await this.heartbeat({ signal: o.stop });
     try {
-      while (!this.stopping && (o.maxTasks === undefined || summary.handled < o.maxTasks)) {
-        let claim: Awaited<ReturnType<WorkerApi["claim"]>>;
+      while (!this.stopping && !this.fatal && (o.maxTasks === undefined || summary.handled < o.maxTasks)) {
+        let claim: ClaimResult;
+        const claimId = newClaimId();
         try {
-          claim = await o.api.claim(o.name, o.role);
+          claim = await o.api.claim(o.name, o.role, claimId, { signal: o.stop });
         } catch (e) {
-          // A refused key, scope or worker name will not get better by waiting.
-          if (e instanceof ApiError && [400, 401, 403, 404].includes(e.status)) throw new Error(`claim refused: ${e.message}`);
-          this.say(undefined, `claim failed: ${message(e)}`);
-          await this.pause(o.pollIntervalMs ?? 5000);
-          continue;
+          if (e instanceof StoppedError) {
+            claim = await this.interruptedClaim(claimId);
+            if (claim.kind !== "claimed") break;
+          } else {
+            // A refused key, scope or worker name will not get better by waiting.
+            if (e instanceof ApiError && [400, 401, 403, 404].includes(e.status)) throw new Error(`claim refused: ${e.message}`);
+            this.say(undefined, `claim failed: ${message(e)}`);
+            await this.pause(o.pollIntervalMs ?? 5000);
+            continue;
+          }
         }
         if (claim.kind === "none") {
           await this.pause(o.pollIntervalMs ?? 5000);
@@ -127,17 +162,38 @@ class Daemon {
           continue;
         }
         summary.handled += 1;
-        const outcome = await this.runTask(claim.task);
+        // A stop that came while the claim was in flight: the agent is not started at all.
+        const outcome = this.stopping ? await this.releaseUnstarted(claim.task) : await this.runTask(claim.task);
         summary[outcome] += 1;
       }
     } finally {
       clearInterval(beat);
       this.setStatus("idle", null);
-      await this.heartbeat();
+      // Once, briefly: a stop must not wait on a server that does not answer.
+      await this.heartbeat(this.stopping ? { ...QUICK, signal: o.stopNow } : {});
       this.say(undefined, `worker ${o.name} stopping: ${summary.handled} task(s), ${summary.completed} completed, ${summary.failed} failed, ${summary.lost} lost, ${summary.released} released`);
-      await this.logs.close();
+      await this.logs.close(this.flushMs);
     }
-    return summary;
+    return this.fatal ? { ...summary, fatal: this.fatal } : summary;
+  }
+
+  /**
+   * The stop cut a claim short: its request may have been handled with the answer lost. Asked
+   * again under the same claim id (once, briefly), the server returns the task it took, and
+   * that task goes back at once rather than sitting claimed until its lease expires (had the
+   * first request not arrived, this one may take a task, which goes back all the same).
+   */
+  private async interruptedClaim(claimId: string): Promise<ClaimResult> {
+    try {
+      return await this.o.api.claim(this.o.name, this.o.role, claimId, { ...QUICK, signal: this.o.stopNow });
+    } catch {
+      return { kind: "none" };
+    }
+  }
+
+  private async releaseUnstarted(task: LeasedTaskResponse): Promise<Outcome> {
+    this.say(task.id, `claimed ${task.id} "${task.title}" as the worker was stopped`);
+    return this.release(task, {}, `worker stopped: ${this.o.name} was stopped as it claimed the task, before the agent started`);
   }
 
   private async runTask(task: LeasedTaskResponse): Promise<Outcome> {
@@ -146,6 +202,7 @@ class Daemon {
     const at = (rel: string) => join(o.dir, rel);
     this.leaseLost = null;
     this.killedFor = null;
+    this.leaseExpiresAt = Date.parse(task.lease.expires_at);
     this.setStatus("working", task.id);
     void this.heartbeat();
     this.say(task.id, `claimed ${task.id} "${task.title}" (attempt ${task.attempts} of ${task.max_attempts})`);
@@ -186,6 +243,12 @@ class Daemon {
         report = addReports(report, { ...runReport, duration_ms: runReport.duration_ms ?? Date.now() - started });
 
         if (this.leaseLost) return await this.lost(task, this.leaseLost);
+        const notStarted = agentDidNotStart(exit, run.stderr());
+        if (notStarted !== null && this.killedFor === null) {
+          // Not the task's failure: every task would fail the same way on this machine.
+          this.fatal = `the agent command (${o.command.join(" ")}) did not start: ${notStarted}. Install what it runs, or give the worker a command that runs here (after --, or in switchboard.fleet.json)`;
+          return await this.release(task, report, `worker stopped: ${o.name}'s agent command did not start: ${notStarted}`);
+        }
         if (this.killedFor === "stop") return await this.release(task, report, `worker stopped: ${o.name} was stopped and the agent did not finish within the grace period`);
         if (this.killedFor === "now") return await this.release(task, report, `worker stopped: ${o.name} was told twice to stop, and its agent was killed at once`);
         if (!existsSync(at(p.question))) {
@@ -250,10 +313,14 @@ class Daemon {
 
   private async finish(task: LeasedTaskResponse, how: "complete" | "fail", report: AgentReport, result: string): Promise<Outcome> {
     this.say(task.id, how === "complete" ? `completing ${task.id}` : `failing ${task.id}: ${result.split("\n")[0]}`);
-    await this.logs.flush();
+    await this.logs.flush(this.flushMs);
     const body = { lease_id: task.lease.id, result: fitJson(head(result, RESULT_CHARS), RESULT_JSON_BYTES), ...usage(report) };
+    // Tried for as long as the lease may be valid (the lease heartbeats go on meanwhile and
+    // move its end), not a fixed five times: an outage shorter than that must not cost the run
+    // and its reported spend. A second signal cuts it short.
+    const options: RequestOptions = { until: () => this.leaseExpiresAt + LEASE_CLOCK_SLACK_MS, signal: this.o.stopNow };
     try {
-      const ended = how === "complete" ? await this.o.api.complete(task.id, body) : await this.o.api.fail(task.id, body);
+      const ended = how === "complete" ? await this.o.api.complete(task.id, body, options) : await this.o.api.fail(task.id, body, options);
       this.say(task.id, `${task.id} is ${ended.status}`);
       return how === "complete" ? "completed" : "failed";
     } catch (e) {
@@ -268,6 +335,7 @@ class Daemon {
         }
         return this.lost(task, e.detail);
       }
+      if (e instanceof StoppedError) return this.release(task, report, `worker stopped: ${this.o.name} was told twice to stop while it reported the attempt`);
       this.say(task.id, `could not report ${task.id}: ${message(e)} (its lease will expire and it will be retried)`);
       return "lost";
     }
@@ -300,9 +368,17 @@ class Daemon {
    */
   private async release(task: LeasedTaskResponse, report: AgentReport, reason: string): Promise<Outcome> {
     this.say(task.id, `releasing ${task.id}: ${reason}`);
-    await this.logs.flush();
+    await this.logs.flush(this.flushMs);
     try {
-      const released = await this.o.api.release(task.id, { lease_id: task.lease.id, reason, ...usage(report) });
+      const body = { lease_id: task.lease.id, reason, ...usage(report) };
+      let released: Awaited<ReturnType<WorkerApi["release"]>>;
+      try {
+        released = await this.o.api.release(task.id, body, this.stoppingNow ? QUICK : { signal: this.o.stopNow });
+      } catch (e) {
+        // After a second signal: once more, briefly, and then the worker exits whatever the answer.
+        if (!(e instanceof StoppedError)) throw e;
+        released = await this.o.api.release(task.id, body, QUICK);
+      }
       this.say(task.id, `${task.id} is ${released.status} again`);
       return "released";
     } catch (e) {
@@ -313,8 +389,8 @@ class Daemon {
   }
 
   private async lost(task: LeasedTaskResponse, why: string): Promise<Outcome> {
-    this.say(task.id, `lost the lease on ${task.id}: ${why}; moving on without a result`);
-    await this.logs.flush();
+    this.say(task.id, `lost the lease on ${task.id}: ${why.trim().replace(/[.;:]+$/, "")}; moving on without a result`);
+    await this.logs.flush(this.flushMs);
     return "lost";
   }
 
@@ -322,10 +398,11 @@ class Daemon {
   private async ask(task: LeasedTaskResponse, text: string): Promise<{ kind: "answered"; answer: string } | { kind: "stopped" } | { kind: "error"; reason: string }> {
     let questionId: string;
     try {
-      questionId = (await this.o.api.ask(this.o.name, task.id, text)).id;
+      questionId = (await this.o.api.ask(this.o.name, task.id, text, { signal: this.o.stop })).id;
     } catch (e) {
       // 409: the task is no longer this worker's to ask about (lease expired, cancelled).
       if (e instanceof ApiError && e.status === 409) this.leaseLost = e.detail;
+      if (e instanceof StoppedError) return { kind: "stopped" };
       return { kind: "error", reason: `could not ask the agent's question: ${message(e)}` };
     }
     this.setStatus("waiting", task.id);
@@ -335,13 +412,13 @@ class Daemon {
       await this.pause(this.o.questionPollMs ?? 5000);
       if (this.leaseLost || this.stopping) break;
       try {
-        const q = await this.o.api.question(questionId);
+        const q = await this.o.api.question(questionId, { signal: this.o.stop });
         if (q.status === "answered" && q.answer !== null) {
           this.say(task.id, `${questionId} answered`);
           return { kind: "answered", answer: q.answer };
         }
       } catch (e) {
-        this.say(task.id, `could not read ${questionId}: ${message(e)}`);
+        if (!(e instanceof StoppedError)) this.say(task.id, `could not read ${questionId}: ${message(e)}`);
       }
     }
     return { kind: "stopped" };
@@ -355,8 +432,11 @@ class Daemon {
       if (busy || this.leaseLost) return;
       busy = true;
       try {
-        await this.o.api.heartbeatTask(task.id, task.lease.id);
+        const beaten = await this.o.api.heartbeatTask(task.id, task.lease.id, { signal: this.o.stopNow });
+        const until = Date.parse(beaten?.lease?.expires_at ?? "");
+        if (Number.isFinite(until)) this.leaseExpiresAt = Math.max(this.leaseExpiresAt, until);
       } catch (e) {
+        if (e instanceof StoppedError) return;
         if (e instanceof ApiError && (e.status === 409 || e.status === 404)) {
           this.leaseLost = e.detail;
           this.say(task.id, `lease heartbeat refused: ${e.detail}`);
@@ -401,7 +481,9 @@ class Daemon {
   }
 
   private onStopNow(): void {
-    // A second signal: the agent is killed at once (SIGKILL to its group), not given more time.
+    // A second signal: the agent is killed at once (SIGKILL to its group), not given more time;
+    // requests in flight are cut short (they take stopNow), a held task is released briefly.
+    this.say(this.currentTask ?? undefined, "stopping now: a second signal");
     if (this.agent) this.kill("now", 0);
     this.wake?.();
   }
@@ -438,17 +520,22 @@ class Daemon {
     this.currentTask = task;
   }
 
-  private async heartbeat(): Promise<void> {
+  private async heartbeat(options: RequestOptions = {}): Promise<void> {
     try {
-      await this.o.api.heartbeatWorker(this.o.name, { role: this.o.role, status: this.status, current_task: this.currentTask });
+      await this.o.api.heartbeatWorker(this.o.name, { role: this.o.role, status: this.status, current_task: this.currentTask }, options);
     } catch (e) {
-      this.print(`[switchboard] worker heartbeat failed: ${message(e)}\n`);
+      if (!(e instanceof StoppedError)) this.print(`[switchboard] worker heartbeat failed: ${message(e)}\n`);
     }
   }
 
-  /** A daemon line: on the terminal, and in the task's logs. */
+  /**
+   * A daemon line: on the terminal, and in the task's logs. On the terminal its control
+   * characters are shown, not sent (as the people's CLI shows them): a task title may come
+   * from a GitHub issue, a planned task's from an agent, and an escape sequence in either
+   * would reach the terminal otherwise.
+   */
   private say(taskId: string | undefined, line: string): void {
-    this.print(`[switchboard] ${line}\n`);
+    this.print(`[switchboard] ${printable(line)}\n`);
     this.logs.push(taskId, `[switchboard] ${line}`);
   }
 

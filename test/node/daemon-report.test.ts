@@ -74,7 +74,8 @@ describe("switchboard worker: a report whose answer was lost", () => {
 
   it("a retried fail that finds the task back in the queue with a fail's backoff counts it failed, not lost", async () => {
     const run = await runWithLostAnswer("fail", "fail the thing");
-    expect(run.code, run.output).toBe(0);
+    // --max-tasks 1 whose one task failed: exit 1.
+    expect(run.code, run.output).toBe(1);
     expect(run.lost).toBe(1);
     expect(run.task).toMatchObject({ status: "pending", worker_id: "exec-alpha", attempts: 1 });
     expect(run.output).toContain(`${run.id} is pending (an earlier try of the report was handled, though its answer was lost)`);

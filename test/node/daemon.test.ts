@@ -116,7 +116,8 @@ describe("switchboard worker", () => {
     const { key, call } = await newTeam();
     const task = await call("POST", "/v1/tasks", { title: "fail hard", role: "executor", max_attempts: 1 });
     const run = daemon(key, tempDir(), ["--max-tasks", "1"]);
-    expect((await run.done).code).toBe(0);
+    // --max-tasks that completed none of its tasks exits 1.
+    expect((await run.done).code).toBe(1);
     const failed = await call("GET", `/v1/tasks/${task.id}`);
     expect(failed.status).toBe("failed");
     expect(failed.result).toContain("The agent exited with code 3.");
@@ -326,9 +327,9 @@ describe("switchboard worker", () => {
     await until(() => run.output().includes("sleeping"));
     const pid = Number(readFileSync(join(dir, "outputs", "agent.pid"), "utf8"));
     await call("POST", `/v1/tasks/${task.id}/cancel`);
-    expect((await run.done).code).toBe(0);
+    expect((await run.done).code).toBe(1);
     expect(alive(pid)).toBe(false);
-    expect(run.output()).toContain(`lost the lease on ${task.id}`);
+    expect(run.output()).toMatch(new RegExp(`lost the lease on ${task.id}: [^\\n]*[^.;]; moving on without a result`));
     expect(run.output()).toContain("0 completed, 0 failed, 1 lost");
     expect((await call("GET", `/v1/tasks/${task.id}`)).status).toBe("cancelled");
   });

@@ -12,14 +12,14 @@ describe("log shipping", () => {
     expect(cut).toMatch(/^é+ …\[line truncated\]$/);
   });
 
-  it("batches by task, at most 1,000 lines, and drops a failed batch without throwing", async () => {
+  it("batches by task, at most 1,000 lines, and keeps a failed batch at the head, sending it again until it goes", async () => {
     const sent: Array<{ task_id?: string; lines: string[] }> = [];
-    let fail = true;
+    let down = 2; // a short outage: the first two tries fail
     const warnings: string[] = [];
     const shipper = new LogShipper({
       send: async (body) => {
-        if (fail) {
-          fail = false;
+        if (down > 0) {
+          down -= 1;
           throw new ApiError(503, "busy", null);
         }
         sent.push(body);
@@ -28,20 +28,68 @@ describe("log shipping", () => {
       batchLines: 10_000,
       warn: (l) => warnings.push(l),
     });
-    shipper.push("t1", "lost with the first batch");
-    await shipper.flush();
-    expect(warnings[0]).toMatch(/could not send 1 log lines .*503/);
+    shipper.push("t1", "sent once the API is back");
+    await shipper.flush(20_000);
+    expect(sent).toEqual([{ task_id: "t1", lines: ["sent once the API is back"] }]);
+    expect(warnings).toEqual(["could not send 1 log lines (HTTP 503: busy); they are kept and sent again, the task goes on"]);
     for (let i = 0; i < 1500; i++) shipper.push("t1", `line ${i}`);
     shipper.push("t2", "other task");
     shipper.push(undefined, "worker line");
     await shipper.close();
     expect(sent.map((b) => [b.task_id, b.lines.length])).toEqual([
+      ["t1", 1],
       ["t1", 1000],
       ["t1", 500],
       ["t2", 1],
       [undefined, 1],
     ]);
-    expect(sent[1]?.lines.at(-1)).toBe("line 1499");
+    expect(sent[2]?.lines.at(-1)).toBe("line 1499");
+  });
+
+  it("during an outage drops only at the cap, and says how many it dropped", async () => {
+    const sent: string[][] = [];
+    let down = true;
+    const warnings: string[] = [];
+    const shipper = new LogShipper({
+      send: async (b) => {
+        if (down) throw new ApiError(502, "bad gateway", null);
+        sent.push(b.lines);
+      },
+      flushMs: 60_000,
+      batchLines: 10_000,
+      maxBuffered: 5,
+      warn: (l) => warnings.push(l),
+    });
+    shipper.push("t", "before the outage");
+    await shipper.flush(50); // its batch fails, and waits to be sent again
+    for (let i = 1; i <= 8; i++) shipper.push("t", `l${i}`);
+    down = false;
+    await shipper.close(20_000);
+    expect(sent).toEqual([["before the outage"], ["[switchboard] 3 log lines dropped: more than 5 were waiting to be sent", "l4", "l5", "l6", "l7", "l8"]]);
+    expect(warnings).toContain("3 log lines were dropped: more than 5 were waiting to be sent");
+  });
+
+  it("drops a batch the API refuses outright (sent again, it would be refused again)", async () => {
+    const sent: string[][] = [];
+    let refuse = true;
+    const warnings: string[] = [];
+    const shipper = new LogShipper({
+      send: async (b) => {
+        if (refuse) {
+          refuse = false;
+          throw new ApiError(400, "bad lines", null);
+        }
+        sent.push(b.lines);
+      },
+      flushMs: 60_000,
+      warn: (l) => warnings.push(l),
+    });
+    shipper.push("t", "refused");
+    await shipper.flush();
+    shipper.push("t", "taken");
+    await shipper.close();
+    expect(sent).toEqual([["taken"]]);
+    expect(warnings).toEqual(["the logs refused 1 log lines (HTTP 400: bad lines); they are dropped, the task goes on"]);
   });
 
   it("keeps each batch's JSON under the API's 1 MiB body limit, however long the lines", async () => {

@@ -63,10 +63,11 @@ export async function readWorkspace(baseUrl: string, key: string, sid: string, t
 
 /**
  * What the proxy does with one request: pass it on (after `delayMs`), or answer `status`
- * itself; with `statusAfter`, pass it on and answer that status in place of the Worker's
- * answer (a request handled whose answer is lost on the way back).
+ * itself (with a Retry-After of `retryAfter` seconds, if given); with `statusAfter`, pass it
+ * on and answer that status in place of the Worker's answer (a request handled whose answer
+ * is lost on the way back).
  */
-export type ProxyPlan = { delayMs?: number; status?: number; statusAfter?: number } | undefined;
+export type ProxyPlan = { delayMs?: number; status?: number; retryAfter?: number; statusAfter?: number } | undefined;
 
 const DROPPED = new Set(["connection", "keep-alive", "transfer-encoding", "host", "content-length", "content-encoding"]);
 
@@ -78,7 +79,7 @@ export async function startProxy(upstream: string, plan: (req: IncomingMessage) 
     const p = plan(req);
     if (p?.delayMs) await sleep(p.delayMs);
     if (p?.status) {
-      res.writeHead(p.status, { "Content-Type": "application/problem+json" });
+      res.writeHead(p.status, { "Content-Type": "application/problem+json", ...(p.retryAfter === undefined ? {} : { "Retry-After": String(p.retryAfter) }) });
       res.end(JSON.stringify({ title: "from the test proxy", status: p.status }));
       return;
     }
