@@ -75,6 +75,7 @@ describe("questions: ask, wait, answer", () => {
       answered_by: null,
       created_at: expect.any(String),
       answered_at: null,
+      version: 0,
     });
     expect(q.created_at >= before).toBe(true);
     expect(await getTask(reader, task.id)).toMatchObject({ status: "waiting_input", worker_id: "w1" });
@@ -93,7 +94,7 @@ describe("questions: ask, wait, answer", () => {
     expect(await getQuestion(agent, q.id)).toEqual(q);
 
     const answered = await answer(operator.key, q.id, "SQLite, on D1.");
-    expect(answered).toEqual({ ...q, status: "answered", answer: "SQLite, on D1.", answered_by: operator.id, answered_at: expect.any(String) });
+    expect(answered).toEqual({ ...q, status: "answered", answer: "SQLite, on D1.", answered_by: operator.id, answered_at: expect.any(String), version: 1 });
     expect(answered.answered_at && answered.answered_at >= q.created_at).toBe(true);
     expect(await getTask(reader, task.id)).toMatchObject({ status: "running" });
     expect(await getWorker(reader, "w1")).toMatchObject({ status: "working", current_task: task.id });

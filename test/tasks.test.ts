@@ -32,6 +32,7 @@ describe("tasks: create, read, list", () => {
       updated_at: task.created_at,
       claimed_at: null,
       completed_at: null,
+      version: 0,
     });
     expect(await getTask(team.api_key, task.id)).toEqual(task);
     const reader = await createKey(team.api_key, ["read"]);

@@ -142,7 +142,7 @@ describe("team stream: GET /v1/stream", () => {
     const events = await take(sse, 9);
     // Each fail lets the worker go (idle, no current task): announced after what the task did.
     expect(events.map((e) => e.event)).toEqual(["task.claimed", "worker.updated", "task.retry_scheduled", "worker.updated", "task.claimed", "worker.updated", "task.failed", "task.blocked", "worker.updated"]);
-    expect(nth(events, 7).data.data).toEqual({ task_id: second.id, blocked_by: first.id });
+    expect(nth(events, 7).data.data).toEqual({ task_id: second.id, blocked_by: first.id, version: 1 });
     expect(nth(events, 8).data.data.worker).toMatchObject({ status: "idle", current_task: null });
     const retried = await call(`/v1/tasks/${first.id}/retry`, { method: "POST", key: operator });
     expect(retried.status).toBe(200);

@@ -18,7 +18,7 @@ describe("workers: heartbeats and the list", () => {
     const reader = await createKey(team.api_key, ["read"]);
     const before = new Date().toISOString();
     const first = await workerHeartbeat(agent, "exec-b", { role: "executor", status: "idle" });
-    expect(first).toEqual({ id: "exec-b", role: "executor", status: "idle", current_task: null, tasks_completed: 0, last_seen_at: expect.any(String), cost_usd: 0, created_at: first.last_seen_at });
+    expect(first).toEqual({ id: "exec-b", role: "executor", status: "idle", current_task: null, tasks_completed: 0, last_seen_at: expect.any(String), cost_usd: 0, created_at: first.last_seen_at, version: 0 });
     expect(first.last_seen_at >= before).toBe(true);
     const task = await createTask(agent);
     const second = await workerHeartbeat(agent, "exec-b", { role: "executor", status: "working", current_task: task.id });

@@ -36,7 +36,7 @@ export async function askQuestion(db: Db, q: { teamId: string; id: string; taskI
     db
       .insert(questions)
       .select(
-        sql`SELECT t.team_id, ${q.id}, t.id, t.worker_id, ${q.text}, 'open', NULL, NULL, ${q.now}, NULL FROM tasks t
+        sql`SELECT t.team_id, ${q.id}, t.id, t.worker_id, ${q.text}, 'open', NULL, NULL, ${q.now}, NULL, 0 FROM tasks t
             WHERE t.team_id = ${q.teamId} AND t.id = ${q.taskId} AND t.worker_id = ${q.workerId}
               AND t.status IN (${statuses}) AND t.lease_expires_at > ${q.now}`,
       )

@@ -1,6 +1,21 @@
 import type { Json } from "../domain/json";
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/**
+ * A row's version: 0 when inserted, one more with every write to it, in the statement that
+ * writes it. drizzle adds it to every `update(...)` and `onConflictDoUpdate` set of the table
+ * (`$onUpdate`), so no update path can forget it; an insert takes the default (drizzle prefers
+ * it to `$onUpdate`), and an insert from a SELECT names it (its column list is every column).
+ * The team stream carries it with each record, so the TeamHub can drop an event that reaches it
+ * after one about a later write to the same row (durable-objects/team-hub.ts). Unqualified: in
+ * an UPDATE's SET, and in an upsert's DO UPDATE, the bare name is the row being written.
+ */
+const rowVersion = () =>
+  integer("version")
+    .notNull()
+    .default(0)
+    .$onUpdate((): SQL => sql`${sql.identifier("version")} + 1`);
 
 export const teams = sqliteTable("teams", {
   id: text("id").primaryKey(),
@@ -160,6 +175,7 @@ export const tasks = sqliteTable(
     updatedAt: text("updated_at").notNull(),
     claimedAt: text("claimed_at"),
     completedAt: text("completed_at"),
+    version: rowVersion(),
   },
   (t) => [
     primaryKey({ columns: [t.teamId, t.id] }),
@@ -244,6 +260,7 @@ export const workers = sqliteTable(
     tasksCompleted: integer("tasks_completed").notNull().default(0),
     lastSeenAt: text("last_seen_at").notNull(),
     createdAt: text("created_at").notNull(),
+    version: rowVersion(),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("workers_last_seen").on(t.lastSeenAt)],
 );
@@ -266,6 +283,7 @@ export const questions = sqliteTable(
     answeredBy: text("answered_by"),
     createdAt: text("created_at").notNull(),
     answeredAt: text("answered_at"),
+    version: rowVersion(),
   },
   (t) => [
     primaryKey({ columns: [t.teamId, t.id] }),

@@ -66,11 +66,13 @@ export function blockDependents(db: Db, teamId: string, now: string, ifFailed?: 
     .update(tasks)
     .set({ status: "blocked", blockedBy: sql`(SELECT min(root) FROM doomed WHERE doomed.id = ${tasks.id})`, updatedAt: now })
     .where(and(sql`${tasks.teamId} = ${team}`, eq(tasks.status, "pending"), sql`${tasks.id} IN (SELECT id FROM doomed)`))
-    .returning({ id: tasks.id, blockedBy: tasks.blockedBy });
+    .returning({ id: tasks.id, blockedBy: tasks.blockedBy, version: tasks.version });
 }
 
 /** Tasks `blockDependents` just blocked, or a retry unblocked: for the team stream. */
-export type BlockChange = { id: string; blockedBy: string | null };
+export type BlockChange = { id: string; blockedBy: string | null; version: number };
+/** A task a retry unblocked, at the version that write gave it. */
+export type UnblockChange = { id: string; version: number };
 
 /** Inserts a task (nothing when its idempotency key is taken) and blocks it at once if a dependency cannot complete. */
 export async function insertTask(db: Db, row: NewTaskRow & { teamId: string; id: string; updatedAt: string }): Promise<TaskRow | undefined> {
@@ -298,14 +300,14 @@ export async function retryTask(db: Db, teamId: string, id: string, now: string)
       .update(tasks)
       .set({ status: "pending", blockedBy: null, updatedAt: now })
       .where(and(eq(tasks.teamId, teamId), eq(tasks.status, "blocked"), eq(tasks.blockedBy, id)))
-      .returning({ id: tasks.id }),
+      .returning({ id: tasks.id, version: tasks.version }),
     blockDependents(db, teamId, now),
     selectTask(db, teamId, id),
   ]);
   if (retried.length === 0 || !current[0]) return undefined;
   // Unblocked, then blocked again by another dependency: only the second is news.
   const stillBlocked = new Set(blocked.map((b) => b.id));
-  return { task: current[0], unblocked: unblocked.map((u) => u.id).filter((u) => !stillBlocked.has(u)), blocked };
+  return { task: current[0], unblocked: unblocked.filter((u) => !stillBlocked.has(u.id)), blocked };
 }
 
 /** A person's cancel of a task that has not ended (its lease, if any, is void); its dependents are blocked. */

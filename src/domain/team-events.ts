@@ -76,3 +76,40 @@ export function expiryEventType(status: string): TeamEventType {
 export function budgetEventId(day: string): string {
   return `budget.reached:${day}`;
 }
+
+/** The row an event is about, at the version of the write it reports. */
+export interface EventRecord {
+  kind: "task" | "question" | "worker";
+  id: string;
+  version: number;
+}
+
+/**
+ * The record an event is about and its version (the D1 row's `version`, one more with every
+ * write): `data.task`, `data.question` or `data.worker` (the whole record), or `data.task_id`
+ * with `data.version` (`task.blocked`, `task.unblocked`). None for `budget.reached`, or for an
+ * event without a version (published before rows had one, and queued since).
+ */
+export function eventRecord(event: TeamEvent): EventRecord | null {
+  const data = event.data;
+  const versioned = (kind: EventRecord["kind"], value: unknown): EventRecord | null => {
+    if (typeof value !== "object" || value === null) return null;
+    const { id, version } = value as { id?: unknown; version?: unknown };
+    return typeof id === "string" && typeof version === "number" && Number.isInteger(version) ? { kind, id, version } : null;
+  };
+  if (event.type.startsWith("task.")) return versioned("task", data.task ?? { id: data.task_id, version: data.version });
+  if (event.type.startsWith("question.")) return versioned("question", data.question);
+  if (event.type.startsWith("worker.")) return versioned("worker", data.worker);
+  return null;
+}
+
+/**
+ * Whether an event reports a write older than the last one sent about its row: the two were
+ * published in another order than D1 committed them (two requests at once, a publication
+ * retried through the queue). Sent, it would undo the newer record in every client that
+ * applies the records in order, so the hub drops it. An equal version is not stale: one write
+ * may be told by two events.
+ */
+export function isStale(record: EventRecord, lastSent: number | undefined): boolean {
+  return lastSent !== undefined && record.version < lastSent;
+}

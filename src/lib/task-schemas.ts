@@ -44,6 +44,7 @@ export const taskSchema = z
     updated_at: z.string(),
     claimed_at: z.string().nullable(),
     completed_at: z.string().nullable().describe("when it ended: completed, failed or cancelled"),
+    version: z.number().int().describe("one more with every write to the row: of two copies of one task, the one with the higher version is the later (the team stream never sends an older one after a newer)"),
   })
   .openapi("Task");
 export type TaskResponse = z.infer<typeof taskSchema>;
@@ -78,6 +79,7 @@ export function toTask(row: TaskRow): TaskResponse {
     updated_at: row.updatedAt,
     claimed_at: row.claimedAt,
     completed_at: row.completedAt,
+    version: row.version,
   };
 }
 
@@ -111,6 +113,7 @@ export const questionSchema = z
     answered_by: z.string().nullable().describe("the id of the key that answered"),
     created_at: z.string(),
     answered_at: z.string().nullable(),
+    version: z.number().int().describe("one more with every write to the row: of two copies of one question, the one with the higher version is the later (the team stream never sends an older one after a newer)"),
   })
   .openapi("Question");
 export type QuestionResponse = z.infer<typeof questionSchema>;
@@ -126,6 +129,7 @@ export function toQuestion(row: QuestionRow): QuestionResponse {
     answered_by: row.answeredBy,
     created_at: row.createdAt,
     answered_at: row.answeredAt,
+    version: row.version,
   };
 }
 
@@ -142,6 +146,7 @@ export const workerSchema = z
     last_seen_at: z.string(),
     cost_usd: z.number().describe("the cost of the tasks it claimed last, summed over their attempts"),
     created_at: z.string(),
+    version: z.number().int().describe("one more with every write to the row (a heartbeat too): of two copies of one worker, the one with the higher version is the later (the team stream never sends an older one after a newer)"),
   })
   .openapi("Worker");
 export type WorkerResponse = z.infer<typeof workerSchema>;
@@ -156,5 +161,6 @@ export function toWorker({ worker, costUsd }: { worker: WorkerRow; costUsd: numb
     last_seen_at: worker.lastSeenAt,
     cost_usd: costUsd, // rounded in the query (costSoFar)
     created_at: worker.createdAt,
+    version: worker.version,
   };
 }

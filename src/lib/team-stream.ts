@@ -26,10 +26,19 @@ export function teamEvent(type: TeamEventType, data: Record<string, unknown>, at
  * made a change and then reads the stream finds it there. Should the hub not answer, the
  * events go to the queue, whose consumer retries them (the ids make that apply once); the
  * change itself stands whatever happens here, so this never throws.
+ *
+ * The hub is asked first, and the notifications are queued beside it rather than before it:
+ * every moment between the commit and the hub's turn is one in which another request's later
+ * write can reach the hub first. The hub drops what arrives late (records carry their row's
+ * version: durable-objects/team-hub.ts), and a change so dropped is never told on the stream
+ * (only the later state of its row is), so the gap is kept short.
  */
 export async function publishTeamEvents(env: Env, teamId: string, events: TeamEvent[]): Promise<void> {
   if (events.length === 0) return;
-  await queueNotifications(env, teamId, events);
+  await Promise.all([publishToHub(env, teamId, events), queueNotifications(env, teamId, events)]);
+}
+
+async function publishToHub(env: Env, teamId: string, events: TeamEvent[]): Promise<void> {
   try {
     await teamHub(env, teamId).publish(teamId, events);
   } catch (error) {
