@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { sha256Hex } from "../src/lib/crypto";
 import { call, createKey, createTeam, drain, expectProblem, json, sessionWithTopic } from "./helpers";
 
 // The sign-in cookie is signed and stateless ({team, key, epoch, exp}); clearing it in the
@@ -106,6 +107,24 @@ describe("DELETE /v1/auth/session revokes the cookie server-side", () => {
     const keyId = (await json(await call("/v1/keys", { key: team.api_key }))).items[0].id as string;
     await env.DB.prepare("UPDATE api_keys SET session_epoch = session_epoch + 1 WHERE id = ?").bind(keyId).run();
     expect(await expectEnd(stream)).toContain("event: snapshot");
+  });
+
+  it("signing in again after a sign-out another isolate recorded works here at once, while the old cookie stays refused", async () => {
+    const team = await createTeam();
+    const viewer = await createKey(team.api_key, ["read"]);
+    const before = await signIn(viewer);
+    // Warm: this isolate's cache holds the key at epoch 0.
+    expect((await drain(await call("/v1/sessions", withCookie(before)))).status).toBe(200);
+    // Another isolate's sign-out: D1 only, this isolate's cache untold.
+    const moved = await env.DB.prepare("UPDATE api_keys SET session_epoch = session_epoch + 1 WHERE hash = ?").bind(await sha256Hex(viewer)).run();
+    expect(moved.meta.changes).toBe(1);
+    const after = await signIn(viewer);
+    expect((await drain(await call("/v1/sessions", withCookie(after)))).status).toBe(200);
+    const token = await streamToken(withCookie(after), "/v1/stream");
+    const stream = await call(`/v1/stream?access_token=${encodeURIComponent(token)}`);
+    expect(stream.status).toBe(200);
+    await stream.body?.cancel();
+    expect((await expectProblem(await call("/v1/sessions", withCookie(before)), 401)).detail).toContain("signed out");
   });
 
   it("a sign-out from another origin is refused (403) and signs nothing out", async () => {

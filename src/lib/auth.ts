@@ -94,7 +94,11 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   }
   // Tokens and cookies stand for a key: deleting the key ends them too (src/lib/auth-cache.ts),
   // and signing out ends the cookies (and their stream tokens) signed in before it.
-  const key = await findKey(db, { id: keyId });
+  let key = await findKey(db, { id: keyId });
+  // A cookie signed in after a sign-out another isolate handled carries an epoch newer than
+  // this isolate's cached key: the cache is what is stale, so read the key again (a cookie
+  // signed in before the sign-out, an older epoch, is refused from the cache as it stands).
+  if (key && epoch !== undefined && epoch > key.sessionEpoch) key = await findKey(db, { id: keyId }, { fresh: true });
   if (!key || key.auth.team_id !== teamId) throw new ApiError("unauthorized", "The key behind this token was deleted.");
   if (epoch !== undefined && epoch !== key.sessionEpoch) throw new ApiError("unauthorized", "This browser session was signed out; sign in again.");
   c.set("auth", epoch === undefined ? key.auth : { ...key.auth, session_epoch: epoch });
@@ -124,9 +128,9 @@ export async function keyExists(env: Env, auth: AuthContext, shareMs = KEY_CHECK
   return row.then(holds);
 }
 
-/** A key by its hash or id, from this isolate's cache or D1; null when there is none. */
-async function findKey(db: Db, by: { hash: string } | { id: string }): Promise<KeyRecord | null> {
-  const cached = "hash" in by ? keyCache.byHash(by.hash) : keyCache.byId(by.id);
+/** A key by its hash or id, from this isolate's cache (unless `fresh`) or D1; null when there is none. */
+async function findKey(db: Db, by: { hash: string } | { id: string }, { fresh = false } = {}): Promise<KeyRecord | null> {
+  const cached = fresh ? undefined : "hash" in by ? keyCache.byHash(by.hash) : keyCache.byId(by.id);
   if (cached) return cached;
   const row = await db
     .select()
