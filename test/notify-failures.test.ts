@@ -119,6 +119,33 @@ describe("a delivery that cannot be sent ends", () => {
   });
 });
 
+describe("a delivery while SECRETS_KEY is unusable waits for the key", () => {
+  it("is neither tried nor counted: acked and left pending for the cron, then sent once the key is back", async () => {
+    const team = await createTeam();
+    const path = `/hook/keyless-${crypto.randomUUID()}`;
+    const ch = await channel(team.api_key, `${RECEIVER}${path}`);
+    const id = await pendingDelivery(team.team_id, ch.id, { attempts: MAX_DELIVERY_ATTEMPTS - 1 });
+    const body: NotificationMessage = { kind: "notification", team_id: team.team_id, delivery_id: id };
+    for (const secretsKey of [undefined, "short"]) {
+      const batch = createMessageBatch("switchboard-notifications", [{ id: `msg-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body }]);
+      const ctx = createExecutionContext();
+      await worker.queue(batch as MessageBatch<unknown>, { ...env, SECRETS_KEY: secretsKey } as Env, ctx);
+      const result = await getQueueResult(batch, ctx);
+      expect(result.explicitAcks).toHaveLength(1);
+      expect(result.retryMessages).toHaveLength(0);
+      const [row] = await deliveries(team.api_key, ch.id);
+      expect(row).toMatchObject({ id, status: "pending", attempts: MAX_DELIVERY_ATTEMPTS - 1, last_error: null });
+    }
+    // The key back: its last try is made and delivered.
+    const batch = createMessageBatch("switchboard-notifications", [{ id: `msg-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch as MessageBatch<unknown>, env, ctx);
+    await getQueueResult(batch, ctx);
+    const [row] = await deliveries(team.api_key, ch.id);
+    expect(row).toMatchObject({ id, status: "delivered", attempts: MAX_DELIVERY_ATTEMPTS });
+  });
+});
+
 describe("dead letters", () => {
   it("count the tries on the queue they failed on, not the dead-letter queue's own", async () => {
     const team = await createTeam();

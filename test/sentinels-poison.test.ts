@@ -141,6 +141,27 @@ describe("a sentinel that keeps failing", () => {
     expect(await json(await call("/v1/sentinels", { key: team.api_key }))).toEqual({ pending: 0, retrying: 0, rejected: 1, truncated: false });
   });
 
+  it("of a signed team waits untouched while SECRETS_KEY is unusable (no try counted, never rejected for it), and is applied once the key is back", async () => {
+    const team = await createTeam();
+    const { sid, tid } = await sessionWithTopic(team.api_key);
+    const secret = newSecret();
+    await (await call("/v1/team", { method: "PATCH", key: team.api_key, json: { signing_secret: secret } })).json();
+    const event = stepEvent(sid, tid, "step_started", { step: "design" });
+    const raw = JSON.stringify(event);
+    const ts = Math.floor(Date.now() / 1000);
+    const signature = { "webhook-id": "w1", "webhook-timestamp": String(ts), "webhook-signature": await signPayload(secret, "w1", ts, raw) };
+    const key = await writeSentinel(team.team_id, event, signature, raw);
+    const now = Date.parse("2030-01-01T00:00:00Z");
+    for (let sweep = 0; sweep < MAX_ATTEMPTS + 1; sweep++) {
+      for (const secretsKey of [undefined, "short"]) {
+        expect(await sweepSentinels({ ...env, SECRETS_KEY: secretsKey } as Env, { now: now + sweep * 60_000 })).toMatchObject({ applied: 0, rejected: 0, retrying: 0, deferred: 1 });
+      }
+    }
+    expect((await env.BUCKET.head(key))?.customMetadata).toEqual(signature);
+    expect(await sweepSentinels(env, { now })).toMatchObject({ applied: 1, rejected: 0 });
+    expect(await pendingKeys(team.team_id)).toEqual([]);
+  });
+
   it("is applied on a later sweep once the failure is gone; two sweeps failing on it at once count one try", async () => {
     const team = await createTeam();
     const { sid, tid } = await sessionWithTopic(team.api_key);

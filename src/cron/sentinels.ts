@@ -22,7 +22,7 @@ import {
   UPLOADED_META,
   uploadedAt,
 } from "../domain/sentinel";
-import { decryptSecret } from "../lib/crypto";
+import { decryptSecret, secretsKeyProblem } from "../lib/crypto";
 import { utf8 } from "../lib/encoding";
 import { log } from "../lib/log";
 import { verifyPayload } from "../lib/standard-webhooks";
@@ -212,6 +212,11 @@ async function sweepOne(state: SweepState, key: string): Promise<void> {
     return;
   } catch (error) {
     if (error instanceof Refused) return rejectOrRetry(state, object, bytes, meta, error.message);
+    if (error instanceof KeyUnavailable) {
+      log("error", "sentinel deferred", { key, reason: error.message });
+      report.deferred += 1;
+      return;
+    }
     const attempts = attemptsOf(meta) + 1;
     const message = cut(messageOf(error));
     if (attempts >= MAX_ATTEMPTS) return rejectOrRetry(state, object, bytes, { ...meta, [ATTEMPTS_META]: String(attempts) }, `failed ${attempts} times; the last error: ${message}`);
@@ -337,8 +342,17 @@ async function validate(state: SweepState, key: SentinelKey, raw: Uint8Array, me
 async function signingSecret(env: Env, team: string): Promise<string | null> {
   const row = await dbOf(env).select({ signingSecret: teams.signingSecret }).from(teams).where(eq(teams.id, team)).get();
   if (!row) throw new Refused(`no team ${team}`);
-  return row.signingSecret ? await decryptSecret(env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`) : null;
+  if (!row.signingSecret) return null;
+  const keyProblem = secretsKeyProblem(env.SECRETS_KEY);
+  if (keyProblem) throw new KeyUnavailable(keyProblem);
+  return await decryptSecret(env.SECRETS_KEY, row.signingSecret, `${team}:signing_secret`);
 }
+
+/**
+ * No usable SECRETS_KEY: the deployment's fault, not the sentinel's. A signed team's sentinels
+ * wait untouched (no try counted, so none is rejected for it) until the key is set again.
+ */
+class KeyUnavailable extends Error {}
 
 /**
  * Metadata's size as R2 may count it: the larger of its UTF-8 bytes (what R2 documents) and

@@ -60,8 +60,9 @@ export async function secretEquals(given: string, expected: string): Promise<boo
 /**
  * Every key (secrets at rest, session cookies, stream tokens) is derived here, so this is where
  * a missing or short SECRETS_KEY fails closed: HKDF over empty bytes would give keys anyone can
- * compute, letting them forge cookies and read stored secrets. A route answers 503; the queue
- * consumer and cron see the error and retry later.
+ * compute, letting them forge cookies and read stored secrets. A route answers 503; a
+ * notification delivery and a signed team's sentinel check first and wait, uncounted, until
+ * the key is set again (src/notify/deliver.ts, src/cron/sentinels.ts).
  */
 async function deriveKey(secretsKey: string, purpose: string, usage: "AES-GCM" | "HMAC"): Promise<CryptoKey> {
   const problem = secretsKeyProblem(secretsKey);

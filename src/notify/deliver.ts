@@ -4,7 +4,7 @@ import { type ChannelRow, countTry, type DeliveryRow, findChannel, findDelivery,
 import { notificationDeliveries } from "../db/schema";
 import { type AttemptVerdict, DELIVERY_TIMEOUT_MS, type Format, isNotifiable, judgeAttempt, MAX_DELIVERY_ATTEMPTS, type NotifiedEvent, renderBody } from "../domain/notifications";
 import type { TeamEvent } from "../domain/team-events";
-import { decryptSecret, newId } from "../lib/crypto";
+import { decryptSecret, newId, secretsKeyProblem } from "../lib/crypto";
 import { log } from "../lib/log";
 import { signPayload } from "../lib/standard-webhooks";
 
@@ -58,7 +58,15 @@ export async function queueNotifications(env: Env, teamId: string, events: TeamE
 }
 
 /** One attempt at a delivery; the verdict says whether the queue should try again. */
-export async function attemptDelivery(env: Env, message: NotificationMessage): Promise<AttemptVerdict | { status: "gone" }> {
+export async function attemptDelivery(env: Env, message: NotificationMessage): Promise<AttemptVerdict | { status: "gone" } | { status: "deferred" }> {
+  // No usable SECRETS_KEY is the deployment's fault, not the channel's: no URL can be read, so
+  // no try is made or counted. The message is acked and the delivery left pending and
+  // untouched, which the cron re-queues every STALLED_AFTER_MS until the key is set again.
+  const keyProblem = secretsKeyProblem(env.SECRETS_KEY);
+  if (keyProblem) {
+    log("error", "notification deferred", { team_id: message.team_id, delivery_id: message.delivery_id, reason: keyProblem });
+    return { status: "deferred" };
+  }
   const db = dbOf(env);
   const teamId = message.team_id;
   const delivery = await findDelivery(db, teamId, message.delivery_id);
