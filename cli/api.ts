@@ -46,15 +46,8 @@ export class Api {
 
   /** Every page of a list, up to `max` items; `truncated` says whether more were left. */
   async listAll<T>(path: string, query: Query = {}, max = 10_000, signal?: AbortSignal): Promise<{ items: T[]; truncated: boolean }> {
-    const items: T[] = [];
-    let cursor: string | undefined;
-    for (;;) {
-      const page = await this.get<Page<T>>(path, { ...query, limit: Math.min(200, max - items.length), cursor }, signal);
-      items.push(...page.items);
-      if (!page.next_cursor) return { items, truncated: false };
-      if (items.length >= max) return { items, truncated: true };
-      cursor = page.next_cursor;
-    }
+    const { items, next_cursor } = await this.upTo<T>(path, query, max, signal);
+    return { items, truncated: next_cursor !== null };
   }
 
   /** Pages of a list until `max` items or its end: the items, and the cursor to read on from (null at the end), as `--json` prints them. */

@@ -3,7 +3,6 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { dbOf } from "../src/db/client";
-import { withdrawQuestions } from "../src/db/questions";
 import { expireLeases } from "../src/db/tasks";
 import type { CreatedKey } from "../src/routes/keys";
 import type { QuestionResponse } from "../src/lib/task-schemas";
@@ -362,27 +361,5 @@ describe("questions: worker heartbeat", () => {
     await workerHeartbeat(agent, "w1", { role: "executor", status: "waiting", current_task: task.id });
     await answer(team.api_key, q.id, "ok");
     expect(await getWorker(reader, "w1")).toMatchObject({ status: "working" });
-  });
-});
-
-describe("questions: the cron's withdrawal after an expiry", () => {
-  it("withdraws what the expired attempt asked even when a new attempt already waits on a question of its own", async () => {
-    const c = await heldTask();
-    const q1 = await ask(c.agent, { worker_id: "w1", task_id: c.task.id, text: "first" });
-    await setTimes(c.task.id, { lease_expires_at: past() });
-    const db = dbOf(env);
-    // The cron's first step alone: the lease expires, the task is pending again.
-    const now = new Date().toISOString();
-    expect((await expireLeases(db, now)).map((t) => t.id)).toContain(c.task.id);
-    // Before its second step, another worker claims the task and asks.
-    const again = await claim(c.agent, "executor", "w2");
-    expect(again?.id).toBe(c.task.id);
-    const q2 = await ask(c.agent, { worker_id: "w2", task_id: c.task.id, text: "second" });
-    // The second step: what was asked by the expiry goes, the new attempt's question stays.
-    const withdrawn = await withdrawQuestions(db, c.team.team_id, [c.task.id], now);
-    expect(withdrawn.map((q) => q.id)).toEqual([q1.id]);
-    expect(await getQuestion(c.reader, q2.id)).toMatchObject({ status: "open" });
-    await answer(c.team.api_key, q2.id, "yes");
-    expect(await getTask(c.reader, c.task.id)).toMatchObject({ status: "running" });
   });
 });

@@ -1,6 +1,6 @@
 import { type Command, Option } from "commander";
 import { ROLE_PATTERN, TASK_STATUSES, type TaskStatus } from "../../src/domain/tasks";
-import { apiFor, type Page } from "../api";
+import { apiFor } from "../api";
 import type { Task } from "../api-types";
 import { loadConfig } from "../config";
 import { action, type CliCommand } from "../context";
@@ -28,15 +28,9 @@ export const tasksCommand: CliCommand = {
           if (word !== undefined) throw new UsageError(`tasks takes no arguments (got ${printable(word)})`, `one task in full is \`switchboard task ${printable(word)}\``);
           if (opts.role !== undefined && !ROLE_PATTERN.test(opts.role)) throw new UsageError(`--role ${opts.role} is not a role name`, "roles are lowercase: a letter, then letters, digits, '_' or '-' (e.g. executor)");
           const api = apiFor(loadConfig(ctx.env));
-          const items: Task[] = [];
-          let cursor: string | null = null;
-          do {
-            const page: Page<Task> = await api.get<Page<Task>>("/v1/tasks", { status: opts.status, role: opts.role, limit: Math.min(200, opts.limit - items.length), cursor: cursor ?? undefined });
-            items.push(...page.items);
-            cursor = page.next_cursor;
-          } while (cursor && items.length < opts.limit);
+          const { items, next_cursor } = await api.upTo<Task>("/v1/tasks", { status: opts.status, role: opts.role }, opts.limit);
           if (opts.json) {
-            printJson(ctx.out, { items, next_cursor: cursor });
+            printJson(ctx.out, { items, next_cursor });
             return 0;
           }
           const c = ctx.color;
@@ -52,7 +46,7 @@ export const tasksCommand: CliCommand = {
               items.map((t) => [t.id, oneLine(t.title, 48), t.role, t.priority, paintStatus(c, t.status), `${t.attempts}/${t.max_attempts}`, t.worker_id ?? "-", ago(t.updated_at, now)]),
             )}\n`,
           );
-          if (cursor) ctx.err(c.dim(`more than ${items.length}: raise --limit, or narrow with --status and --role\n`));
+          if (next_cursor) ctx.err(c.dim(`more than ${items.length}: raise --limit, or narrow with --status and --role\n`));
           return 0;
         }),
       );

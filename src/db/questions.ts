@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, lt, lte, or, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
 import { ASKABLE_STATUSES } from "../domain/tasks";
 import type { Db } from "./client";
 import { questions, tasks, workers } from "./schema";
@@ -96,15 +96,13 @@ export async function answerQuestion(db: Db, a: { teamId: string; id: string; ta
  * never hold a later attempt in `waiting_input` nor stop it from asking anew. Tasks still
  * `waiting_input` keep theirs (at most 50 ids: D1 binds at most 100 parameters).
  */
-export function withdrawQuestions(db: Db, teamId: string, taskIds: string[], askedBy?: string) {
+export function withdrawQuestions(db: Db, teamId: string, taskIds: string[]) {
   // Written out: drizzle may render a column without its table, which the subquery would read as its own.
   const stillWaiting = sql`NOT EXISTS (SELECT 1 FROM tasks w WHERE w.team_id = questions.team_id AND w.id = questions.task_id AND w.status = 'waiting_input')`;
   return db
     .update(questions)
     .set({ status: "withdrawn" })
-    // With `askedBy` (the cron, in a batch of its own after the expiry): the questions asked by
-    // then, whatever the task does now; a later attempt may already wait on a question of its own.
-    .where(and(eq(questions.teamId, teamId), inArray(questions.taskId, taskIds), eq(questions.status, "open"), askedBy === undefined ? stillWaiting : lte(questions.createdAt, askedBy)))
+    .where(and(eq(questions.teamId, teamId), inArray(questions.taskId, taskIds), eq(questions.status, "open"), stillWaiting))
     .returning();
 }
 

@@ -44,7 +44,7 @@ export const taskSchema = z
     updated_at: z.string(),
     claimed_at: z.string().nullable(),
     completed_at: z.string().nullable().describe("when it ended: completed, failed or cancelled"),
-    version: z.number().int().describe("one more with every write to the row: of two copies of one task, the one with the higher version is the later (the team stream never sends an older one after a newer)"),
+    version: z.number().int().describe("one more with every write to the row: of two copies of one task, the one with the higher version is the later (per row the team stream never sends an older one after a newer; some writes, such as heartbeats, raise it without an event)"),
   })
   .openapi("Task");
 export type TaskResponse = z.infer<typeof taskSchema>;
@@ -113,7 +113,7 @@ export const questionSchema = z
     answered_by: z.string().nullable().describe("the id of the key that answered"),
     created_at: z.string(),
     answered_at: z.string().nullable(),
-    version: z.number().int().describe("one more with every write to the row: of two copies of one question, the one with the higher version is the later (the team stream never sends an older one after a newer)"),
+    version: z.number().int().describe("one more with every write to the row: of two copies of one question, the one with the higher version is the later (per row the team stream never sends an older one after a newer; some writes, such as heartbeats, raise it without an event)"),
   })
   .openapi("Question");
 export type QuestionResponse = z.infer<typeof questionSchema>;
@@ -146,7 +146,7 @@ export const workerSchema = z
     last_seen_at: z.string(),
     cost_usd: z.number().describe("the cost of the tasks it claimed last, summed over their attempts"),
     created_at: z.string(),
-    version: z.number().int().describe("one more with every write to the row (a heartbeat too): of two copies of one worker, the one with the higher version is the later (the team stream never sends an older one after a newer)"),
+    version: z.number().int().describe("one more with every write to the row (a heartbeat too): of two copies of one worker, the one with the higher version is the later (per row the team stream never sends an older one after a newer; some writes, such as heartbeats, raise it without an event)"),
   })
   .openapi("Worker");
 export type WorkerResponse = z.infer<typeof workerSchema>;
