@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { AgentExit } from "./agent-process";
@@ -17,9 +18,6 @@ export class AgentCommandError extends Error {
 
 const HOW = "give the agent command after -- (switchboard worker --role ROLE -- ./my-agent.sh), or set the role's command in switchboard.fleet.json";
 
-/** Words a `sh -c` script may start with that are not a program to look for. */
-const SHELL_WORDS = new Set(["!", ".", ":", "[", "[[", "{", "(", "cd", "command", "exec", "export", "eval", "for", "if", "case", "while", "until", "set", "source", "time", "true", "false", "echo", "printf", "test", "trap", "umask", "ulimit", "unset", "builtin", "nohup"]);
-
 /**
  * The command to run: its program found (on PATH, or a path that exists and is executable), a
  * relative path taken from `startDir` (where `switchboard worker` was run, not the worker's own
@@ -29,24 +27,61 @@ const SHELL_WORDS = new Set(["!", ".", ":", "[", "[[", "{", "(", "cd", "command"
  */
 export function resolveAgentCommand(command: string[], startDir: string, agentDir: string, env: NodeJS.ProcessEnv): string[] {
   const [program, ...args] = command as [string, ...string[]];
-  const found = findProgram(program, startDir, env.PATH);
-  if (found.kind === "missing") {
+  const checked = checkAgentCommand(command, startDir, agentDir, env);
+  if (checked.kind === "program") {
+    const found = checked.found;
+    if (found.kind === "not-executable") throw new AgentCommandError(`the agent command ${found.path} is not an executable file: chmod +x it, or run it through its interpreter (-- bash ${program}); ${HOW}`);
     throw new AgentCommandError(program.includes("/") ? `the agent command ${found.path} does not exist (${program}, from ${startDir}); ${HOW}` : `the agent command ${program} is not on PATH; install it or ${HOW}`);
   }
-  if (found.kind === "not-executable") throw new AgentCommandError(`the agent command ${found.path} is not an executable file: chmod +x it, or run it through its interpreter (-- bash ${program}); ${HOW}`);
-  const script = /^(?:.*\/)?(?:sh|bash|dash|zsh)$/.test(program) && args[0] === "-c" ? args[1] : undefined;
-  const word = script?.trim().match(/^[A-Za-z0-9_./+@%-]+(?=\s|;|$)/)?.[0];
-  if (script !== undefined && word !== undefined && !SHELL_WORDS.has(word)) {
-    const inner = findProgram(word, agentDir, env.PATH);
-    if (inner.kind !== "found") {
-      const why = inner.kind === "missing" ? (word.includes("/") ? `${inner.path} does not exist` : `${word} is not on PATH`) : `${inner.path} is not executable`;
-      throw new AgentCommandError(`the agent command \`${script}\` cannot start here: ${why}; install it or ${HOW}`);
-    }
-  }
-  return [found.kind === "found" && program.includes("/") ? found.path : program, ...args];
+  if (checked.kind === "script") throw new AgentCommandError(`the agent command \`${checked.script}\` cannot start here: ${checked.why}; install it or ${HOW}`);
+  return [checked.program, ...args];
 }
 
-type Found = { kind: "found"; path: string } | { kind: "missing"; path: string } | { kind: "not-executable"; path: string };
+/**
+ * What now keeps the agent command (as resolveAgentCommand returned it) from running here, or
+ * null: the same check as at startup, made again when a shell answered 126 or 127, to tell a
+ * program gone since then from an agent's own script that ran a missing command.
+ */
+export function agentCommandProblem(command: string[], agentDir: string, env: NodeJS.ProcessEnv): string | null {
+  const checked = checkAgentCommand(command, agentDir, agentDir, env);
+  if (checked.kind === "script") return checked.why;
+  if (checked.kind === "program") return describeFound(command[0] as string, checked.found);
+  return null;
+}
+
+type Checked = { kind: "ok"; program: string } | { kind: "program"; found: Missing } | { kind: "script"; script: string; why: string };
+
+function checkAgentCommand(command: string[], startDir: string, agentDir: string, env: NodeJS.ProcessEnv): Checked {
+  const [program, ...args] = command as [string, ...string[]];
+  const found = findProgram(program, startDir, env.PATH);
+  if (found.kind !== "found") return { kind: "program", found };
+  const shell = /^(?:.*\/)?(?:sh|bash|dash|zsh)$/.test(program) && args[0] === "-c" ? found.path : undefined;
+  const script = shell === undefined ? undefined : args[1];
+  const word = script?.trim().match(/^[A-Za-z0-9_./+@%-]+(?=\s|;|$)/)?.[0];
+  if (shell !== undefined && script !== undefined && word !== undefined) {
+    const inner = findProgram(word, agentDir, env.PATH);
+    // Not a program: the shell knows its own builtins, keywords and functions (`declare`,
+    // `if`, `read` …) better than a list here would, and which of them it has (dash has no
+    // `declare`, and a script starting with it fails there).
+    if (inner.kind !== "found" && (word.includes("/") || !shellKnows(shell, word, env))) return { kind: "script", script, why: describeFound(word, inner) };
+  }
+  return { kind: "ok", program: program.includes("/") ? found.path : program };
+}
+
+/** Whether `shell -c 'command -v -- WORD'` succeeds: a builtin, a keyword, a function or a program the shell finds. */
+function shellKnows(shell: string, word: string, env: NodeJS.ProcessEnv): boolean {
+  const asked = spawnSync(shell, ["-c", 'command -v -- "$1" >/dev/null', "sh", word], { env, stdio: "ignore", timeout: 5000 });
+  // A shell that could not be asked (it hung, say) is no proof the script cannot run.
+  return asked.error !== undefined || asked.status === 0;
+}
+
+function describeFound(name: string, found: Missing): string {
+  if (found.kind === "not-executable") return `${found.path} is not executable`;
+  return name.includes("/") ? `${found.path} does not exist` : `${name} is not on PATH`;
+}
+
+type Missing = { kind: "missing"; path: string } | { kind: "not-executable"; path: string };
+type Found = { kind: "found"; path: string } | Missing;
 
 /** A name with a slash is a path (relative ones from `dir`); without, the first match on PATH, as exec does. */
 function findProgram(name: string, dir: string, path: string | undefined): Found {
@@ -80,13 +115,21 @@ function executable(p: string): "found" | "not-executable" | null {
 }
 
 /**
- * Why an attempt's agent never really ran, or null: it could not be started (ENOENT, EACCES…),
- * or a shell said it could not run the command (126: found but not executable, 127: not found).
- * That is this machine's problem, not the task's: the task is given back and the worker stops.
+ * Why an attempt's agent never really ran, or null. It could not be started (ENOENT, EACCES…);
+ * or a shell said it could not run a command (126: found but not executable, 127: not found)
+ * and the agent command itself no longer passes the startup check (`recheck`: its program or
+ * its script's first word is gone or not executable). That is this machine's problem, not the
+ * task's: the task is given back and the worker stops. A 126 or 127 from a command that still
+ * passes is the agent's own: a script that did its work and then ran a missing command
+ * (`claude -p …; notify-send done`) fails its attempt like any other non-zero exit, rather than
+ * having its work thrown away and stopping every worker that claims the task in turn.
  */
-export function agentDidNotStart(exit: AgentExit, stderr: string): string | null {
+export function agentDidNotStart(exit: AgentExit, stderr: string, recheck: () => string | null): string | null {
   if (exit.error !== undefined) return `it could not be started: ${exit.error}`;
   if (exit.code !== 126 && exit.code !== 127) return null;
+  const problem = recheck();
+  if (problem === null) return null;
   const said = stderr.trim().split("\n").at(-1)?.slice(0, 300);
-  return `it exited with ${exit.code} (${exit.code === 127 ? "a command not found" : "a command found but not executable"})${said ? `: ${said}` : ""}`;
+  // Not "not found" for 127: dash says 127 for a program on PATH it may not execute, too.
+  return `it exited with ${exit.code} (a shell that could not run a command)${said ? `: ${said}` : ""}, and ${problem}`;
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:f
 import { join } from "node:path";
 import { printable } from "../output";
 import { pickRotatedToken } from "../rotation";
-import { agentDidNotStart } from "./agent-command";
+import { agentCommandProblem, agentDidNotStart } from "./agent-command";
 import { addReports, type AgentReport, failureText, fitJson, head, readAgentReport, tail } from "./agent-result";
 import { type AgentExit, type AgentRun, startAgent } from "./agent-process";
 import { ApiError, type ClaimResult, type LeasedTaskResponse, newClaimId, type RequestOptions, StoppedError, type TaskStateResponse, type WorkerApi } from "./api";
@@ -77,8 +77,9 @@ const STDOUT_TAIL = 20_000;
  */
 const QUICK: RequestOptions = { retries: 0, timeoutMs: 3000 };
 /**
- * How long past the lease's expiry (as last heartbeated) a report is still tried: the worker's
- * clock may be behind the server's. A report that comes too late is answered 409 anyway.
+ * How long past the lease's expiry (as last heartbeated before the report) a report is still
+ * tried: the worker's clock may be behind the server's. A report that comes too late is
+ * answered 409 anyway.
  */
 const LEASE_CLOCK_SLACK_MS = 60_000;
 
@@ -100,6 +101,8 @@ class Daemon {
   private wake: (() => void) | null = null;
   /** The held lease's expiry (epoch ms) as the last heartbeat (or the claim) set it. */
   private leaseExpiresAt = 0;
+  /** Ends the held lease's heartbeats (at the report, or when the task is done with). */
+  private stopLeaseHeartbeats: () => void = () => {};
   /** Set when the agent command would not start: the worker stops after giving the task back. */
   private fatal: string | null = null;
 
@@ -214,7 +217,7 @@ class Daemon {
     const stale = setAsideStaleSpecs(at(p.specs));
     if (stale.length > 0) this.say(task.id, `moved ${stale.length} task spec(s) left by an earlier task to ${p.specs}/stale/`);
 
-    const leaseBeat = await this.startLeaseHeartbeats(task);
+    this.stopLeaseHeartbeats = await this.startLeaseHeartbeats(task);
     let report: AgentReport = {};
     let exit: AgentExit = { code: null, signal: null };
     let answered: { question: string; answer: string; answerFile: string } | null = null;
@@ -243,7 +246,7 @@ class Daemon {
         report = addReports(report, { ...runReport, duration_ms: runReport.duration_ms ?? Date.now() - started });
 
         if (this.leaseLost) return await this.lost(task, this.leaseLost);
-        const notStarted = agentDidNotStart(exit, run.stderr());
+        const notStarted = agentDidNotStart(exit, run.stderr(), () => agentCommandProblem(o.command, o.dir, o.env ?? process.env));
         if (notStarted !== null && this.killedFor === null) {
           // Not the task's failure: every task would fail the same way on this machine.
           this.fatal = `the agent command (${o.command.join(" ")}) did not start: ${notStarted}. Install what it runs, or give the worker a command that runs here (after --, or in switchboard.fleet.json)`;
@@ -276,7 +279,7 @@ class Daemon {
         this.say(task.id, "answered; running the agent again");
       }
     } finally {
-      clearInterval(leaseBeat);
+      this.stopLeaseHeartbeats();
       this.setStatus("idle", null);
       if (existsSync(at(p.taskFile))) {
         mkdirSync(at("tasks/done"), { recursive: true });
@@ -312,13 +315,21 @@ class Daemon {
   }
 
   private async finish(task: LeasedTaskResponse, how: "complete" | "fail", report: AgentReport, result: string): Promise<Outcome> {
+    // The lease's heartbeats end here, and the report is tried until the lease ends as they
+    // last set it (and the clock slack), a deadline fixed now, not a fixed five times: an
+    // outage shorter than the lease must not cost the run and its reported spend. Heartbeats
+    // going on would keep moving that deadline, so a server that answers them but refuses
+    // this one report (a 5xx on every try) would hold the worker for ever; and with the
+    // report given up, a lease kept alive would only keep the task from running again. The
+    // work the lease protects is over: what comes after the agent's exit and still needs it
+    // (a question waiting for its answer, a planner's tasks being created) comes before this.
+    // A second signal cuts the retries short.
+    this.stopLeaseHeartbeats();
+    const deadline = this.leaseExpiresAt + LEASE_CLOCK_SLACK_MS;
     this.say(task.id, how === "complete" ? `completing ${task.id}` : `failing ${task.id}: ${result.split("\n")[0]}`);
     await this.logs.flush(this.flushMs);
     const body = { lease_id: task.lease.id, result: fitJson(head(result, RESULT_CHARS), RESULT_JSON_BYTES), ...usage(report) };
-    // Tried for as long as the lease may be valid (the lease heartbeats go on meanwhile and
-    // move its end), not a fixed five times: an outage shorter than that must not cost the run
-    // and its reported spend. A second signal cuts it short.
-    const options: RequestOptions = { until: () => this.leaseExpiresAt + LEASE_CLOCK_SLACK_MS, signal: this.o.stopNow };
+    const options: RequestOptions = { until: () => deadline, signal: this.o.stopNow };
     try {
       const ended = how === "complete" ? await this.o.api.complete(task.id, body, options) : await this.o.api.fail(task.id, body, options);
       this.say(task.id, `${task.id} is ${ended.status}`);
@@ -424,19 +435,25 @@ class Daemon {
     return { kind: "stopped" };
   }
 
-  /** Heartbeats the lease now (which marks a claimed task running) and then as `leaseHeartbeatEvery` says. */
-  private async startLeaseHeartbeats(task: LeasedTaskResponse): Promise<NodeJS.Timeout> {
+  /**
+   * Heartbeats the lease now (which marks a claimed task running) and then as
+   * `leaseHeartbeatEvery` says, until the function returned is called; the answer to a
+   * heartbeat in flight then is ignored.
+   */
+  private async startLeaseHeartbeats(task: LeasedTaskResponse): Promise<() => void> {
     const every = this.o.leaseHeartbeatMs ?? leaseHeartbeatEvery(Date.parse(task.lease.expires_at) - Date.now());
     let busy = false;
+    let stopped = false;
     const beat = async () => {
-      if (busy || this.leaseLost) return;
+      if (busy || stopped || this.leaseLost) return;
       busy = true;
       try {
         const beaten = await this.o.api.heartbeatTask(task.id, task.lease.id, { signal: this.o.stopNow });
+        if (stopped) return;
         const until = Date.parse(beaten?.lease?.expires_at ?? "");
         if (Number.isFinite(until)) this.leaseExpiresAt = Math.max(this.leaseExpiresAt, until);
       } catch (e) {
-        if (e instanceof StoppedError) return;
+        if (e instanceof StoppedError || stopped) return;
         if (e instanceof ApiError && (e.status === 409 || e.status === 404)) {
           this.leaseLost = e.detail;
           this.say(task.id, `lease heartbeat refused: ${e.detail}`);
@@ -450,7 +467,11 @@ class Daemon {
       }
     };
     await beat();
-    return setInterval(() => void beat(), every);
+    const timer = setInterval(() => void beat(), every);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
   }
 
   private agentEnv(task: LeasedTaskResponse): NodeJS.ProcessEnv {

@@ -124,33 +124,70 @@ describe("switchboard worker: an agent command that cannot run", () => {
     expect(await call("GET", `/v1/tasks/${task.id}`)).toMatchObject({ status: "completed", result: "ran from the start directory\n" });
   });
 
-  it("gives the task back and stops (exit 1) when the agent will not start at run time (ENOENT) or its shell says command not found (127)", async () => {
-    const { key, call } = await newTeam();
-    // 127: the agent's own script runs a program this machine does not have.
-    const cwd = tempDir();
-    const script = join(cwd, "agent.sh");
-    writeFileSync(script, "#!/bin/sh\nno-such-tool --do-the-task\n");
-    chmodSync(script, 0o755);
-    const first = await call("POST", "/v1/tasks", { title: "first", role: "executor", max_attempts: 1 });
-    const second = await call("POST", "/v1/tasks", { title: "second", role: "executor", max_attempts: 1 });
-    const run = worker_(key, tempDir(), [script], ["--max-tasks", "2"]);
-    expect((await run.done).code, run.output()).toBe(1);
-    expect(run.output()).toMatch(/did not start: it exited with 127 \(a command not found\): .*no-such-tool/);
-    expect(run.output()).toContain("1 released");
-    for (const t of [first, second]) expect(await call("GET", `/v1/tasks/${t.id}`)).toMatchObject({ status: "pending", attempts: 0 });
-
+  it("gives the task back and stops (exit 1) when the agent's program is gone at run time (ENOENT), or a shell's 127 or 126 is for the command's own program", async () => {
     // ENOENT: the program was there at startup and is gone when a task comes.
+    const cwd = tempDir();
     const gone = join(cwd, "gone.sh");
     writeFileSync(gone, "#!/bin/sh\necho done\n");
     chmodSync(gone, 0o755);
-    const { key: key2, call: call2 } = await newTeam();
-    const later = worker_(key2, tempDir(), [gone]);
+    const { key, call } = await newTeam();
+    const later = worker_(key, tempDir(), [gone]);
     await until(() => later.output().includes("worker exec-faults (executor)"), "the worker to start");
     rmSync(gone);
-    const task = await call2("POST", "/v1/tasks", { title: "third", role: "executor", max_attempts: 1 });
+    const task = await call("POST", "/v1/tasks", { title: "third", role: "executor", max_attempts: 1 });
     expect((await later.done).code, later.output()).toBe(1);
     expect(later.output()).toMatch(/did not start: it could not be started: spawn .*gone\.sh ENOENT/);
-    expect(await call2("GET", `/v1/tasks/${task.id}`)).toMatchObject({ status: "pending", attempts: 0 });
+    expect(await call("GET", `/v1/tasks/${task.id}`)).toMatchObject({ status: "pending", attempts: 0 });
+
+    // 127 or 126 from `sh -c` (dash says 127 for both): the script's own program, on PATH at
+    // startup, is gone or no longer executable when a task comes.
+    const bin = tempDir();
+    const PATH = `${bin}:${process.env.PATH}`;
+    for (const [change, says] of [
+      [(p: string) => rmSync(p), "my-agent is not on PATH"],
+      [(p: string) => chmodSync(p, 0o644), `${join(bin, "my-agent")} is not executable`],
+    ] as const) {
+      const agent = join(bin, "my-agent");
+      writeFileSync(agent, "#!/bin/sh\necho done\n");
+      chmodSync(agent, 0o755);
+      const team = await newTeam();
+      const run = worker_(team.key, tempDir(), ["sh", "-c", "my-agent --do-the-task"], ["--max-tasks", "2"], { env: { PATH } });
+      await until(() => run.output().includes("worker exec-faults (executor)"), "the worker to start");
+      change(agent);
+      const first = await team.call("POST", "/v1/tasks", { title: "first", role: "executor", max_attempts: 1 });
+      const second = await team.call("POST", "/v1/tasks", { title: "second", role: "executor", max_attempts: 1 });
+      expect((await run.done).code, run.output()).toBe(1);
+      expect(run.output()).toMatch(/did not start: it exited with 12[67] \(a shell that could not run a command\): .*my-agent/);
+      expect(run.output()).toContain(`, and ${says}. Install what it runs`);
+      expect(run.output()).toContain("1 released");
+      for (const t of [first, second]) expect(await team.call("GET", `/v1/tasks/${t.id}`)).toMatchObject({ status: "pending", attempts: 0 });
+      rmSync(agent, { force: true });
+    }
+  });
+
+  it("fails the attempt and goes on when the agent command still runs here and its own script exits 127 (a command it ran is missing)", async () => {
+    const { key, call } = await newTeam();
+    const first = await call("POST", "/v1/tasks", { title: "first", role: "executor", max_attempts: 1 });
+    const second = await call("POST", "/v1/tasks", { title: "second", role: "executor", max_attempts: 1 });
+    // The work done, then a notifier this machine does not have (`claude -p …; notify-send done`).
+    const script = 'echo "did the work" > "$SWITCHBOARD_RESULT_FILE"; [ "$SWITCHBOARD_TASK_TITLE" = second ] || no-such-notifier done';
+    const run = worker_(key, tempDir(), ["sh", "-c", script], ["--max-tasks", "2"]);
+    expect((await run.done).code, run.output()).toBe(0);
+    expect(run.output()).not.toContain("did not start");
+    expect(run.output()).toContain("2 task(s), 1 completed, 1 failed, 0 lost, 0 released");
+    const failed = await call("GET", `/v1/tasks/${first.id}`);
+    expect(failed).toMatchObject({ status: "failed", attempts: 1 });
+    expect(failed.result).toContain("The agent exited with code 127.");
+    expect(failed.result).toContain("no-such-notifier");
+    expect(await call("GET", `/v1/tasks/${second.id}`)).toMatchObject({ status: "completed", result: "did the work\n" });
+  });
+
+  it("accepts at startup a `sh -c` script that starts with one of the shell's builtins", async () => {
+    const { key, call } = await newTeam();
+    const task = await call("POST", "/v1/tasks", { title: "builtin", role: "executor", max_attempts: 1 });
+    const run = worker_(key, tempDir(), ["bash", "-c", 'declare -r done="by bash"; echo "$done" > "$SWITCHBOARD_RESULT_FILE"'], ["--max-tasks", "1"]);
+    expect((await run.done).code, run.output()).toBe(0);
+    expect(await call("GET", `/v1/tasks/${task.id}`)).toMatchObject({ status: "completed", result: "by bash\n" });
   });
 });
 
@@ -174,6 +211,41 @@ describe("switchboard worker: the server down or silent", () => {
       await proxy.close();
     }
   }, 90_000);
+
+  it("gives a report up at the end of the lease as it stood when the report began, though the lease heartbeats still succeed", async () => {
+    const { key, call } = await newTeam();
+    const task = await call("POST", "/v1/tasks", { title: "complete against a server that refuses it", role: "executor" });
+    // The lease, as the worker is told at the claim and at each heartbeat, ends 3 s after the
+    // worker's minute of clock slack has been taken off: retried until the lease as last
+    // heartbeated ends, the report would go on as long as the heartbeats do.
+    const shortLease = (body: string) => {
+      if (!body) return body;
+      const t = JSON.parse(body);
+      if (t.lease) t.lease.expires_at = new Date(Date.now() - 60_000 + 3000).toISOString();
+      return JSON.stringify(t);
+    };
+    let refused = 0;
+    const proxy = await startProxy(worker.url, (req) => {
+      if (req.method !== "POST") return undefined;
+      if (req.url === `/v1/tasks/${task.id}/complete`) {
+        refused += 1;
+        return { status: 503 };
+      }
+      if (req.url === "/v1/tasks/claim" || req.url === `/v1/tasks/${task.id}/heartbeat`) return { rewrite: shortLease };
+      return undefined;
+    });
+    const run = worker_(key, tempDir(), ["bash", AGENT], ["--max-tasks", "1"], { url: proxy.url });
+    try {
+      const ended = await Promise.race([run.done, new Promise<"still reporting">((r) => setTimeout(() => r("still reporting"), 40_000))]);
+      expect(ended, run.output()).toEqual({ code: 1, signal: null });
+      expect(refused).toBeGreaterThan(0);
+      expect(run.output()).toContain(`could not report ${task.id}: HTTP 503`);
+      expect(run.output()).toContain("1 task(s), 0 completed, 0 failed, 1 lost");
+    } finally {
+      run.child.kill("SIGKILL");
+      await proxy.close();
+    }
+  }, 60_000);
 
   it("names the URL and the cause of a network error, not just 'fetch failed'", async () => {
     const port = await freePort();

@@ -65,9 +65,10 @@ export async function readWorkspace(baseUrl: string, key: string, sid: string, t
  * What the proxy does with one request: pass it on (after `delayMs`), or answer `status`
  * itself (with a Retry-After of `retryAfter` seconds, if given); with `statusAfter`, pass it
  * on and answer that status in place of the Worker's answer (a request handled whose answer
- * is lost on the way back).
+ * is lost on the way back); with `rewrite`, pass it on and answer the Worker's answer with its
+ * body rewritten.
  */
-export type ProxyPlan = { delayMs?: number; status?: number; retryAfter?: number; statusAfter?: number } | undefined;
+export type ProxyPlan = { delayMs?: number; status?: number; retryAfter?: number; statusAfter?: number; rewrite?: (body: string) => string } | undefined;
 
 const DROPPED = new Set(["connection", "keep-alive", "transfer-encoding", "host", "content-length", "content-encoding"]);
 
@@ -87,7 +88,8 @@ export async function startProxy(upstream: string, plan: (req: IncomingMessage) 
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && !DROPPED.has(k)) headers[k] = v;
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
     const upstreamRes = await fetch(`${upstream}${req.url}`, { method: req.method, headers, body: hasBody ? Buffer.concat(chunks) : undefined });
-    const body = Buffer.from(await upstreamRes.arrayBuffer());
+    const answered = Buffer.from(await upstreamRes.arrayBuffer());
+    const body = p?.rewrite ? Buffer.from(p.rewrite(answered.toString("utf8"))) : answered;
     if (p?.statusAfter) {
       res.writeHead(p.statusAfter, { "Content-Type": "application/problem+json" });
       res.end(JSON.stringify({ title: "from the test proxy, after the Worker answered", status: p.statusAfter }));
