@@ -30,10 +30,16 @@ describe("costs: a report after the lease ended", () => {
     const late = await leaseCall(k, task.id, "complete", { lease_id: first?.lease.id, cost_usd: 1.5, tokens: 100 });
     expect(late.status).toBe(409);
     expect((await json(late)).detail).toContain("The cost it reported was counted");
-    // Its retry changes nothing and does not claim so.
+    // Its retry (the answer lost) changes nothing, and says the attempt's cost is on record.
     const again = await leaseCall(k, task.id, "fail", { lease_id: first?.lease.id, cost_usd: 1.5, tokens: 100 });
     expect(again.status).toBe(409);
-    expect((await json(again)).detail).not.toContain("counted");
+    const againDetail = (await json(again)).detail as string;
+    expect(againDetail).not.toContain("The cost it reported was counted");
+    expect(againDetail).toContain("already counted");
+    // A heartbeat under the old lease reports nothing, so says nothing of cost.
+    const beat = await leaseCall(k, task.id, "heartbeat", { lease_id: first?.lease.id });
+    expect(beat.status).toBe(409);
+    expect((await json(beat)).detail).not.toContain("counted");
     // The task is still w2's, running on its lease, its totals holding w1's spend.
     expect(await getTask(k, task.id)).toMatchObject({ status: "claimed", worker_id: "w2", cost_usd: 1.5, tokens: 100 });
 

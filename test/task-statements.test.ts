@@ -37,7 +37,7 @@ describe("task statements: plans", () => {
     const r = claimRequest("team_x", "w1");
     expect(await planOf(recordClaim(db, r.teamId, r.workerId, r.leaseId, r.now))).toEqual(["SEARCH c USING INDEX tasks_team_worker_lease (team_id=? AND worker_id=? AND lease_id=?)"]);
     const limits = await planOf(claimLimits(db, r));
-    expect(limits).toContain("SEARCH c USING COVERING INDEX tasks_team_worker_lease (team_id=? AND worker_id=? AND lease_id=?)");
+    expect(limits).toContain("SEARCH h USING INDEX tasks_team_worker_lease (team_id=? AND worker_id=? AND lease_id=?)");
     // A worker's cost sums its attempts from the ledger's covering (team, worker) index.
     expect(await planOf(selectWorker(db, r.teamId, r.workerId))).toContain("SEARCH k USING COVERING INDEX task_costs_team_worker (team_id=? AND worker_id=?)");
     // A claim with a claim_id checks its lease id took nothing yet, by the same index.

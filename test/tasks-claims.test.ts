@@ -90,6 +90,22 @@ describe("claims: a retried claim (claim_id)", () => {
     expect(await claimWith(agent, "w1", id)).toEqual({ status: 204, task: null });
   });
 
+  it("a claim retried after its lease expired (the cron not run yet) claims anew, and the worker shows the new task", async () => {
+    const team = await createTeam();
+    const agent = await createKey(team.api_key, ["agent"]);
+    const a = await createTask(agent, { title: "a", priority: "high" });
+    const b = await createTask(agent, { title: "b" });
+    const id = "e".repeat(10) + crypto.randomUUID().replaceAll("-", "");
+    expect(await claimWith(agent, "w1", id)).toMatchObject({ status: 200, task: { id: a.id } });
+    await setTimes(a.id, { lease_expires_at: past() });
+    const again = await claimWith(agent, "w1", id);
+    expect(again).toMatchObject({ status: 200, task: { id: b.id, status: "claimed", attempts: 1 } });
+    expect(await json(await call("/v1/workers/w1", { key: agent }))).toMatchObject({ status: "working", current_task: b.id });
+    // The new lease works; the expired one on the first task does not.
+    expect((await leaseCall(agent, b.id, "heartbeat", { lease_id: again.task?.lease.id })).status).toBe(200);
+    expect((await leaseCall(agent, a.id, "heartbeat", { lease_id: again.task?.lease.id })).status).toBe(409);
+  });
+
   it("a claim_id that is not 16–100 letters, digits, _ or - is 400", async () => {
     const team = await createTeam();
     for (const bad of ["short", "x".repeat(101), "has spaces in it!!!!"]) {
@@ -149,7 +165,7 @@ describe("leases: heartbeat, complete, stale and foreign leases", () => {
     expect(fast).toMatchObject({ id: task.id, worker_id: "fast", attempts: 2 });
     const late = await leaseCall(agent, task.id, "complete", { lease_id: slow?.lease.id, result: "late" });
     expect(late.status).toBe(409);
-    expect((await json(late)).detail).toContain("claimed again");
+    expect((await json(late)).detail).toContain("not this task's current one");
     // A lease of another task, or a made-up one, is foreign here.
     const otherHeld = await claim(agent, "executor", "third");
     expect(otherHeld?.id).toBe(other.id);

@@ -58,7 +58,7 @@ describe("leases", () => {
 
   it("accept only the task's current, unexpired lease, and say why not", () => {
     expect(checkLease(held, "lease_a", at(0))).toEqual({ ok: true });
-    expect(checkLease(held, "lease_b", at(0))).toEqual({ ok: false, reason: expect.stringContaining("claimed again") });
+    expect(checkLease(held, "lease_b", at(0))).toEqual({ ok: false, reason: expect.stringContaining("not this task's current one") });
     expect(checkLease(held, "lease_a", at(60))).toEqual({ ok: false, reason: expect.stringContaining("expired") });
     expect(checkLease({ ...held, status: "pending", lease_id: null, lease_expires_at: null }, "lease_a", at(0))).toEqual({ ok: false, reason: expect.stringContaining("pending") });
     expect(checkLease({ ...held, status: "completed" }, "lease_a", at(0)).ok).toBe(false);

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, gte, lte, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, lt, lte, sql } from "drizzle-orm";
 import { USD_DECIMALS } from "../domain/money";
 import type { Db } from "./client";
 import { taskAttempts, taskCosts, tasks } from "./schema";
@@ -33,6 +33,21 @@ export function recordAttemptCost(db: Db, teamId: string, taskId: string, leaseI
     )
     .onConflictDoNothing()
     .returning({ id: taskCosts.id });
+}
+
+/**
+ * Whether an attempt under `leaseId` has its spend in the ledger: its ids are
+ * `task:lease:claimed_at`, so a range of the primary key finds it without a scan.
+ */
+export async function attemptSpendRecorded(db: Db, teamId: string, taskId: string, leaseId: string): Promise<boolean> {
+  const prefix = `${taskId}:${leaseId}:`;
+  const row = await db
+    .select({ id: taskCosts.id })
+    .from(taskCosts)
+    .where(and(eq(taskCosts.teamId, teamId), gt(taskCosts.id, prefix), lt(taskCosts.id, `${taskId}:${leaseId};`)))
+    .limit(1)
+    .get();
+  return row !== undefined;
 }
 
 /**

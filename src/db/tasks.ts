@@ -149,7 +149,7 @@ export function claimNextTask(db: Db, r: ClaimRequest & { dayStart: string; retr
         sql`${tasks.id} = (${next})`,
         // A retried claim (same lease id, from the client's claim_id) whose first try took a
         // task takes no second one. A fresh lease id cannot have taken one: no probe then.
-        r.retryable ? sql`NOT EXISTS (SELECT 1 FROM tasks h WHERE h.team_id = ${r.teamId} AND h.worker_id = ${r.workerId} AND h.lease_id = ${r.leaseId})` : undefined,
+        r.retryable ? sql`NOT ${holdsLease(r)}` : undefined,
       ),
     )
     .returning();
@@ -185,7 +185,21 @@ export function claimLimits(db: Db, r: ClaimRequest & { dayStart: string }) {
       running: sql<number>`CASE WHEN ${maxRunning} IS NULL THEN 0 ELSE ${runningOf(r.teamId, r.role)} END`,
     })
     .from(teams)
-    .where(and(eq(teams.id, r.teamId), sql`NOT EXISTS (SELECT 1 FROM tasks c WHERE c.team_id = ${r.teamId} AND c.worker_id = ${r.workerId} AND c.lease_id = ${r.leaseId})`));
+    .where(and(eq(teams.id, r.teamId), sql`NOT ${holdsLease(r)}`));
+}
+
+/** LEASED_STATUSES as an SQL list, for statements written out. */
+export const LEASED_LIST = sql.raw(`(${LEASED_STATUSES.map((x) => `'${x}'`).join(", ")})`);
+
+/**
+ * Whether the worker holds a task under the lease, unexpired (one probe of
+ * tasks_team_worker_lease): a claim under it took one. An expired one counts as none, before
+ * the cron returns its task as after: a claim retried that late claims anew (and the same
+ * lease id then names the new task too, which every lease call tells apart by the task id).
+ * The same test as `heldUnder`'s, and `recordClaim`'s (src/db/workers.ts).
+ */
+export function holdsLease(r: { teamId: string; workerId: string; leaseId: string; now: string }) {
+  return sql`EXISTS (SELECT 1 FROM tasks h WHERE h.team_id = ${r.teamId} AND h.worker_id = ${r.workerId} AND h.lease_id = ${r.leaseId} AND h.status IN ${LEASED_LIST} AND h.lease_expires_at > ${r.now})`;
 }
 
 /** What `claimLimits` read (nothing: the team is gone, so nothing is claimable). */

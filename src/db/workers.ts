@@ -2,7 +2,7 @@ import { and, asc, eq, gt, inArray, lt, ne, sql } from "drizzle-orm";
 import type { WorkerStatus } from "../domain/workers";
 import { USD_DECIMALS } from "../domain/money";
 import type { Db } from "./client";
-import { underLease } from "./tasks";
+import { LEASED_LIST, underLease } from "./tasks";
 import { tasks, workers } from "./schema";
 
 /** The workers' statements: a worker's row is upserted by whatever it does (heartbeat, claim). */
@@ -28,7 +28,7 @@ export function upsertWorker(db: Db, w: { teamId: string; id: string; role: stri
 export function recordClaim(db: Db, teamId: string, workerId: string, leaseId: string, now: string) {
   return db
     .insert(workers)
-    .select(sql`SELECT c.team_id, c.worker_id, c.role, 'working', c.id, 0, ${now}, ${now}, 0 FROM tasks c WHERE c.team_id = ${teamId} AND c.worker_id = ${workerId} AND c.lease_id = ${leaseId}`)
+    .select(sql`SELECT c.team_id, c.worker_id, c.role, 'working', c.id, 0, ${now}, ${now}, 0 FROM tasks c WHERE c.team_id = ${teamId} AND c.worker_id = ${workerId} AND c.lease_id = ${leaseId} AND c.status IN ${LEASED_LIST} AND c.lease_expires_at > ${now}`)
     .onConflictDoUpdate({
       target: [workers.teamId, workers.id],
       set: { role: sql`excluded.role`, status: sql`excluded.status`, currentTask: sql`excluded.current_task`, lastSeenAt: sql`excluded.last_seen_at` },

@@ -98,7 +98,7 @@ export interface LeaseHolder {
  */
 export function checkLease(task: LeaseHolder, leaseId: string, now: string): Verdict {
   if (!isLeased(task.status)) return { ok: false, reason: `The task is ${task.status}; it has no lease to use.` };
-  if (task.lease_id !== leaseId) return { ok: false, reason: "This lease is not the task's current one: the task was claimed again under another lease." };
+  if (task.lease_id !== leaseId) return { ok: false, reason: "This lease is not this task's current one (a lease of another task, or of an earlier claim of this one)." };
   if (task.lease_expires_at === null || task.lease_expires_at <= now) return { ok: false, reason: `The lease expired at ${task.lease_expires_at}; the task goes back to the queue.` };
   return { ok: true };
 }

@@ -144,7 +144,7 @@ export const workerSchema = z
     current_task: z.string().nullable(),
     tasks_completed: z.number().int(),
     last_seen_at: z.string(),
-    cost_usd: z.number().describe("the cost of the tasks it claimed last, summed over their attempts"),
+    cost_usd: z.number().describe("what its own attempts reported spending (complete, fail, release, and cost reported after an attempt ended), whoever holds those tasks now"),
     created_at: z.string(),
     version: z.number().int().describe("one more with every write to the row (a heartbeat too): of two copies of one worker, the one with the higher version is the later (per row the team stream never sends an older one after a newer; some writes, such as heartbeats, raise it without an event)"),
   })

@@ -5,7 +5,7 @@ import { type Db, dbOf } from "../db/client";
 import { addUsage, blockDependents, claimLimits, claimNextTask, failUnderLease, findTask, heldUnder, LEASE_CLEARED, toClaimLimits, updateUnderLease } from "../db/tasks";
 import { countCompletion, endAttemptOfWorker, recordClaim, seenUnderLease } from "../db/workers";
 import { withdrawQuestions } from "../db/questions";
-import { addLateSpend, recordAttemptCost, recordClaimedAttempt } from "../db/costs";
+import { addLateSpend, attemptSpendRecorded, recordAttemptCost, recordClaimedAttempt } from "../db/costs";
 import { checkLease, leaseExpiry, retryWaits, type TaskStatus } from "../domain/tasks";
 import { budgetEventId, failureEventType, failureReason } from "../domain/team-events";
 import { claimRefusal, utcDayStart } from "../domain/workers";
@@ -97,7 +97,7 @@ taskLeaseRoutes.openapi(
  * task: the change itself is guarded by the lease (`underLease`), so the normal path is one
  * round trip.
  */
-async function lostLease(db: Db, team: string, id: string, leaseId: string, now: string, spendCounted = false): Promise<never> {
+async function lostLease(db: Db, team: string, id: string, leaseId: string, now: string, report?: { spendCounted: boolean }): Promise<never> {
   const row = await findTask(db, team, id);
   if (!row) throw new ApiError("not_found", `No task ${id}.`);
   const verdict = checkLease({ status: row.status as TaskStatus, lease_id: row.leaseId, lease_expires_at: row.leaseExpiresAt }, leaseId, now);
@@ -105,8 +105,11 @@ async function lostLease(db: Db, team: string, id: string, leaseId: string, now:
   // lease became current again, which a lease never does. Answered all the same, not thrown.
   const why = verdict.ok ? "The lease ended while this request was handled." : verdict.reason;
   // A late report's spend is counted all the same (recordAttemptCost): say so, or a worker would
-  // not know whether to report it again.
-  throw new ApiError("conflict", spendCounted ? `${why} The cost it reported was counted for the attempt.` : why);
+  // not know whether to report it again; a report sent again (its answer lost) finds the
+  // attempt's spend already in the ledger, which is worth saying as well.
+  if (report?.spendCounted) throw new ApiError("conflict", `${why} The cost it reported was counted for the attempt.`);
+  if (report && (await attemptSpendRecorded(db, team, id, leaseId))) throw new ApiError("conflict", `${why} The attempt's cost was already counted (an earlier report of it); it is not counted twice.`);
+  throw new ApiError("conflict", why);
 }
 
 taskLeaseRoutes.openapi(
@@ -178,7 +181,7 @@ taskLeaseRoutes.openapi(
       }),
       withdrawQuestions(db, team, [id]),
     ]);
-    if (!updated) return lostLease(db, team, id, report.lease_id, at, spent.length > 0);
+    if (!updated) return lostLease(db, team, id, report.lease_id, at, { spendCounted: spent.length > 0 });
     await publishTeamEvents(c.env, team, [taskEvent("task.completed", updated), ...withdrawnEvents(withdrawn, at), ...(worker ? [workerEvent(worker, at)] : [])]);
     return c.json(toTask(updated), 200);
   },
@@ -214,7 +217,7 @@ taskLeaseRoutes.openapi(
     if (!updated) {
       // Only when the task had failed for good before (the cron) and something was left to block.
       await publishTeamEvents(c.env, team, blockedEvents(blocked, at));
-      return lostLease(db, team, id, report.lease_id, at, spent.length > 0);
+      return lostLease(db, team, id, report.lease_id, at, { spendCounted: spent.length > 0 });
     }
     await publishTeamEvents(c.env, team, [
       // The event leaves `result` out: the reason is what tells a person why it failed.
@@ -256,7 +259,7 @@ taskLeaseRoutes.openapi(
       updateUnderLease(db, team, id, lease_id, at, { status: "pending", ...LEASE_CLEARED, attempts: sql`max(${tasks.attempts} - 1, 0)`, availableAt: at, ...addUsage(report) }),
       withdrawQuestions(db, team, [id]),
     ]);
-    if (!updated) return lostLease(db, team, id, lease_id, at, spent.length > 0);
+    if (!updated) return lostLease(db, team, id, lease_id, at, { spendCounted: spent.length > 0 });
     await publishTeamEvents(c.env, team, [taskEvent("task.released", updated, reason ? { reason } : {}), ...withdrawnEvents(withdrawn, at), ...(worker ? [workerEvent(worker, at)] : [])]);
     return c.json(toTask(updated), 200);
   },
