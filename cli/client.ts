@@ -330,7 +330,7 @@ export function retryAfterMs(value: string | null): number | null {
 }
 
 /** Waits `ms`, or less when `signal` aborts (the caller then sees it aborted). */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const done = () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Priority } from "../../src/domain/tasks";
 import type { Question, Task } from "../api-types";
-import { retryAfterMs } from "../client";
+import { retryAfterMs, sleep } from "../client";
 import { networkFailure } from "../errors";
 
 // The daemon reads the same shapes as the people's commands (cli/api-types.ts).
@@ -216,20 +216,6 @@ function retryable(error: unknown, untilDeadline: boolean): boolean {
   if (error instanceof NetworkError || error instanceof SyntaxError) return true;
   if (error instanceof ApiError) return RETRYABLE.has(error.status) || (untilDeadline && error.status === 429);
   return false;
-}
-
-/** Resolves after `ms`, or at once when `signal` is aborted. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 export function newClaimId(): string {
