@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../src/lib/crypto";
-import { call, createKey, createTeam, drain, expectProblem, json, sessionWithTopic } from "./helpers";
+import { call, createKey, createTeam, drain, expectEnd, expectProblem, json, sessionWithTopic } from "./helpers";
 
 // The sign-in cookie is signed and stateless ({team, key, epoch, exp}); clearing it in the
 // browser alone would leave any copy of it valid for 12 hours. Signing out moves the key's
@@ -22,24 +22,6 @@ async function streamToken(init: { key?: string; headers?: Record<string, string
   const res = await call("/v1/stream-tokens", { method: "POST", ...init, json: { path } });
   expect(res.status).toBe(201);
   return (await json<{ token: string }>(res)).token;
-}
-
-/** Reads until the stream ends; fails if it is still open after `ms`. */
-async function expectEnd(res: Response, ms = 5000): Promise<string> {
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`the stream is still open after ${ms} ms`);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const chunk = await Promise.race([reader.read(), new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), left)))]);
-    clearTimeout(timer);
-    if (chunk === "timeout") continue;
-    if (chunk.done) return text;
-    text += decoder.decode(chunk.value, { stream: true });
-  }
 }
 
 describe("DELETE /v1/auth/session revokes the cookie server-side", () => {

@@ -218,3 +218,21 @@ export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** Reads until the stream ends; fails if it is still open after `ms`. Returns what arrived. */
+export async function expectEnd(res: Response, ms = 5000): Promise<string> {
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`the stream is still open after ${ms} ms`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const chunk = await Promise.race([reader.read(), new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), left)))]);
+    clearTimeout(timer);
+    if (chunk === "timeout") continue;
+    if (chunk.done) return text;
+    text += decoder.decode(chunk.value, { stream: true });
+  }
+}

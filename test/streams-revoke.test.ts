@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, createTeam, expectProblem, json, postEvents, sessionWithTopic, SseReader, stepEvent } from "./helpers";
+import { call, createTeam, expectEnd, expectProblem, json, postEvents, sessionWithTopic, SseReader, stepEvent } from "./helpers";
 
 // A stream is authorised when it opens; deleting its key afterwards must end it too, or a
 // leaked key would go on receiving events for as long as its connection lasts. Streams here
@@ -8,24 +8,6 @@ import { call, createTeam, expectProblem, json, postEvents, sessionWithTopic, Ss
 
 type CreatedKey = { id: string; key: string };
 const newKey = async (operator: string, name: string) => json<CreatedKey>(await call("/v1/keys", { method: "POST", key: operator, json: { name, scopes: ["read"] } }));
-
-/** Reads until the stream ends; fails if it is still open after `ms`. Returns what arrived. */
-async function expectEnd(res: Response, ms = 5000): Promise<string> {
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`the stream is still open after ${ms} ms`);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const chunk = await Promise.race([reader.read(), new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), left)))]);
-    clearTimeout(timer);
-    if (chunk === "timeout") continue;
-    if (chunk.done) return text;
-    text += decoder.decode(chunk.value, { stream: true });
-  }
-}
 
 describe("streams: a deleted key's streams end", () => {
   it("ends the deleted key's topic and team streams, cleanly; another key's stream goes on; the reconnect is 401", async () => {

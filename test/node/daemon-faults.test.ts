@@ -4,7 +4,7 @@ import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevWorker, freePort, startDevWorker } from "./dev-worker";
+import { type DevWorker, freePort, startDevWorker, newTeamOn } from "./dev-worker";
 import { startProxy } from "./runner-helpers";
 
 // The worker daemon when things go wrong around it: an agent command that cannot run, a
@@ -30,17 +30,7 @@ function tempDir(): string {
   return d;
 }
 
-async function newTeam(): Promise<{ key: string; call: (method: string, path: string, body?: unknown) => Promise<any> }> {
-  const res = await fetch(`${worker.url}/v1/admin/teams`, { method: "POST", headers: { Authorization: `Bearer ${worker.adminToken}`, "Content-Type": "application/json" }, body: JSON.stringify({ name: "faults" }) });
-  const { api_key: key } = (await res.json()) as { api_key: string };
-  const call = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${worker.url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  return { key, call };
-}
+const newTeam = () => newTeamOn(worker, "faults");
 
 interface Cli {
   child: ChildProcess;

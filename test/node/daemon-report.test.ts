@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevWorker, startDevWorker } from "./dev-worker";
+import { type DevWorker, startDevWorker, newTeamOn } from "./dev-worker";
 import { startProxy } from "./runner-helpers";
 
 // The worker daemon's report of an attempt when the answer to it is lost on the way back.
@@ -22,17 +22,7 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function newTeam(): Promise<{ key: string; call: (method: string, path: string, body?: unknown) => Promise<any> }> {
-  const res = await fetch(`${worker.url}/v1/admin/teams`, { method: "POST", headers: { Authorization: `Bearer ${worker.adminToken}`, "Content-Type": "application/json" }, body: JSON.stringify({ name: "report" }) });
-  const { api_key: key } = (await res.json()) as { api_key: string };
-  const call = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${worker.url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  return { key, call };
-}
+const newTeam = () => newTeamOn(worker, "report");
 
 /** One task through a daemon whose first `POST /v1/tasks/:id/<end>` is handled by the Worker but answered 502. */
 async function runWithLostAnswer(end: "complete" | "fail", title: string) {

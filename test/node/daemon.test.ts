@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkerApi } from "../../cli/worker/api";
 import { fleetMembers } from "../../cli/worker/fleet";
 import { createPlannedTasks } from "../../cli/worker/planner";
-import { type DevWorker, eventually, getJson, startDevWorker } from "./dev-worker";
+import { type DevWorker, eventually, getJson, startDevWorker, newTeamOn } from "./dev-worker";
 import { alive } from "./runner-helpers";
 
 const CLI = join(process.cwd(), "cli", "dist", "switchboard.mjs");
@@ -33,17 +33,7 @@ function tempDir(): string {
   return d;
 }
 
-async function newTeam(): Promise<{ key: string; call: (method: string, path: string, body?: unknown) => Promise<any> }> {
-  const res = await fetch(`${worker.url}/v1/admin/teams`, { method: "POST", headers: { Authorization: `Bearer ${worker.adminToken}`, "Content-Type": "application/json" }, body: JSON.stringify({ name: "daemon" }) });
-  const { api_key: key } = (await res.json()) as { api_key: string };
-  const call = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${worker.url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  return { key, call };
-}
+const newTeam = () => newTeamOn(worker, "daemon");
 
 interface Cli {
   child: ChildProcess;

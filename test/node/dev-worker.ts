@@ -111,3 +111,16 @@ export async function eventually<T>(fn: () => Promise<T>, check: (v: T) => boole
   }
   return last;
 }
+
+/** A new team on `worker`: its operator key, and a JSON call with it that throws on any status but 2xx. */
+export async function newTeamOn(worker: DevWorker, name: string): Promise<{ key: string; call: (method: string, path: string, body?: unknown) => Promise<any> }> {
+  const res = await fetch(`${worker.url}/v1/admin/teams`, { method: "POST", headers: { Authorization: `Bearer ${worker.adminToken}`, "Content-Type": "application/json" }, body: JSON.stringify({ name }) });
+  const { api_key: key } = (await res.json()) as { api_key: string };
+  const call = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(`${worker.url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  return { key, call };
+}
